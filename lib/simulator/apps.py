@@ -1,0 +1,205 @@
+"""The simulator's five demo apps, one of each Dify mode, and what /info, /parameters, /meta, /site say."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SimApp:
+    key: str
+    id: str
+    mode: str  # Dify's App.mode: chat, advanced-chat, agent-chat, completion, workflow
+    name: str
+    description: str
+    input_form: list[dict]
+    opening_statement: str | None = None
+    suggested_questions: tuple[str, ...] = ()
+    suggested_after_answer: bool = False
+    speech_to_text: bool = False
+    text_to_speech: bool = False
+    retriever_resource: bool = False
+    file_upload: bool = False
+    workflow_id: str | None = None  # the published workflow (advanced-chat, workflow)
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_chat_family(self) -> bool:
+        return self.mode in ("chat", "agent-chat", "advanced-chat")
+
+    @property
+    def is_workflow_based(self) -> bool:
+        return self.mode in ("advanced-chat", "workflow")
+
+    def info(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "tags": list(self.tags),
+            "mode": self.mode,
+            "author_name": "Dify Console simulator",
+        }
+
+    def parameters(self) -> dict:
+        upload_types = ["image", "document"] if self.file_upload else []
+        return {
+            "opening_statement": self.opening_statement,
+            "suggested_questions": list(self.suggested_questions),
+            "suggested_questions_after_answer": {"enabled": self.suggested_after_answer},
+            "speech_to_text": {"enabled": self.speech_to_text},
+            "text_to_speech": {"enabled": self.text_to_speech, "voice": "alloy", "language": "en-US", "autoPlay": "disabled"},
+            "retriever_resource": {"enabled": self.retriever_resource},
+            "annotation_reply": {"enabled": False},
+            "more_like_this": {"enabled": False},
+            "sensitive_word_avoidance": {"enabled": False, "type": "", "configs": []},
+            "user_input_form": copy.deepcopy(self.input_form),
+            "file_upload": {
+                "image": {
+                    "enabled": self.file_upload,
+                    "number_limits": 3,
+                    "detail": "high",
+                    "transfer_methods": ["remote_url", "local_file"],
+                },
+                "enabled": self.file_upload,
+                "allowed_file_types": upload_types,
+                "allowed_file_extensions": [],
+                "allowed_file_upload_methods": ["remote_url", "local_file"],
+                "number_limits": 3,
+            },
+            "system_parameters": {
+                "file_size_limit": 15,
+                "image_file_size_limit": 10,
+                "audio_file_size_limit": 50,
+                "video_file_size_limit": 100,
+                "workflow_file_upload_limit": 10,
+            },
+        }
+
+    def site(self) -> dict:
+        return {
+            "title": self.name,
+            "chat_color_theme": "#1C64F2",
+            "chat_color_theme_inverted": False,
+            "icon_type": "emoji",
+            "icon": "🤖",
+            "icon_background": "#E0F2FE",
+            "icon_url": None,
+            "description": self.description,
+            "copyright": None,
+            "privacy_policy": None,
+            "custom_disclaimer": "",
+            "default_language": "en-US",
+            "show_workflow_steps": self.is_workflow_based,
+            "use_icon_as_answer_icon": False,
+        }
+
+    def meta(self) -> dict:
+        if self.mode != "agent-chat":
+            return {"tool_icons": {}}
+        return {
+            "tool_icons": {
+                "web_search": {"background": "#FEF3C7", "content": "🔎"},
+                "calculator": {"background": "#E0F2FE", "content": "🧮"},
+            }
+        }
+
+
+def _field(control: str, variable: str, label: str, *, required: bool, workflow: bool = False, **extra) -> dict:
+    inner = {"label": label, "variable": variable, "required": required, "default": extra.pop("default", "")}
+    inner.update(extra)
+    if workflow:
+        inner.setdefault("type", control)
+        inner.setdefault("hint", "")
+        inner.setdefault("placeholder", "")
+    return {control: inner}
+
+
+TONES = ["Friendly", "Formal", "Concise"]
+AUDIENCES = ["Engineers", "Executives", "Students"]
+STYLES = ["Blog post", "Tweet", "Summary"]
+
+APPS: dict[str, SimApp] = {
+    app.key: app
+    for app in [
+        SimApp(
+            key="app-sim-chat",
+            id="5f0c2c1e-7d0a-4a53-9a6e-0c1a3e2b7c01",
+            mode="chat",
+            name="Simulated Chatbot",
+            description="A chat app (Chatbot mode) answering from the simulator's model.",
+            input_form=[
+                _field("text-input", "name", "Your name", required=False, max_length=48),
+                _field("select", "tone", "Tone", required=False, options=TONES, default="Friendly"),
+            ],
+            opening_statement="Hi! I'm a simulated Dify chatbot. Ask me anything: I answer in your language, and every answer shows its latency and cost.",
+            suggested_questions=("What can you do?", "Explain streaming in one paragraph.", "สวัสดีครับ คุณช่วยอะไรได้บ้าง"),
+            suggested_after_answer=True,
+            speech_to_text=True,
+            text_to_speech=True,
+            retriever_resource=True,
+            file_upload=True,
+            tags=("simulator", "chat"),
+        ),
+        SimApp(
+            key="app-sim-advanced-chat",
+            id="5f0c2c1e-7d0a-4a53-9a6e-0c1a3e2b7c02",
+            mode="advanced-chat",
+            name="Simulated Chatflow",
+            description="An advanced-chat app (Chatflow): a Start, Knowledge Retrieval, LLM and Answer node graph.",
+            input_form=[
+                _field("text-input", "topic", "Topic", required=False, workflow=True, max_length=100),
+                _field("select", "audience", "Audience", required=False, workflow=True, options=AUDIENCES, default="Engineers"),
+            ],
+            opening_statement="Hello from the simulated Chatflow. Each answer runs through a small node graph you can inspect.",
+            suggested_questions=("How does a chatflow differ from a chatbot?", "Summarise our talk so far."),
+            suggested_after_answer=True,
+            retriever_resource=True,
+            file_upload=True,
+            workflow_id="7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c02",
+            tags=("simulator", "chatflow"),
+        ),
+        SimApp(
+            key="app-sim-agent",
+            id="5f0c2c1e-7d0a-4a53-9a6e-0c1a3e2b7c03",
+            mode="agent-chat",
+            name="Simulated Agent",
+            description="An agent app that thinks, calls a tool, then answers. Streaming only, as in Dify.",
+            input_form=[_field("paragraph", "goal", "Goal", required=False, max_length=2000)],
+            opening_statement="I'm a simulated agent: I show my thoughts and tool calls before I answer.",
+            suggested_questions=("Search the web for Dify release notes.", "What is 17 * 23?"),
+            tags=("simulator", "agent"),
+        ),
+        SimApp(
+            key="app-sim-completion",
+            id="5f0c2c1e-7d0a-4a53-9a6e-0c1a3e2b7c04",
+            mode="completion",
+            name="Simulated Text Generator",
+            description="A completion app (Text Generator) that writes from a topic and a style.",
+            input_form=[
+                _field("text-input", "topic", "Topic", required=True, max_length=200),
+                _field("select", "style", "Style", required=True, options=STYLES, default="Summary"),
+                _field("number", "words", "Approximate words", required=False, default=60),
+                _field("paragraph", "query", "Extra instructions", required=False, max_length=4000),
+            ],
+            tags=("simulator", "completion"),
+        ),
+        SimApp(
+            key="app-sim-workflow",
+            id="5f0c2c1e-7d0a-4a53-9a6e-0c1a3e2b7c05",
+            mode="workflow",
+            name="Simulated Workflow",
+            description="A workflow app: Start, LLM, Template and End nodes producing a `text` output.",
+            input_form=[
+                _field("text-input", "topic", "Topic", required=True, workflow=True, max_length=200),
+                _field("select", "audience", "Audience", required=False, workflow=True, options=AUDIENCES, default="Engineers"),
+                _field("paragraph", "details", "Details", required=False, workflow=True, max_length=4000),
+                _field("number", "max_points", "Max points", required=False, workflow=True, default=3),
+            ],
+            workflow_id="7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c05",
+            file_upload=True,
+            tags=("simulator", "workflow"),
+        ),
+    ]
+}
+
+APPS_BY_ID = {app.id: app for app in APPS.values()}

@@ -1,0 +1,66 @@
+"""Simulator settings: the latency model, fault rates and limits, from CLI flags."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+FAULTS = (
+    "429",
+    "429-retry-after",
+    "500",
+    "502",
+    "503",
+    "504",
+    "reset",
+    "drop",
+    "stall",
+    "error-event",
+    "malformed-event",
+    "slow-headers",
+)
+# Faults that happen inside a stream (after some events); the rest happen before headers.
+STREAM_FAULTS = frozenset({"drop", "stall", "error-event", "malformed-event"})
+
+
+@dataclass
+class Latency:
+    """Time to first token and the pace after it; `jitter` is the relative spread (0 = exact)."""
+
+    ttft_s: float = 0.5
+    tokens_per_s: float = 40.0
+    jitter: float = 0.2
+
+    def ttft(self, rng: random.Random) -> float:
+        return self._spread(self.ttft_s, rng)
+
+    def gap(self, rng: random.Random) -> float:
+        return self._spread(1.0 / self.tokens_per_s, rng) if self.tokens_per_s > 0 else 0.0
+
+    def _spread(self, value: float, rng: random.Random) -> float:
+        if self.jitter <= 0 or value <= 0:
+            return value
+        return value * max(0.2, rng.gauss(1.0, self.jitter))
+
+
+@dataclass
+class SimConfig:
+    seed: int = 0
+    latency: Latency = field(default_factory=Latency)
+    fast: bool = False
+    fault_rates: dict[str, float] = field(default_factory=dict)  # applied to generation calls
+    max_active_requests: int = 0  # per app, 0 = unlimited (Dify's self-host default)
+    ping_interval_s: float = 10.0
+    stall_limit_s: float = 300.0  # a stalled stream gives up after this long, client or not
+    slow_headers_s: float = 2.0
+    drop_after: int = 3
+
+    def latency_for(self, ttft_ms: str | None, tokens_per_s: str | None) -> Latency:
+        """The latency of one request: the model, or none in --fast mode, or the request's own override."""
+        base = Latency(0.0, 0.0, 0.0) if self.fast else self.latency
+        if ttft_ms is None and tokens_per_s is None:
+            return base
+        return Latency(
+            ttft_s=float(ttft_ms) / 1000 if ttft_ms is not None else base.ttft_s,
+            tokens_per_s=float(tokens_per_s) if tokens_per_s is not None else base.tokens_per_s,
+            jitter=0.0 if self.fast else base.jitter,
+        )

@@ -1,0 +1,334 @@
+"""One generation (a chat turn, a completion or a workflow run) as a timed script of Dify events.
+
+Each mode's script is a plain generator of `(offset_s, event)`: when, after the request started,
+Dify would send that event. `pace()` (in streaming.py) sends them on time for a stream; `collect()`
+runs the same script for a blocking call. The script is told whether each event was really sent
+(`sent = yield ...`) so a stopped or broken stream stores exactly the answer the client saw.
+"""
+from __future__ import annotations
+
+import ast
+import operator
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Generator
+
+from .apps import SimApp
+from .config import Latency
+from .state import Conversation, Task, new_id, now
+from .text import count_tokens, tokenize, usage_block, write_answer
+
+Script = Generator[tuple[float, dict], bool, None]
+
+SYSTEM_PROMPT_TOKENS = 42  # what a real app's pre-prompt adds to every prompt
+
+
+@dataclass
+class Generation:
+    app: SimApp
+    user: str
+    query: str
+    inputs: dict
+    files: list[dict]
+    task: Task
+    latency: Latency
+    rng: random.Random
+    seed: int
+    conversation: Conversation | None = None
+    history_tokens: int = 0
+    message_id: str = field(default_factory=new_id)
+    workflow_run_id: str = field(default_factory=new_id)
+    created_at: int = field(default_factory=now)
+    started: float = field(default_factory=time.monotonic)
+    # Filled as the script runs:
+    answer_parts: list[str] = field(default_factory=list)
+    usage: dict | None = None
+    status: str = "normal"  # normal | stopped | error
+    error: str | None = None
+    agent_thoughts: list[dict] = field(default_factory=list)
+    retriever_resources: list[dict] = field(default_factory=list)
+    outputs: dict | None = None
+    workflow_status: str | None = None
+    total_steps: int = 0
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.answer_parts)
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.conversation.id if self.conversation else None
+
+    def full_answer(self) -> str:
+        turn = len(self.conversation.message_ids) + 1 if self.conversation else 1
+        return write_answer(
+            seed=self.seed,
+            app_name=self.app.name,
+            query=self.query,
+            inputs=self.inputs,
+            file_names=[f["name"] for f in self.files],
+            turn=turn,
+        )
+
+    def prompt_tokens(self) -> int:
+        inputs_text = " ".join(str(v) for v in self.inputs.values())
+        return SYSTEM_PROMPT_TOKENS + count_tokens(self.query) + count_tokens(inputs_text) + self.history_tokens
+
+    def finish_usage(self) -> dict:
+        self.usage = usage_block(self.prompt_tokens(), len(self.answer_parts), time.monotonic() - self.started)
+        return self.usage
+
+    # Envelopes ---------------------------------------------------------------------------------
+    def base(self, event: str) -> dict:
+        ev: dict[str, Any] = {"event": event, "task_id": self.task.id}
+        if self.app.mode == "workflow":
+            ev["workflow_run_id"] = self.workflow_run_id
+            return ev
+        if self.conversation:
+            ev["conversation_id"] = self.conversation.id
+        ev["message_id"] = self.message_id
+        ev["created_at"] = self.created_at
+        return ev
+
+    def error_event(self, code: str, status: int, message: str) -> dict:
+        if self.app.mode == "workflow":
+            return {"event": "error", "workflow_run_id": self.workflow_run_id, "code": code, "status": status, "message": message}
+        ev = {"event": "error", "message_id": self.message_id, "created_at": self.created_at}
+        if self.conversation:
+            ev["conversation_id"] = self.conversation.id
+        ev.update(code=code, status=status, message=message)
+        return ev
+
+
+def script_for(gen: Generation) -> Script:
+    return {
+        "chat": _chat,
+        "completion": _chat,
+        "agent-chat": _agent,
+        "advanced-chat": _chatflow,
+        "workflow": _workflow,
+    }[gen.app.mode](gen)
+
+
+def _stream_text(gen: Generation, t: float, event: str, text: str, wrap=None) -> Generator[tuple[float, dict], bool, float]:
+    """Stream `text` piece by piece from offset `t`; returns the offset after the last piece."""
+    for piece in tokenize(text):
+        if wrap:
+            ev = wrap(piece)
+        else:
+            ev = gen.base(event)
+            ev["id"] = gen.message_id
+            ev["answer"] = piece
+        sent = yield t, ev
+        if sent:
+            gen.answer_parts.append(piece)
+        if gen.task.stopped:
+            break
+        t += gen.latency.gap(gen.rng)
+    return t
+
+
+def _message_end(gen: Generation) -> dict:
+    ev = gen.base("message_end")
+    ev["id"] = gen.message_id
+    metadata: dict[str, Any] = {"usage": gen.finish_usage()}
+    if gen.retriever_resources:
+        metadata["retriever_resources"] = gen.retriever_resources
+    ev["metadata"] = metadata
+    ev["files"] = []
+    return ev
+
+
+def _chat(gen: Generation) -> Script:
+    t = gen.latency.ttft(gen.rng)
+    if gen.app.retriever_resource:
+        gen.retriever_resources = _citations(gen)
+    t = yield from _stream_text(gen, t, "message", gen.full_answer())
+    if gen.task.stopped:
+        gen.status = "stopped"
+    yield t, _message_end(gen)
+
+
+# Agent ----------------------------------------------------------------------------------------
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _arith(expr: str) -> float | None:
+    """Evaluate + - * / over numbers, nothing else (the simulated calculator tool)."""
+
+    def ev(node):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -ev(node.operand)
+        raise ValueError(expr)
+
+    try:
+        return ev(ast.parse(expr.replace("×", "*").replace("x", "*"), mode="eval").body)
+    except (ValueError, SyntaxError, ZeroDivisionError, RecursionError):
+        return None
+
+
+def _pick_tool(query: str) -> tuple[str, dict, str]:
+    import re
+
+    match = re.search(r"-?\d+(?:\.\d+)?(?:\s*[-+*/×x]\s*-?\d+(?:\.\d+)?)+", query)
+    if match and (value := _arith(match.group(0))) is not None:
+        return "calculator", {"expression": match.group(0)}, f"{match.group(0)} = {value:g}"
+    q = " ".join(query.split())[:80]
+    results = "\n".join(f"{i}. Simulated result {i} for “{q}” (example.com/{i})" for i in range(1, 4))
+    return "web_search", {"query": q}, results
+
+
+def _agent(gen: Generation) -> Script:
+    ttft = gen.latency.ttft(gen.rng)
+    tool, tool_input, observation = _pick_tool(gen.query)
+    import orjson
+
+    first = {"id": new_id(), "position": 1, "thought": "", "observation": "", "tool": tool,
+             "tool_labels": {tool: {"en_US": tool.replace("_", " ").title()}},
+             "tool_input": orjson.dumps({tool: tool_input}).decode(), "message_files": []}
+
+    def thought(fields: dict) -> dict:
+        ev = gen.base("agent_thought")
+        ev.update(fields)
+        return ev
+
+    yield ttft * 0.4, thought(first)
+    first = {**first, "observation": observation}
+    gen.agent_thoughts.append(first)
+    yield ttft * 0.8, thought(first)
+    second = {"id": new_id(), "position": 2, "thought": "", "observation": "", "tool": "", "tool_labels": {},
+              "tool_input": "", "message_files": []}
+    yield ttft * 0.9, thought(second)
+
+    def wrap(piece: str) -> dict:
+        ev = gen.base("agent_message")
+        ev["id"] = gen.message_id
+        ev["answer"] = piece
+        return ev
+
+    answer = gen.full_answer() + f" (Tool used: {tool}: {observation.splitlines()[0]})"
+    t = yield from _stream_text(gen, ttft, "agent_message", answer, wrap=wrap)
+    second = {**second, "thought": gen.answer}
+    gen.agent_thoughts.append(second)
+    yield t, thought(second)
+    if gen.task.stopped:
+        gen.status = "stopped"
+    yield t, _message_end(gen)
+
+
+# Workflow-based modes -------------------------------------------------------------------------
+def _node(gen: Generation, event: str, node_id: str, node_type: str, title: str, index: int, **data) -> dict:
+    ev = gen.base(event)
+    ev["workflow_run_id"] = gen.workflow_run_id
+    payload = {
+        "id": f"{gen.workflow_run_id[:8]}-{node_id}",
+        "node_id": node_id,
+        "node_type": node_type,
+        "title": title,
+        "index": index,
+        "predecessor_node_id": None if index == 1 else "prev",
+        "inputs": data.pop("inputs", None),
+        "created_at": now(),
+        "extras": {},
+    }
+    payload.update(data)
+    ev["data"] = payload
+    return ev
+
+
+def _run_nodes(gen: Generation, nodes: list[tuple[str, str, str, float]], llm_event: str) -> Generator:
+    """Start/finish each node in turn; the LLM node streams the answer. Returns the end offset."""
+    t = 0.0
+    ttft = gen.latency.ttft(gen.rng)
+    pre_llm = sum(share for *_, share in nodes if share)  # share of TTFT spent before the LLM node
+    for index, (node_id, node_type, title, share) in enumerate(nodes, start=1):
+        node_start = t
+        yield t, _node(gen, "node_started", node_id, node_type, title, index, inputs=gen.inputs)
+        outputs: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        if node_type == "llm":
+            t = max(t, ttft)
+            if llm_event == "text_chunk":
+                def wrap(piece: str) -> dict:
+                    ev = gen.base("text_chunk")
+                    ev["data"] = {"text": piece, "from_variable_selector": ["llm", "text"]}
+                    return ev
+                t = yield from _stream_text(gen, t, "text_chunk", gen.full_answer(), wrap=wrap)
+            else:
+                t = yield from _stream_text(gen, t, "message", gen.full_answer())
+            usage = gen.finish_usage()
+            outputs = {"text": gen.answer}
+            extra["execution_metadata"] = {"total_tokens": usage["total_tokens"], "total_price": usage["total_price"], "currency": "USD"}
+        elif node_type == "knowledge-retrieval":
+            t += ttft * share
+            gen.retriever_resources = _citations(gen)
+            outputs = {"result": [{"content": r["content"], "title": r["document_name"]} for r in gen.retriever_resources]}
+        else:
+            t += ttft * share if pre_llm else 0.0
+            outputs = dict(gen.inputs) if node_type == "start" else {"text": gen.answer}
+        status = "stopped" if gen.task.stopped else "succeeded"
+        gen.total_steps = index
+        yield t, _node(gen, "node_finished", node_id, node_type, title, index, inputs=gen.inputs,
+                       process_data=None, outputs=outputs, status=status, error=None,
+                       elapsed_time=round(t - node_start, 6), finished_at=now(), files=[], **extra)
+        if gen.task.stopped:
+            break
+    return t
+
+
+def _workflow_started(gen: Generation) -> dict:
+    ev = gen.base("workflow_started")
+    ev["workflow_run_id"] = gen.workflow_run_id
+    ev["data"] = {"id": gen.workflow_run_id, "workflow_id": gen.app.workflow_id, "inputs": gen.inputs,
+                  "created_at": gen.created_at, "reason": "initial"}
+    return ev
+
+
+def workflow_finished(gen: Generation, status: str, error: str | None = None) -> dict:
+    ev = gen.base("workflow_finished")
+    ev["workflow_run_id"] = gen.workflow_run_id
+    usage = gen.usage or gen.finish_usage()
+    gen.workflow_status = status
+    gen.outputs = {"answer": gen.answer} if gen.app.mode == "advanced-chat" else {"text": gen.answer}
+    ev["data"] = {"id": gen.workflow_run_id, "workflow_id": gen.app.workflow_id, "status": status,
+                  "outputs": gen.outputs, "error": error, "elapsed_time": round(time.monotonic() - gen.started, 6),
+                  "total_tokens": usage["total_tokens"], "total_steps": gen.total_steps,
+                  "created_at": gen.created_at, "finished_at": now(), "exceptions_count": 0, "files": []}
+    return ev
+
+
+def _chatflow(gen: Generation) -> Script:
+    yield 0.0, _workflow_started(gen)
+    nodes = [("start", "start", "Start", 0.0), ("knowledge", "knowledge-retrieval", "Knowledge Retrieval", 0.3),
+             ("llm", "llm", "LLM", 0.0), ("answer", "answer", "Answer", 0.0)]
+    t = yield from _run_nodes(gen, nodes, "message")
+    if gen.task.stopped:
+        gen.status = "stopped"
+    yield t, _message_end(gen)
+    yield t, workflow_finished(gen, "stopped" if gen.task.stopped else "succeeded")
+
+
+def _workflow(gen: Generation) -> Script:
+    yield 0.0, _workflow_started(gen)
+    nodes = [("start", "start", "Start", 0.0), ("llm", "llm", "LLM", 0.0),
+             ("template", "template-transform", "Format output", 0.0), ("end", "end", "End", 0.0)]
+    t = yield from _run_nodes(gen, nodes, "text_chunk")
+    if gen.task.stopped:
+        gen.status = "stopped"
+    yield t, workflow_finished(gen, "stopped" if gen.task.stopped else "succeeded")
+
+
+def _citations(gen: Generation) -> list[dict]:
+    topic = " ".join(gen.query.split())[:60] or "your question"
+    return [
+        {"position": i, "dataset_id": "d0c5a7e1-0000-4000-8000-00000000000" + str(i), "dataset_name": "Simulator handbook",
+         "document_id": "d0c5a7e1-1111-4000-8000-00000000000" + str(i), "document_name": f"handbook-part-{i}.md",
+         "segment_id": "d0c5a7e1-2222-4000-8000-00000000000" + str(i), "score": round(0.92 - 0.11 * i, 2),
+         "content": f"Section {i} of the simulator handbook, retrieved for “{topic}”."}
+        for i in (1, 2)
+    ]

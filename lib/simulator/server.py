@@ -1,0 +1,161 @@
+"""The simulator's ASGI app: Dify's Service API routes, its error envelope, and fault injection."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .apps import APPS, SimApp
+from .config import STREAM_FAULTS, SimConfig
+from .errors import INTERNAL, UNAUTHORIZED_HEADERS, DifyError
+from .faults import Fault, FaultPlan
+from .state import Store
+
+log = logging.getLogger("lib.simulator")
+
+SERVER_VERSION = "1.13.3"
+GENERATION_PATHS = ("/v1/chat-messages", "/v1/completion-messages", "/v1/workflows/run")
+
+
+class Simulator:
+    """Shared state of one simulator process: config, in-memory store and fault plan."""
+
+    def __init__(self, config: SimConfig):
+        self.config = config
+        self.store = Store()
+        self.faults = FaultPlan(config)
+        self.counter = itertools.count()  # request number: seeds each request's latency jitter
+
+    def app_for(self, request: Request) -> SimApp:
+        """Dify's auth checks, in Dify's order; returns the app the key belongs to."""
+        header = request.headers.get("authorization")
+        if not header or " " not in header.strip():
+            raise DifyError(401, "unauthorized", "Authorization header must be provided and start with 'Bearer'", UNAUTHORIZED_HEADERS)
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise DifyError(401, "unauthorized", "Authorization scheme must be 'Bearer'", UNAUTHORIZED_HEADERS)
+        app = APPS.get(token.strip())
+        if app is None:
+            raise DifyError(401, "unauthorized", "Access token is invalid", UNAUTHORIZED_HEADERS)
+        return app
+
+    def stream_fault(self, request: Request) -> Fault | None:
+        fault = request.scope.get("sim.fault")
+        return fault if fault and fault.name in STREAM_FAULTS else None
+
+
+def _error_page(status: int, title: str) -> Response:
+    body = f"<html>\r\n<head><title>{status} {title}</title></head>\r\n<body>\r\n<center><h1>{status} {title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    return Response(body, status_code=status, media_type="text/html")
+
+
+_PROXY_PAGES = {"502": "Bad Gateway", "503": "Service Temporarily Unavailable", "504": "Gateway Time-out"}
+
+
+class FaultInjection:
+    """Outermost ASGI layer: picks a request's fault and plays those that happen before headers.
+
+    It sits outside Starlette so it holds uvicorn's own `send`, whose cycle owns the socket: a
+    `reset` or `drop` aborts that transport for a real cut, not an HTTP error response.
+    """
+
+    def __init__(self, app, sim: Simulator):
+        self.app, self.sim = app, sim
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        cycle = getattr(send, "__self__", None)
+        scope["sim.transport"] = getattr(cycle, "transport", None)
+        path = scope["path"]
+        fault = None
+        if path.startswith("/v1/"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            generation = scope["method"] == "POST" and path.startswith(GENERATION_PATHS) and not path.endswith("/stop")
+            fault = self.sim.faults.pick(headers, generation=generation)
+        if fault is None or fault.name in STREAM_FAULTS:
+            scope["sim.fault"] = fault
+            return await self.app(scope, receive, send)
+        if fault.name == "slow-headers":
+            await asyncio.sleep(fault.delay_s)
+            return await self.app(scope, receive, send)
+        if fault.name == "reset":
+            await abort(scope)
+            return
+        response: Response
+        if fault.name == "429":
+            response = DifyError(429, "too_many_requests", "Too many requests. Please try again later.").response()
+        elif fault.name == "429-retry-after":
+            response = PlainTextResponse("Too Many Requests", status_code=429, headers={"Retry-After": fault.retry_after})
+        elif fault.name == "500":
+            response = INTERNAL.response()
+        else:
+            response = _error_page(int(fault.name), _PROXY_PAGES[fault.name])
+        await response(scope, receive, send)
+
+
+async def abort(scope: Scope) -> None:
+    """Cut the connection (TCP reset) and let uvicorn notice before the handler returns."""
+    transport = scope.get("sim.transport")
+    if transport is not None:
+        transport.abort()
+        await asyncio.sleep(0)
+
+
+async def _dify_error(request: Request, exc: DifyError) -> Response:
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    messages = {
+        404: "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.",
+        405: "The method is not allowed for the requested URL.",
+    }
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return JSONResponse({"code": code, "message": messages.get(exc.status_code, str(exc.detail)), "status": exc.status_code}, status_code=exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("simulator bug on %s %s", request.method, request.url.path)
+    return INTERNAL.response()
+
+
+def create_app(config: SimConfig | None = None) -> FaultInjection:
+    from . import routes_app, routes_conversations, routes_files, routes_generation
+
+    sim = Simulator(config or SimConfig())
+
+    async def welcome(request: Request) -> Response:
+        return JSONResponse({"welcome": "Dify OpenAPI", "api_version": "v1", "server_version": SERVER_VERSION})
+
+    async def sim_requests(request: Request) -> Response:
+        key = request.query_params.get("key", "")
+        return JSONResponse({"key": key, "count": sim.faults.count(key)})
+
+    async def sim_reset(request: Request) -> Response:
+        sim.faults.reset()
+        return JSONResponse({"result": "success"})
+
+    routes = [
+        Route("/v1/", welcome),
+        Route("/v1", welcome),
+        Route("/_sim/requests", sim_requests),
+        Route("/_sim/reset", sim_reset, methods=["POST"]),
+        *routes_generation.routes(sim),
+        *routes_conversations.routes(sim),
+        *routes_files.routes(sim),
+        *routes_app.routes(sim),
+    ]
+    starlette = Starlette(
+        routes=routes,
+        exception_handlers={DifyError: _dify_error, HTTPException: _http_error, Exception: _unexpected},
+    )
+    starlette.state.sim = sim
+    return FaultInjection(starlette, sim)

@@ -1,0 +1,149 @@
+"""Send a generation's script as Dify's SSE, on time, with pings, stop and in-stream faults."""
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Callable
+
+import orjson
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from .faults import Fault
+from .generation import Generation, Script, script_for
+
+PING = b"event: ping\n\n"
+STOP_POLL_S = 0.05  # how soon a stopped task notices while waiting for its next event
+
+
+class DropConnection(Exception):
+    """Raised inside a stream to cut the connection without the chunked terminator."""
+
+
+def frame(event: dict) -> bytes:
+    return b"data: " + orjson.dumps(event) + b"\n\n"
+
+
+async def pace(
+    gen: Generation,
+    *,
+    ping_interval: float,
+    opening_ping: bool,
+    fault: Fault | None,
+    stall_limit: float,
+    on_done: Callable[[Generation], None],
+) -> AsyncIterator[bytes]:
+    """Yield SSE frames of the generation's script at their scheduled times."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    last_sent = start
+    sent_events = 0
+    script: Script = script_for(gen)
+    try:
+        if opening_ping:
+            yield PING
+        sent = None
+        while True:
+            try:
+                offset, event = script.send(sent) if sent is not None else next(script)
+            except StopIteration:
+                break
+            target = start + offset
+            while not gen.task.stopped:
+                now = loop.time()
+                if now >= target:
+                    break
+                next_ping = last_sent + ping_interval
+                if now >= next_ping:
+                    yield PING
+                    last_sent = now
+                    continue
+                await asyncio.sleep(min(target - now, next_ping - now, STOP_POLL_S if target - now > STOP_POLL_S else 1e9))
+            if gen.task.stopped and _is_content(event):
+                sent = False  # stopped while waiting: this piece never went out
+                continue
+            if fault and sent_events >= fault.after_events:
+                if fault.name == "error-event":
+                    gen.status, gen.error = "error", _FAULT_MESSAGE
+                    if gen.app.is_workflow_based:
+                        from .generation import workflow_finished
+
+                        yield frame(workflow_finished(gen, "failed", _FAULT_MESSAGE))
+                    yield frame(gen.error_event("completion_request_error", 400, _FAULT_MESSAGE))
+                    return
+                if fault.name == "drop":
+                    gen.status, gen.error = "error", "connection dropped (simulated fault)"
+                    raise DropConnection()
+                if fault.name == "stall":
+                    gen.status, gen.error = "error", "stream stalled (simulated fault)"
+                    deadline = loop.time() + stall_limit
+                    while loop.time() < deadline and not gen.task.stopped:
+                        await asyncio.sleep(0.2)
+                    return
+                if fault.name == "malformed-event":
+                    yield b'data: {"event": "message", "answer": "unterminated\n\n'
+                    fault = None
+            yield frame(event)
+            last_sent = loop.time()
+            sent_events += 1
+            sent = True
+    finally:
+        script.close()
+        on_done(gen)
+
+
+async def collect(gen: Generation, on_done: Callable[[Generation], None]) -> list[dict]:
+    """Run the script for a blocking call: wait as long as the stream would take, return all events."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    events: list[dict] = []
+    script = script_for(gen)
+    try:
+        sent = None
+        while True:
+            try:
+                offset, event = script.send(sent) if sent is not None else next(script)
+            except StopIteration:
+                break
+            delay = start + offset - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            events.append(event)
+            sent = True
+    finally:
+        script.close()
+        on_done(gen)
+    return events
+
+
+_FAULT_MESSAGE = "[simulated fault] The model provider returned an error: upstream model overloaded, please retry later."
+_CONTENT_EVENTS = frozenset({"message", "agent_message", "text_chunk"})
+
+
+def _is_content(event: dict) -> bool:
+    return event.get("event") in _CONTENT_EVENTS
+
+
+class SSEResponse(StreamingResponse):
+    """Dify's SSE response: `text/event-stream; charset=utf-8`, chunked, and a real cut on DropConnection."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncIterator[bytes], transport_of: Callable[[], object | None]):
+        super().__init__(content, media_type="text/event-stream; charset=utf-8")
+        self._transport_of = transport_of
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        except DropConnection:
+            transport = self._transport_of()
+            if transport is not None:
+                transport.abort()  # no chunked terminator: the client sees an incomplete body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()  # release the app's concurrency slot even if the client left

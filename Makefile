@@ -1,0 +1,36 @@
+# Dify Console. `make run`: the console on the bundled simulator. `make test`: the test suite.
+# Installs are idempotent: pip runs only when a requirements file is newer than its stamp in .venv/.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: venv install install-dev system-deps run test
+
+venv: $(BIN)/python
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Order-only (|) on the interpreter: only its existence matters, not its timestamp.
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# requirements-dev.txt includes requirements.txt, so this install satisfies both stamps.
+$(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+# prometheus, chromium, fonts-thai-tlwg: installed when missing and root, else a warning.
+system-deps:
+	bash scripts/install_system_deps.sh
+
+run: $(VENV)/.installed
+	$(BIN)/python scripts/run_console.py
+
+test: $(VENV)/.installed-dev system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,11 @@
+"""Benchmark: load runs against a Dify app (placeholder until its issue lands)."""
+import streamlit as st
+
+target = st.session_state.get("target")
+
+st.title("Benchmark")
+st.markdown(
+    "*In progress.* Load-test the chosen Dify app and chart latency (time to first token, "
+    "inter-token, end-to-end), throughput, errors and cost; every run is kept for comparison."
+)
+st.markdown(f"Target: **{target.name}**" if target else "No target selected.")

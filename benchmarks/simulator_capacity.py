@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -122,16 +123,31 @@ def main() -> int:
     levels = [int(x) for x in args.levels.split(",")]
     log_dir = ROOT / "data" / "bench-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    sim_port = free_port()
-    sim = start_process([sys.executable, "-m", "lib.simulator", "--port", str(sim_port), "--ttft-ms", str(TTFT_S * 1000),
-                         "--tokens-per-s", str(TOKENS_PER_S), "--jitter", "0"], f"http://127.0.0.1:{sim_port}/v1/", log_dir / "sim.log")
-    pin(sim, 1)
-    sim_url = f"http://127.0.0.1:{sim_port}/v1/chat-messages"
-    frames = answer_frames(sim_url)
-    min_port = free_port()
-    floor = start_process([sys.executable, __file__, "--serve-minimal", str(min_port), "--frames", str(frames)],
-                          f"http://127.0.0.1:{min_port}/v1/", log_dir / "minimal.log")
-    pin(floor, 1)
+    with contextlib.ExitStack() as stack:
+        sim_port = free_port()
+        sim = start_process([sys.executable, "-m", "lib.simulator", "--port", str(sim_port), "--ttft-ms", str(TTFT_S * 1000),
+                             "--tokens-per-s", str(TOKENS_PER_S), "--jitter", "0"], f"http://127.0.0.1:{sim_port}/v1/", log_dir / "sim.log")
+        stack.callback(stop, sim)
+        sim_url = f"http://127.0.0.1:{sim_port}/v1/chat-messages"
+        frames = answer_frames(sim_url)
+        min_port = free_port()
+        floor = start_process([sys.executable, __file__, "--serve-minimal", str(min_port), "--frames", str(frames)],
+                              f"http://127.0.0.1:{min_port}/v1/", log_dir / "minimal.log")
+        stack.callback(stop, floor)
+        pin(sim, 1)
+        pin(floor, 1)
+        return compare(levels, args, sim_url, f"http://127.0.0.1:{min_port}/v1/chat-messages", frames)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def compare(levels: list[int], args: argparse.Namespace, sim_url: str, min_url: str, frames: int) -> int:
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
     print(f"configured TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s, {frames} frames an answer, "
@@ -139,28 +155,23 @@ def main() -> int:
     print(f"{'streams':>7} | {'server':<10} | {'req/s':>7} | {'TTFT p50':>9} | {'p50/cfg':>7} | {'TTFT p99':>9} | {'p99/cfg':>7}")
     print("-" * 74)
     results = {}
-    try:
-        for n in levels:
-            for name, url, headers in (("simulator", sim_url, {"Authorization": "Bearer app-sim-chat"}),
-                                       ("minimal", f"http://127.0.0.1:{min_port}/v1/chat-messages", {})):
-                ttfts, done = asyncio.run(drive(url, headers, n, args.warmup, args.seconds))
-                p50, p99 = pct(ttfts, 50), pct(ttfts, 99)
-                results[(n, name)] = (done / args.seconds, p50, p99)
-                print(f"{n:>7} | {name:<10} | {done / args.seconds:>7.1f} | {p50 * 1000:>7.1f}ms | {p50 / TTFT_S:>7.3f} | "
-                      f"{p99 * 1000:>7.1f}ms | {p99 / TTFT_S:>7.3f}")
-        n = max(levels)
-        _, s50, s99 = results[(n, "simulator")]
-        _, _, m99 = results[(n, "minimal")]
-        p50_ok = abs(s50 / TTFT_S - 1) <= 0.05
-        p99_ok = s99 <= m99 * 1.15
-        print(f"\nat {n} streams: simulator TTFT p50 / configured = {s50 / TTFT_S:.3f} (target within 5%: {'PASS' if p50_ok else 'FAIL'}); "
-              f"simulator p99 / minimal p99 = {s99 / m99:.3f} (target <= 1.15: {'PASS' if p99_ok else 'FAIL'}); "
-              f"req/s simulator / minimal = {results[(n, 'simulator')][0] / results[(n, 'minimal')][0]:.3f}")
-        return 0 if p50_ok and p99_ok else 1
-    finally:
-        for proc in (sim, floor):
-            proc.terminate()
-            proc.wait(timeout=10)
+    for n in levels:
+        for name, url, headers in (("simulator", sim_url, {"Authorization": "Bearer app-sim-chat"}),
+                                   ("minimal", min_url, {})):
+            ttfts, done = asyncio.run(drive(url, headers, n, args.warmup, args.seconds))
+            p50, p99 = pct(ttfts, 50), pct(ttfts, 99)
+            results[(n, name)] = (done / args.seconds, p50, p99)
+            print(f"{n:>7} | {name:<10} | {done / args.seconds:>7.1f} | {p50 * 1000:>7.1f}ms | {p50 / TTFT_S:>7.3f} | "
+                  f"{p99 * 1000:>7.1f}ms | {p99 / TTFT_S:>7.3f}")
+    n = max(levels)
+    _, s50, s99 = results[(n, "simulator")]
+    _, _, m99 = results[(n, "minimal")]
+    p50_ok = abs(s50 / TTFT_S - 1) <= 0.05
+    p99_ok = s99 <= m99 * 1.15
+    print(f"\nat {n} streams: simulator TTFT p50 / configured = {s50 / TTFT_S:.3f} (target within 5%: {'PASS' if p50_ok else 'FAIL'}); "
+          f"simulator p99 / minimal p99 = {s99 / m99:.3f} (target <= 1.15: {'PASS' if p99_ok else 'FAIL'}); "
+          f"req/s simulator / minimal = {results[(n, 'simulator')][0] / results[(n, 'minimal')][0]:.3f}")
+    return 0 if p50_ok and p99_ok else 1
 
 
 if __name__ == "__main__":

@@ -464,3 +464,20 @@ def test_audio_round_trip(client):
     assert_error(client.post("/audio-to-text", files={"file": ("a.mp3", b"x", "audio/mpeg")}, headers=auth("app-sim-chat")), 415, "unsupported_audio_type")
     assert_error(client.post("/audio-to-text", files={"file": ("a.mp3", b"x", "audio/mp3")}, headers=auth("app-sim-completion")), 400, "speech_to_text_disabled")
     assert_error(client.post("/text-to-audio", json={"user": u}, headers=auth("app-sim-chat")), 400, "invalid_param")
+
+
+def test_resume_a_finished_workflow_stream(client):
+    run = client.post("/workflows/run", json={"inputs": {"topic": "resume"}, "user": "resumer"}, headers=auth("app-sim-workflow")).json()
+    rid = run["workflow_run_id"]
+    with client.stream("GET", f"/workflow/{rid}/events", params={"user": "resumer"}, headers=auth("app-sim-workflow")) as r:
+        body = r.read().decode()
+    assert r.status_code == 200 and body.count("data: ") == 1 and '"workflow_finished"' in body and rid in body
+    assert_error(client.get(f"/workflow/{rid}/events", params={"user": "someone-else"}, headers=auth("app-sim-workflow")), 404, "not_found")
+    assert_error(client.get(f"/form/human_input/{uuid.uuid4().hex}", headers=auth("app-sim-workflow")), 404, "not_found")
+
+
+def test_end_user_from_an_upload(client):
+    u = user()
+    f = client.post("/files/upload", files={"file": ("notes.txt", "สวัสดี 👋".encode(), "text/plain")}, data={"user": u}, headers=auth("app-sim-chat")).json()
+    eu = client.get(f"/end-users/{f['created_by']}", headers=auth("app-sim-chat"))
+    assert eu.status_code == 200 and eu.json()["session_id"] == u and eu.json()["type"] == "service-api"

@@ -22,7 +22,7 @@ from .errors import (
 from .generation import Generation
 from .server import Simulator, abort
 from .state import Conversation, Task, new_id, now, public_message
-from .streaming import SSEResponse, collect, pace
+from .streaming import SSEResponse, collect, frame, pace
 from .text import request_rng
 from .validation import is_uuid, json_body, require_user, response_mode, validate_files, validate_inputs
 
@@ -149,7 +149,31 @@ def routes(sim: Simulator) -> list[Route]:
         ]
         return JSONResponse({"page": page, "limit": limit, "total": len(runs), "has_more": page * limit < len(runs), "data": data})
 
+    async def workflow_events(request: Request) -> Response:
+        """Re-open a run's stream (>= 1.13). Runs here finish before anyone resumes: one final event."""
+        app = sim.app_for(request)
+        user = require_user(request.query_params.get("user"))
+        if not app.is_workflow_based:
+            raise NOT_WORKFLOW_APP
+        run = sim.store.runs.get(str(request.path_params["run_id"]))
+        if run is None or run["_app"] != app.key or run["_user"] != user:
+            raise not_found("Workflow run not found.")
+        data = {k: v for k, v in run.items() if not k.startswith("_") and k != "inputs"}
+        event = {"event": "workflow_finished", "task_id": run["_task"], "workflow_run_id": run["id"], "data": data}
+
+        async def one():
+            yield frame(event)
+
+        return SSEResponse(one(), transport_of=lambda: None)
+
+    async def human_input_form(request: Request) -> Response:
+        sim.app_for(request)
+        # The simulator's workflows never pause for a person, so no form token exists.
+        raise not_found("Form not found.")
+
     return [
+        Route("/v1/workflow/{run_id:uuid}/events", workflow_events, methods=["GET"]),
+        Route("/v1/form/human_input/{form_token}", human_input_form, methods=["GET", "POST"]),
         Route("/v1/chat-messages", chat_messages, methods=["POST"]),
         Route("/v1/chat-messages/{task_id}/stop", stop(("chat", "agent-chat", "advanced-chat"), NOT_CHAT_APP), methods=["POST"]),
         Route("/v1/completion-messages", completion_messages, methods=["POST"]),
@@ -299,7 +323,7 @@ def _finish(sim: Simulator, gen: Generation) -> None:
         import orjson
 
         record = _run_record(gen)
-        record.update(inputs=orjson.dumps(gen.inputs).decode(), _app=gen.app.key, _user=gen.user)
+        record.update(inputs=orjson.dumps(gen.inputs).decode(), _app=gen.app.key, _user=gen.user, _task=gen.task.id)
         store.runs[gen.workflow_run_id] = record
     if gen.app.mode == "workflow":
         return

@@ -481,3 +481,17 @@ def test_end_user_from_an_upload(client):
     f = client.post("/files/upload", files={"file": ("notes.txt", "สวัสดี 👋".encode(), "text/plain")}, data={"user": u}, headers=auth("app-sim-chat")).json()
     eu = client.get(f"/end-users/{f['created_by']}", headers=auth("app-sim-chat"))
     assert eu.status_code == 200 and eu.json()["session_id"] == u and eu.json()["type"] == "service-api"
+
+
+def test_metrics_describe_the_server_side(client, sim):
+    stream(client, "/chat-messages", "app-sim-chat", {"query": "metrics", "user": user(), "inputs": {}, "response_mode": "streaming"})
+    client.get(f"/conversations/{uuid.uuid4()}/variables", headers=auth("app-sim-chat"))
+    client.post("/chat-messages", json={"query": "x", "user": "u", "inputs": {}}, headers={**auth("app-sim-chat"), "X-Sim-Fault": "503"})
+    text = httpx.get(sim.url.removesuffix("/v1") + "/metrics").text
+    assert 'dify_sim_http_requests_total{endpoint="/v1/chat-messages",method="POST",status_class="2xx"}' in text
+    assert 'dify_sim_http_requests_total{endpoint="/v1/chat-messages",method="POST",status_class="5xx"}' in text
+    assert 'endpoint="/v1/conversations/{id}/variables"' in text
+    assert 'dify_sim_faults_injected_total{fault="503"}' in text
+    assert 'dify_sim_ttft_seconds_bucket{app_mode="chat",le="60.0"}' in text
+    assert 'dify_sim_generations_total{app_mode="chat",outcome="ok",response_mode="streaming"}' in text
+    assert "app-sim-" not in text and "user-" not in text

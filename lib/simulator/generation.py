@@ -37,6 +37,7 @@ class Generation:
     seed: int
     conversation: Conversation | None = None
     history_tokens: int = 0
+    response_mode: str = "streaming"
     message_id: str = field(default_factory=new_id)
     workflow_run_id: str = field(default_factory=new_id)
     created_at: int = field(default_factory=now)
@@ -46,11 +47,19 @@ class Generation:
     usage: dict | None = None
     status: str = "normal"  # normal | stopped | error
     error: str | None = None
+    completed: bool = False  # the script ran to its end (not cut short by the client leaving)
     agent_thoughts: list[dict] = field(default_factory=list)
     retriever_resources: list[dict] = field(default_factory=list)
     outputs: dict | None = None
     workflow_status: str | None = None
     total_steps: int = 0
+
+    @property
+    def outcome(self) -> str:
+        """For metrics: ok, stopped, error, or disconnected (the client left mid-stream)."""
+        if self.status in ("stopped", "error"):
+            return self.status
+        return "ok" if self.completed else "disconnected"
 
     @property
     def answer(self) -> str:

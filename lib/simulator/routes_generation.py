@@ -231,6 +231,7 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
             f"Too many requests. Please try again later. The current maximum concurrent requests allowed for {app.id} is {config.max_active_requests}.",
         )
     store.active[app.key] = active + 1
+    sim.metrics.active.labels(app.mode).inc()
     store.end_user(app, user)
     latency = config.latency_for(request.headers.get("x-sim-ttft-ms"), request.headers.get("x-sim-tokens-per-s"))
     task = Task(id=new_id(), app_key=app.key, user=user)
@@ -244,6 +245,7 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
         app=app, user=user, query=query, inputs=inputs, files=files, task=task, latency=latency,
         rng=request_rng(config.seed, "latency", str(next(sim.counter))),
         seed=config.seed, conversation=conversation, history_tokens=min(history, HISTORY_TOKEN_CAP),
+        response_mode=mode,
     )
     done = lambda g: _finish(sim, g)  # noqa: E731
     fault = sim.stream_fault(request)
@@ -255,6 +257,7 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
             fault=fault,
             stall_limit=config.stall_limit_s,
             on_done=done,
+            on_first_content=lambda g: sim.metrics.ttft.labels(app.mode).observe(time.monotonic() - g.started),
         )
         return SSEResponse(stream, transport_of=lambda: request.scope.get("sim.transport"))
     if fault is not None and fault.name == "stall":
@@ -319,6 +322,10 @@ def _finish(sim: Simulator, gen: Generation) -> None:
     store.active[gen.app.key] = max(0, store.active.get(gen.app.key, 1) - 1)
     if gen.usage is None:
         gen.finish_usage()
+    metrics = sim.metrics
+    metrics.active.labels(gen.app.mode).dec()
+    metrics.generations.labels(gen.app.mode, gen.response_mode, gen.outcome).inc()
+    metrics.output_tokens.labels(gen.app.mode).inc(len(gen.answer_parts))
     if gen.app.is_workflow_based:
         import orjson
 

@@ -16,6 +16,7 @@ from .apps import APPS, SimApp
 from .config import STREAM_FAULTS, SimConfig
 from .errors import INTERNAL, UNAUTHORIZED_HEADERS, DifyError
 from .faults import Fault, FaultPlan
+from .metrics import CountRequests, SimMetrics
 from .state import Store
 
 log = logging.getLogger("lib.simulator")
@@ -31,6 +32,7 @@ class Simulator:
         self.config = config
         self.store = Store()
         self.faults = FaultPlan(config)
+        self.metrics = SimMetrics()
         self.counter = itertools.count()  # request number: seeds each request's latency jitter
 
     def app_for(self, request: Request) -> SimApp:
@@ -59,12 +61,23 @@ def _error_page(status: int, title: str) -> Response:
 _PROXY_PAGES = {"502": "Bad Gateway", "503": "Service Temporarily Unavailable", "504": "Gateway Time-out"}
 
 
-class FaultInjection:
-    """Outermost ASGI layer: picks a request's fault and plays those that happen before headers.
+class CaptureTransport:
+    """Outermost ASGI layer: keeps the socket of uvicorn's request cycle in the scope.
 
-    It sits outside Starlette so it holds uvicorn's own `send`, whose cycle owns the socket: a
-    `reset` or `drop` aborts that transport for a real cut, not an HTTP error response.
+    Only here is `send` uvicorn's own bound method; a `reset` or `drop` fault aborts that
+    transport for a real cut, not an HTTP error response.
     """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["sim.transport"] = getattr(getattr(send, "__self__", None), "transport", None)
+        await self.app(scope, receive, send)
+
+
+class FaultInjection:
+    """Picks a request's fault and plays those that happen before headers."""
 
     def __init__(self, app, sim: Simulator):
         self.app, self.sim = app, sim
@@ -72,14 +85,14 @@ class FaultInjection:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        cycle = getattr(send, "__self__", None)
-        scope["sim.transport"] = getattr(cycle, "transport", None)
         path = scope["path"]
         fault = None
         if path.startswith("/v1/"):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             generation = scope["method"] == "POST" and path.startswith(GENERATION_PATHS) and not path.endswith("/stop")
             fault = self.sim.faults.pick(headers, generation=generation)
+            if fault is not None:
+                self.sim.metrics.faults.labels(fault.name).inc()
         if fault is None or fault.name in STREAM_FAULTS:
             scope["sim.fault"] = fault
             return await self.app(scope, receive, send)
@@ -127,7 +140,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return INTERNAL.response()
 
 
-def create_app(config: SimConfig | None = None) -> FaultInjection:
+def create_app(config: SimConfig | None = None) -> CaptureTransport:
     from . import routes_app, routes_conversations, routes_files, routes_generation
 
     sim = Simulator(config or SimConfig())
@@ -139,6 +152,10 @@ def create_app(config: SimConfig | None = None) -> FaultInjection:
         key = request.query_params.get("key", "")
         return JSONResponse({"key": key, "count": sim.faults.count(key)})
 
+    async def metrics(request: Request) -> Response:
+        body, content_type = sim.metrics.exposition()
+        return Response(body, media_type=content_type)
+
     async def sim_reset(request: Request) -> Response:
         sim.faults.reset()
         return JSONResponse({"result": "success"})
@@ -147,6 +164,7 @@ def create_app(config: SimConfig | None = None) -> FaultInjection:
         Route("/v1/", welcome),
         Route("/v1", welcome),
         Route("/_sim/requests", sim_requests),
+        Route("/metrics", metrics),
         Route("/_sim/reset", sim_reset, methods=["POST"]),
         *routes_generation.routes(sim),
         *routes_conversations.routes(sim),
@@ -158,4 +176,4 @@ def create_app(config: SimConfig | None = None) -> FaultInjection:
         exception_handlers={DifyError: _dify_error, HTTPException: _http_error, Exception: _unexpected},
     )
     starlette.state.sim = sim
-    return FaultInjection(starlette, sim)
+    return CaptureTransport(CountRequests(FaultInjection(starlette, sim), sim.metrics))

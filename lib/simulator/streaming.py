@@ -31,6 +31,7 @@ async def pace(
     fault: Fault | None,
     stall_limit: float,
     on_done: Callable[[Generation], None],
+    on_first_content: Callable[[Generation], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield SSE frames of the generation's script at their scheduled times."""
     loop = asyncio.get_running_loop()
@@ -46,6 +47,7 @@ async def pace(
             try:
                 offset, event = script.send(sent) if sent is not None else next(script)
             except StopIteration:
+                gen.completed = True
                 break
             target = start + offset
             while not gen.task.stopped:
@@ -57,7 +59,7 @@ async def pace(
                     yield PING
                     last_sent = now
                     continue
-                await asyncio.sleep(min(target - now, next_ping - now, STOP_POLL_S if target - now > STOP_POLL_S else 1e9))
+                await asyncio.sleep(min(target - now, next_ping - now, STOP_POLL_S))
             if gen.task.stopped and _is_content(event):
                 sent = False  # stopped while waiting: this piece never went out
                 continue
@@ -86,6 +88,9 @@ async def pace(
             last_sent = loop.time()
             sent_events += 1
             sent = True
+            if on_first_content is not None and _is_content(event):
+                on_first_content(gen)
+                on_first_content = None
     finally:
         script.close()
         on_done(gen)
@@ -103,6 +108,7 @@ async def collect(gen: Generation, on_done: Callable[[Generation], None]) -> lis
             try:
                 offset, event = script.send(sent) if sent is not None else next(script)
             except StopIteration:
+                gen.completed = True
                 break
             delay = start + offset - loop.time()
             if delay > 0:

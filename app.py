@@ -1,11 +1,14 @@
 """Dify Console: navigation and the sidebar target picker; the pages do the rest.
 
-The chosen target is left in st.session_state["target"] (a lib.settings.Target) for the pages,
-and its name in st.session_state["target_name"].
+The chosen target is left in st.session_state["target"] (a lib.settings.Target) for the pages, which
+read it with ui.current_target(), and its name in st.session_state["target_name"]. Pages run through
+ui.run_page so that a deep link (/benchmark) shows them inside this shell too (see ui/shell.py).
 """
 import streamlit as st
 
 from lib.settings import SettingsError, find_target, load_targets
+from ui import run_page
+from ui.target import TARGET_KEY
 
 st.set_page_config(page_title="Dify Console", layout="wide")
 
@@ -40,7 +43,7 @@ if st.session_state.get("target_name") not in names:  # first run, or the config
 with st.sidebar:
     name = st.selectbox("Target", names, key="target_name", help="The Dify app that pages send requests to.")
     target = find_target(targets, name)
-    st.session_state["target"] = target
+    st.session_state[TARGET_KEY] = target
     st.caption(f"{target.base_url}  \nkey `{target.masked_key}` · {target.kind}")
 
-page.run()
+run_page(page)

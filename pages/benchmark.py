@@ -1,7 +1,10 @@
 """Benchmark: load runs against a Dify app (placeholder until its issue lands)."""
 import streamlit as st
 
-target = st.session_state.get("target")
+from ui import current_target, require_shell
+
+require_shell(__file__)  # a deep link runs this page through app.py, with the sidebar
+target = current_target()
 
 st.title("Benchmark")
 st.markdown(

@@ -1,15 +1,19 @@
-"""app.py: navigation, the sidebar target picker, and each page rendering (Streamlit AppTest)."""
+"""app.py: navigation, the sidebar target picker, and each page rendering (Streamlit AppTest).
+
+AppTest re-detects the `pages/` folder on every run, so from the second run on Streamlit runs the page file
+alone in its legacy multipage mode, as the real server does for a deep link right after it starts. The
+pages' ui.require_shell guard reruns them through app.py: the tests that run twice or more cover it.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import streamlit.testing.v1.app_test as app_test
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
+PAGE_FILES = sorted((ROOT / "pages").glob("*.py"))
 PAGES = {"pages/playground.py": "Playground", "pages/benchmark.py": "Benchmark", "pages/metrics.py": "Metrics"}
 SIM_NAMES = [
     "Simulator · chat",
@@ -19,23 +23,6 @@ SIM_NAMES = [
     "Simulator · workflow",
 ]
 KEY = "app-secretDifyKey0123456789QRST"
-
-
-class _NavigationPagesManager(PagesManager):
-    """Streamlit 1.67 AppTest bug: every run re-detects the `pages/` folder and, from the second run
-    on, runs the page file alone in legacy (v1) mode, skipping app.py and its st.navigation. The real
-    server turns v1 mode off for good once app.py has called st.navigation; do the same here."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
-@pytest.fixture(autouse=True)
-def navigation_mode(monkeypatch):
-    monkeypatch.setattr(app_test, "PagesManager", _NavigationPagesManager)
-    yield
-    PagesManager.uses_pages_directory = None  # as AppTest leaves it for the next test
 
 
 @pytest.fixture(autouse=True)
@@ -118,3 +105,20 @@ def test_each_page_renders_with_the_target(path, title):
     assert any("Simulator · agent" in md.value for md in at.markdown)
     # The picker lives in app.py, so it shows on every page and keeps its choice.
     assert at.sidebar.selectbox(key="target_name").value == "Simulator · agent"
+
+
+@pytest.mark.parametrize("path", PAGE_FILES, ids=lambda p: p.name)
+def test_every_page_starts_with_the_shell_guard(path):
+    lines = path.read_text().splitlines()
+    guard = next((i for i, line in enumerate(lines) if line.startswith("require_shell(__file__)")), None)
+    first_draw = next((i for i, line in enumerate(lines) if line.startswith(("st.", "with st."))), len(lines))
+    assert guard is not None and guard < first_draw, (
+        f"{path.name} must call ui.require_shell(__file__) before drawing anything (see ui/shell.py)"
+    )
+
+
+def test_a_page_run_as_the_main_script_says_how_to_start_the_console():
+    at = AppTest.from_file(str(ROOT / "pages" / "benchmark.py"), default_timeout=30).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "streamlit run app.py" in at.error[0].value
+    assert not at.title  # the page body never ran without the shell

@@ -1,0 +1,39 @@
+"""The resilient Dify Service API client: every page, benchmark, notebook and the gateway use it.
+
+    from lib.dify import DifyClient, AsyncDifyClient
+
+    client = DifyClient("http://127.0.0.1:5001/v1", "app-...")
+    result = client.chat("Hello", user="alice")            # ChatResult: answer, conversation_id, usage, timing
+    for event in client.stream_chat("Hello", user="alice"):  # typed events, ending with message_end
+        print(event.event, event.text)
+
+See design.md "Rules of the client" for what is retried, the timeouts and the breaker.
+"""
+from .client import AsyncDifyClient, AsyncEventStream, DifyClient, EventStream
+from .core import Spec
+from .keys import ApiKey, mask
+from .errors import (
+    AppModeError, AuthenticationError, BadRequestError, CircuitOpenError, ConnectTimeoutError, ConversationCompletedError,
+    ConversationNotFoundError, DeadlineExceededError, DifyAPIError, DifyConnectionError, DifyError, DifyTimeoutError,
+    FirstEventTimeoutError, GatewayError, IdleTimeoutError, InvalidParamError, ModelError, NotDifyAPIError, NotFoundError,
+    PayloadError, PermissionDeniedError, ProtocolError, RateLimitError, ServerError, StreamError, StreamInterruptedError,
+)
+from .events import (
+    AgentMessageEvent, AgentThoughtEvent, ErrorEvent, Event, MessageEndEvent, MessageEvent, MessageFileEvent,
+    MessageReplaceEvent, NodeEvent, ReasoningChunkEvent, TextChunkEvent, TTSMessageEvent, UnknownEvent, WorkflowEvent,
+    WorkflowFinishedEvent, parse_event,
+)
+from .hooks import Hooks
+from .models import (
+    Annotation, AnnotationJob, AppInfo, AppMeta, AppParameters, AppSite, AudioText, ChatResult, CompletionResult,
+    Conversation, ConversationVariable, EndUser, Feedback, Message, NumberedPage, Page, Success, UploadedFile,
+    WorkflowResult, WorkflowRun,
+)
+from .resilience import CircuitBreaker, ConcurrencyLimit, RetryPolicy, Timeouts, TokenBucket
+from .timing import Timing
+from .transport import FastTransport
+from .usage import Usage
+
+import types as _types
+
+__all__ = [n for n, v in list(globals().items()) if not n.startswith("_") and not isinstance(v, _types.ModuleType)]

@@ -1,0 +1,507 @@
+"""DifyClient and AsyncDifyClient: thin I/O loops around the sans-IO core.
+
+Both run the same loop, one with `time.sleep` and blocking httpx, the other with `await`:
+
+    admit (breaker, rate limit) -> concurrency slot -> send -> head -> result | retry | raise
+
+and hand every decision to `core.Call` / `core.StreamState`. The sync client is thread-safe (one
+instance may sit in Streamlit's st.cache_resource); create the async one inside the event loop that
+uses it (e.g. inside asyncio.run) and close it there.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, AsyncIterator, Iterator, Mapping
+
+import httpx
+
+from .core import DEFAULT, Call, CallOptions, ClientCore, Spec
+from .endpoints import Endpoints
+from .events import Event
+from .hooks import Hooks
+from .models import ChatResult, CompletionResult, WorkflowResult
+from .resilience import CircuitBreaker, ConcurrencyLimit, RetryPolicy, Timeouts, TokenBucket
+from .stream import StreamState
+from .timing import Timing, clock
+from .transport import make_async_transport
+from .usage import Usage
+
+Result = ChatResult | CompletionResult | WorkflowResult
+
+
+class _ClientBase(Endpoints):
+    _core: ClientCore
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url
+
+    @property
+    def api_key_masked(self) -> str:
+        """The key as it may be shown: `app-…last4`."""
+        return self._core.key.masked
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        return self._core.breaker
+
+    @property
+    def hooks(self) -> Hooks:
+        return self._core.hooks
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self.api_key_masked!r})"
+
+
+_OPTIONS_DOC = """
+    Options (all keyword):
+      timeouts: Timeouts(connect, first_event, idle, total)
+      retry: RetryPolicy(max_attempts, base, cap, max_retry_after); RetryPolicy(max_attempts=1) disables retries
+      rate_limit: requests per second (a float) or a TokenBucket to share between clients
+      max_concurrency: calls in flight at once (an int) or a ConcurrencyLimit to share
+      breaker: a CircuitBreaker (default: 5 failures, 30 s recovery), or None for none
+      hooks: Hooks(...) callbacks for metrics
+      headers: extra headers on every request
+      max_connections: connection pool size
+"""
+
+
+class DifyClient(_ClientBase):
+    __doc__ = "Synchronous, thread-safe client of one Dify app's Service API.\n" + _OPTIONS_DOC + """      transport: an httpx.BaseTransport (default: httpx's)
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | TokenBucket | None = None,
+        max_concurrency: int | ConcurrencyLimit | None = None,
+        breaker: CircuitBreaker | None = DEFAULT,
+        hooks: Hooks | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self._core = ClientCore(
+            base_url, api_key, timeouts=timeouts, retry=retry, rate_limit=rate_limit,
+            max_concurrency=max_concurrency, breaker=breaker, hooks=hooks, headers=headers,
+        )
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.Client(transport=transport, limits=limits, follow_redirects=False)
+        self._transport = _transport_of(self._http, self._core.base_url)
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
+        self._http.close()
+
+    def __enter__(self) -> DifyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, spec: Spec, options: CallOptions) -> Any:
+        call = self._core.call(spec, options)
+        try:
+            return self._run(call, stream=False)
+        finally:
+            call.abandoned()  # no-op unless interrupted (KeyboardInterrupt, a bug): the record still closes
+
+    def _stream(self, spec: Spec, options: CallOptions) -> EventStream:
+        return EventStream(self, self._core.call(spec, options))
+
+    def _run(self, call: Call, stream: bool) -> Any:
+        """The attempt loop. Returns the result, or for a stream (response, state, release)."""
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        transport, limit = self._transport, self._core.limit
+        while True:
+            wait = call.admit()
+            if wait:
+                time.sleep(wait)
+            if limit is not None:
+                t0 = clock()
+                acquired = limit.acquire(call.slot_timeout())
+                call.slot_waited(clock() - t0, acquired)
+            handed_over = False
+            try:
+                request = call.request()
+                call.sent()
+                try:
+                    response = transport.handle_request(request)
+                except httpx.HTTPError as exc:
+                    delay = call.transport_failed(exc)
+                else:
+                    try:
+                        ok = call.head(response.status_code, response.headers)
+                        if ok and stream:
+                            state = call.stream_opened(response.headers, request)
+                            handed_over = True
+                            return response, state, (limit.release if limit is not None else _noop)
+                        body = response.read()
+                    except httpx.HTTPError as exc:
+                        delay = call.transport_failed(exc)
+                    else:
+                        if ok:
+                            return call.result(response.status_code, response.headers, body)
+                        delay = call.error_response(response.status_code, response.headers, body)
+                    finally:
+                        if not handed_over:
+                            response.close()
+            finally:
+                if limit is not None and not handed_over:
+                    limit.release()
+            time.sleep(delay)
+
+
+class AsyncDifyClient(_ClientBase):
+    __doc__ = "Asynchronous client of one Dify app's Service API: the same methods as coroutines and async streams.\n" + _OPTIONS_DOC + """      transport: "aiohttp" (default: httpx on aiohttp, fast), "httpx" (httpx's own pool) or an httpx.AsyncBaseTransport
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | TokenBucket | None = None,
+        max_concurrency: int | ConcurrencyLimit | None = None,
+        breaker: CircuitBreaker | None = DEFAULT,
+        hooks: Hooks | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: str | httpx.AsyncBaseTransport | None = "aiohttp",
+        max_connections: int = 1000,
+    ) -> None:
+        self._core = ClientCore(
+            base_url, api_key, timeouts=timeouts, retry=retry, rate_limit=rate_limit,
+            max_concurrency=max_concurrency, breaker=breaker, hooks=hooks, headers=headers,
+        )
+        self._http = httpx.AsyncClient(transport=make_async_transport(transport, max_connections), follow_redirects=False)
+        self._transport = _transport_of(self._http, self._core.base_url)
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # bound on first use, not at construction
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncDifyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, spec: Spec, options: CallOptions) -> Any:
+        call = self._core.call(spec, options)
+        try:
+            return await self._run(call, stream=False)
+        finally:
+            call.abandoned()  # no-op unless cancelled: the record still closes
+
+    def _stream(self, spec: Spec, options: CallOptions) -> AsyncEventStream:
+        return AsyncEventStream(self, self._core.call(spec, options))
+
+    async def _run(self, call: Call, stream: bool) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:  # its connections belong to the first loop
+                raise RuntimeError(
+                    f"{self!r} is bound to the event loop of its first call: create one AsyncDifyClient "
+                    "per event loop (e.g. inside each asyncio.run) and close it there"
+                )
+            self._loop = loop
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        limit = self._core.limit
+        while True:
+            wait = call.admit()
+            if wait:
+                await asyncio.sleep(wait)
+            if limit is not None:
+                t0 = clock()
+                acquired = await limit.acquire_async(call.slot_timeout())
+                call.slot_waited(clock() - t0, acquired)
+            handed_over = False
+            try:
+                request = call.request(async_stream=stream)
+                call.sent()
+                try:
+                    response = await self._send(call, request, stream)
+                except httpx.HTTPError as exc:
+                    delay = call.transport_failed(exc)
+                else:
+                    try:
+                        ok = call.head(response.status_code, response.headers)
+                        if ok and stream:
+                            state = call.stream_opened(response.headers)
+                            handed_over = True
+                            return response, state, (limit.release if limit is not None else _noop)
+                        body = await response.aread()
+                    except httpx.HTTPError as exc:
+                        delay = call.transport_failed(exc)
+                    else:
+                        if ok:
+                            return call.result(response.status_code, response.headers, body)
+                        delay = call.error_response(response.status_code, response.headers, body)
+                    finally:
+                        if not handed_over:
+                            await response.aclose()
+            finally:
+                if limit is not None and not handed_over:
+                    limit.release()
+            await asyncio.sleep(delay)
+
+    async def _send(self, call: Call, request: httpx.Request, stream: bool) -> httpx.Response:
+        """Send; a stream's wait for its headers is bounded by the first-event and total deadlines."""
+        t = call.timeouts
+        budget = None
+        if stream:
+            ends = [e for e in ((call.timing.sent or clock()) + t.first_event if t.first_event else None, call.deadline) if e is not None]
+            budget = min(ends) - clock() if ends else None
+        if budget is None:
+            return await self._transport.handle_async_request(request)
+        try:
+            async with asyncio.timeout(max(budget, 0.0)):
+                return await self._transport.handle_async_request(request)
+        except TimeoutError:
+            if call.deadline is not None and clock() >= call.deadline:
+                raise call.fail(call._deadline_error("waiting for Dify's answer")) from None
+            raise httpx.ReadTimeout("no answer headers within Timeouts.first_event", request=request) from None
+
+
+def _noop() -> None:
+    return None
+
+
+def _transport_of(http: httpx.Client | httpx.AsyncClient, base_url: str) -> Any:
+    """The transport httpx would pick for this base URL (honouring proxy env vars and mounts).
+
+    The clients send through it directly: httpx.Client.send adds cookies, auth flows, redirects
+    and event hooks, none of which the Service API uses, at ~0.1 ms a request (benchmarks/).
+    """
+    return http._transport_for_url(httpx.URL(base_url))  # httpx 0.28 (pinned)
+
+
+def _chunks(response: httpx.Response) -> Iterator[bytes]:
+    # The transport's own byte stream: two generator layers fewer per chunk than iter_bytes().
+    return response.iter_bytes() if "content-encoding" in response.headers else iter(response.stream)  # type: ignore[arg-type]
+
+
+def _achunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    return response.aiter_bytes() if "content-encoding" in response.headers else response.stream.__aiter__()  # type: ignore[union-attr]
+
+
+# -- event streams -------------------------------------------------------------------------------------
+
+
+class _StreamBase:
+    """What sync and async streams share: the state read as the events go, and stop()."""
+
+    def __init__(self, client: _ClientBase, call: Call) -> None:
+        self._client = client
+        self._call = call
+        self.state: StreamState | None = None
+
+    @property
+    def route(self) -> str:
+        return self._call.spec.route
+
+    @property
+    def timing(self) -> Timing:
+        return self._call.timing
+
+    @property
+    def answer(self) -> str:
+        """The answer so far (message/agent_message pieces, or a workflow's text chunks)."""
+        return self.state.answer if self.state else ""
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.state.conversation_id if self.state else None
+
+    @property
+    def message_id(self) -> str | None:
+        return self.state.message_id if self.state else None
+
+    @property
+    def task_id(self) -> str | None:
+        return self.state.task_id if self.state else None
+
+    @property
+    def workflow_run_id(self) -> str | None:
+        return self.state.workflow_run_id if self.state else None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.state.usage if self.state else None
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.state and self.state.finished)
+
+    def result(self) -> Result:
+        """The typed result of what was received (call after the stream ended)."""
+        if self.state is None:
+            raise RuntimeError("the stream has not started: iterate it first")
+        return self.state.result()
+
+    def stop(self) -> Any:
+        """Ask Dify to stop this run (POST .../{task_id}/stop). Awaitable on the async client."""
+        if self.task_id is None:
+            raise RuntimeError("no task_id yet: stop() needs the stream's first event")
+        return self._client._stop_for(self._call.spec, self.task_id)
+
+    def _abandoned(self) -> None:
+        """Closed by the reader before the end: finish the call's record without an error."""
+        call = self._call
+        if call.timing.end is None:
+            if call.core.breaker is not None and self.state is not None:
+                call.core.breaker.record_success()  # Dify was streaming fine; the reader left
+            call.abandoned()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(route={self.route!r}, state={self.state!r})"
+
+
+class EventStream(_StreamBase):
+    """Iterate for typed events; the request is sent on the first iteration. Use `with` (or
+    close()) to release the connection if you stop reading early."""
+
+    _client: DifyClient
+
+    def __init__(self, client: DifyClient, call: Call) -> None:
+        super().__init__(client, call)
+        self._gen: Iterator[Event] | None = None
+
+    def __iter__(self) -> Iterator[Event]:
+        if self._gen is None:
+            self._gen = self._events()
+        return self._gen
+
+    def _events(self) -> Iterator[Event]:
+        try:
+            response, state, release = self._client._run(self._call, stream=True)
+        except BaseException:
+            self._call.abandoned()  # no-op after a DifyError (already recorded); closes it if interrupted
+            raise
+        self.state = state
+        try:
+            try:
+                for chunk in _chunks(response):
+                    yield from state.feed(chunk)
+            except httpx.HTTPError as exc:
+                err = state.broken(exc)
+                if err is not None:
+                    raise err from exc
+            state.eof()
+        finally:
+            response.close()
+            release()
+            self._abandoned()
+
+    def text(self) -> Iterator[str]:
+        """Only the answer text, piece by piece (for st.write_stream)."""
+        for ev in self:
+            t = ev.text
+            if t:
+                yield t
+
+    def collect(self) -> Result:
+        """Read the stream to its end; the typed result (ChatResult, CompletionResult or WorkflowResult)."""
+        for _ in self:
+            pass
+        return self.result()
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncEventStream(_StreamBase):
+    """`async for` typed events; the request is sent on the first iteration. Use `async with` (or
+    aclose()) to release the connection if you stop reading early."""
+
+    _client: AsyncDifyClient
+
+    def __init__(self, client: AsyncDifyClient, call: Call) -> None:
+        super().__init__(client, call)
+        self._gen: AsyncIterator[Event] | None = None
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        if self._gen is None:
+            self._gen = self._events()
+        return self._gen
+
+    async def _events(self) -> AsyncIterator[Event]:
+        try:
+            response, state, release = await self._client._run(self._call, stream=True)
+        except BaseException:
+            self._call.abandoned()  # no-op after a DifyError (already recorded); closes it if cancelled
+            raise
+        self.state = state
+        chunks = _achunks(response)
+        try:
+            while True:
+                deadline = state.deadline  # None once the first event came (unless a total deadline is set)
+                try:
+                    if deadline is None:
+                        chunk = await chunks.__anext__()
+                    else:
+                        async with asyncio.timeout(max(deadline - clock(), 0.0)) as cm:
+                            chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    if deadline is None or not cm.expired():
+                        raise
+                    if state.finished:
+                        break
+                    raise state.timed_out() from None
+                except httpx.HTTPError as exc:
+                    err = state.broken(exc)
+                    if err is None:
+                        break
+                    raise err from exc
+                for ev in state.feed(chunk):
+                    yield ev
+            state.eof()
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await response.aclose()
+            release()
+            self._abandoned()
+
+    async def text(self) -> AsyncIterator[str]:
+        async for ev in self:
+            t = ev.text
+            if t:
+                yield t
+
+    async def collect(self) -> Result:
+        async for _ in self:
+            pass
+        return self.result()
+
+    async def aclose(self) -> None:
+        if self._gen is not None:
+            await self._gen.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> AsyncEventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,450 @@
+"""The sans-IO core shared by DifyClient and AsyncDifyClient.
+
+The clients' I/O loops only send, sleep and read; every decision is taken here: what a request looks
+like (`Spec`), whether an attempt may go (`Call.admit`), what a failure means and whether it may be
+retried (`Call.transport_failed`, `Call.error_response`), how an answer becomes a typed result
+(`Call.result`); stream.py turns SSE bytes into typed events (`StreamState.feed`). The retry rule
+lives in one place, `Call._retry_or_raise`:
+
+- retried: a connection that could not be opened (the request never left), and 429/502/503/504
+  answers, i.e. before any event of a stream was read; idempotent calls (GETs, stops, renames...)
+  also after any transport failure;
+- never retried: a generation POST (chat, completion, workflow run) once Dify may have started it:
+  a timeout or broken connection after sending, a stream that broke midway, and a 504 to a blocking
+  generation (the run goes on behind the proxy). Those raise with `may_have_been_processed=True`.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, TypedDict
+
+import httpx
+import orjson
+
+from . import errors as E
+from .hooks import Hooks, fire
+from .keys import ApiKey, AuthHeader, redact
+from .resilience import NO_RETRY, CircuitBreaker, ConcurrencyLimit, RetryPolicy, Timeouts, TokenBucket, min_timeout
+from .stream import StreamState
+from .timing import Timing, clock
+
+log = logging.getLogger("lib.dify")
+
+USER_AGENT = "dify-console/0.1 (+lib.dify)"
+
+
+# -- what a request is -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Spec:
+    """One Service API request, as data. `route` is the low-cardinality label used by hooks."""
+
+    method: str
+    path: str
+    route: str
+    json: Any = None
+    params: dict[str, Any] | None = None
+    files: dict[str, tuple[str, bytes, str]] | None = None  # multipart parts
+    data: dict[str, Any] | None = None  # multipart form fields
+    parse: Callable[[Any], Any] | None = None  # decoded JSON -> typed result
+    kind: str = "json"  # json | bytes | stream
+    stream_mode: str | None = None  # chat | completion | workflow: how a stream becomes a result
+    generation: bool = False  # a chat/completion/workflow run: never resent once it may have started
+    idempotent: bool = False  # safe to resend after any transport failure
+    user: str | None = None  # generation streams: for stop()
+
+
+class CallOptions(TypedDict, total=False):
+    """Per-call options every endpoint method takes as keywords."""
+
+    headers: Mapping[str, str]  # extra headers, e.g. X-Sim-Fault for tests
+    timeouts: Timeouts
+
+
+def drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+# -- the client's shared configuration -----------------------------------------------------------------
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
+
+
+class ClientCore:
+    """Configuration and shared resilience state of one client (sync or async)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: float | TokenBucket | None = None,
+        max_concurrency: int | ConcurrencyLimit | None = None,
+        breaker: CircuitBreaker | None = DEFAULT,
+        hooks: Hooks | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        base = (base_url or "").strip().rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https:// (got {base_url!r}); e.g. https://api.dify.ai/v1")
+        self.base_url = base
+        self.key = ApiKey(api_key)
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.bucket = TokenBucket(rate_limit) if isinstance(rate_limit, (int, float)) else rate_limit
+        self.limit = ConcurrencyLimit(max_concurrency) if isinstance(max_concurrency, int) else max_concurrency
+        self.hooks = hooks or Hooks()
+        if breaker is DEFAULT:
+            breaker = CircuitBreaker()
+        if breaker is not None and breaker.on_change is None:
+            breaker.on_change = self._breaker_changed
+        self.breaker: CircuitBreaker | None = breaker
+        self.headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self._auth = AuthHeader(Authorization=f"Bearer {self.key.reveal()}")
+        self._urls: dict[str, httpx.URL] = {}
+
+    def _breaker_changed(self, old: str, new: str) -> None:
+        log.warning("circuit breaker for %s: %s -> %s", self.base_url, old, new)
+        fire(self.hooks.on_breaker_change, old, new)
+
+    def url(self, path: str) -> httpx.URL:
+        # Parsing a URL is a third of building an httpx.Request: parse each path once (bounded cache).
+        url = self._urls.get(path)
+        if url is None:
+            url = httpx.URL(self.base_url + path)
+            if len(self._urls) < 1024:
+                self._urls[path] = url
+        return url
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.key)
+
+    def call(self, spec: Spec, options: CallOptions) -> Call:
+        return Call(self, spec, options)
+
+    def __repr__(self) -> str:
+        return f"ClientCore(base_url={self.base_url!r}, api_key={self.key.masked!r})"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# -- one call: attempts, deadlines, decisions ------------------------------------------------------------
+
+
+class Call:
+    """The state of one logical call across its attempts. The I/O loop drives it:
+
+    admit() -> [slot] -> request() -> sent() -> send -> head() -> result() | error_response() | stream_opened()
+    and on a transport exception transport_failed(); a returned float is a backoff to sleep, then loop.
+    """
+
+    __slots__ = ("core", "spec", "options", "timing", "attempt", "timeouts", "deadline", "policy")
+
+    def __init__(self, core: ClientCore, spec: Spec, options: CallOptions) -> None:
+        self.core, self.spec, self.options = core, spec, options
+        self.timing = Timing()
+        self.attempt = 0
+        self.timeouts = options.get("timeouts") or core.timeouts
+        self.deadline = self.timing.start + self.timeouts.total if self.timeouts.total else None
+        self.policy = core.retry if core.retry.max_attempts > 1 else NO_RETRY
+
+    # before an attempt
+
+    def admit(self) -> float:
+        """Check the breaker (raises CircuitOpenError) and take a rate-limit token: the seconds to wait."""
+        breaker = self.core.breaker
+        if breaker is not None:
+            wait = breaker.allow()
+            if wait is not None:
+                raise self.fail(self._circuit_open(wait))
+        bucket = self.core.bucket
+        if bucket is None:
+            return 0.0
+        wait = bucket.reserve()
+        if wait > 0:
+            self.check_deadline(wait)
+            self.timing.queued += wait
+            fire(self.core.hooks.on_rate_limit_wait, "rate", wait)
+        return wait
+
+    def slot_timeout(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - clock())
+
+    def slot_waited(self, seconds: float, acquired: bool) -> None:
+        self.timing.queued += seconds
+        if seconds > 0.0005:
+            fire(self.core.hooks.on_rate_limit_wait, "concurrency", seconds)
+        if not acquired:
+            raise self.fail(self._deadline_error("waiting for a concurrency slot"))
+
+    def check_deadline(self, ahead: float = 0.0) -> None:
+        if self.deadline is not None and clock() + ahead > self.deadline:
+            raise self.fail(self._deadline_error("queued for the rate limit"))
+
+    def request(self, *, async_stream: bool = False) -> httpx.Request:
+        """The httpx.Request of the next attempt."""
+        self.attempt += 1
+        spec, core, t = self.spec, self.core, self.timeouts
+        remaining = None if self.deadline is None else self.deadline - clock()
+        if spec.kind == "stream":
+            # Async streams enforce first_event with asyncio.timeout, so the transport's read timeout
+            # (aiohttp fixes it per response) is the idle one; sync streams narrow the head's wait to
+            # first_event and widen it back to idle after the headers (see stream_opened).
+            read = min_timeout(t.idle, remaining) if async_stream else min_timeout(t.idle, t.first_event, remaining)
+        elif spec.generation:
+            read = min_timeout(t.first_event, remaining)
+        else:
+            read = min_timeout(t.idle, remaining)
+        extra = self.options.get("headers")
+        headers = {**core.headers, **extra, **core._auth} if extra else {**core.headers, **core._auth}
+        content = None
+        if spec.files is None and spec.json is not None:
+            headers["Content-Type"] = "application/json"
+            content = orjson.dumps(spec.json)
+        if spec.kind == "stream":
+            headers["Accept"] = "text/event-stream"
+        timeout = {"connect": t.connect, "read": read, "write": min_timeout(t.connect, read), "pool": None}
+        return httpx.Request(
+            spec.method, core.url(spec.path), params=spec.params, headers=headers, content=content,
+            files=spec.files, data=spec.data, extensions={"timeout": timeout},
+        )
+
+    def sent(self) -> None:
+        self.timing.sent = clock()
+        self.timing.attempts = self.attempt
+        fire(self.core.hooks.on_request, self.spec.route, self.attempt)
+
+    # after an attempt
+
+    def head(self, status: int, headers: httpx.Headers) -> bool:
+        """Headers arrived: time them, tell the breaker. True if this is a success to read on."""
+        now = clock()
+        t = self.timing
+        t.first_byte = now
+        fire(self.core.hooks.on_response, self.spec.route, status, now - (t.sent or now))
+        ok = 200 <= status < 300
+        breaker = self.core.breaker
+        if breaker is not None:
+            if status >= 500:
+                breaker.record_failure(f"HTTP {status}")
+            elif not (ok and self.spec.kind == "stream"):  # a stream counts once it ended well
+                breaker.record_success()
+        return ok
+
+    def transport_failed(self, exc: Exception) -> float:
+        """A transport exception before an answer: the backoff to sleep, or raises the typed error."""
+        host = httpx.URL(self.core.base_url).host
+        detail = self.core.redact(str(exc) or type(exc).__name__)
+        never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+        maybe = self.spec.generation and not never_sent
+        err: E.DifyError
+        if isinstance(exc, httpx.ConnectTimeout):
+            err = E.ConnectTimeoutError(
+                f"Could not connect to {host} within {self.timeouts.connect} s",
+                hint="Check the base URL, the network and that Dify is up", route=self.spec.route,
+            )
+        elif isinstance(exc, httpx.ConnectError):
+            err = E.DifyConnectionError(
+                f"Could not connect to {host} ({detail})", hint="Check the base URL and that Dify is running", route=self.spec.route
+            )
+        elif isinstance(exc, httpx.TimeoutException):
+            err = E.FirstEventTimeoutError(
+                f"Dify at {host} did not answer {self.spec.route} in time ({self._budgets()})",
+                hint="Raise Timeouts.first_event, or use streaming for long generations",
+                route=self.spec.route, may_have_been_processed=maybe,
+            )
+        elif isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+            err = E.DifyConnectionError(f"The base URL is not usable ({detail})", hint=E.BASE_URL_HINT, route=self.spec.route)
+            raise self.fail(err) from None
+        else:
+            err = E.DifyConnectionError(
+                f"The connection to {host} failed before Dify answered {self.spec.route} ({detail})",
+                hint="Check the network or a proxy between the client and Dify", route=self.spec.route,
+                may_have_been_processed=maybe,
+            )
+        if self.core.breaker is not None:
+            self.core.breaker.record_failure(type(exc).__name__)
+        return self._retry_or_raise(err, never_sent or self.spec.idempotent, None, type(exc).__name__)
+
+    def _budgets(self) -> str:
+        t = self.timeouts
+        parts = [f"first_event {t.first_event:g} s" if self.spec.generation and t.first_event else "",
+                 f"idle {t.idle:g} s" if t.idle else "", f"total {t.total:g} s" if t.total else ""]
+        return "Timeouts: " + ", ".join(p for p in parts if p)
+
+    def error_response(self, status: int, headers: httpx.Headers, body: bytes) -> float:
+        """An HTTP error answer: the backoff to sleep, or raises the typed error."""
+        err = self.error_from(status, headers, body)
+        retry_after = parse_retry_after(headers.get("retry-after")) if status in (429, 503) else None
+        err.retry_after = retry_after
+        retryable = status in self.policy.statuses
+        if status == 504 and self.spec.generation and self.spec.kind != "stream":
+            # A gateway timeout on a blocking run: Dify is most likely still generating behind the proxy.
+            retryable, err.may_have_been_processed = False, True
+            err.hint = "A proxy gave up waiting for the blocking answer; use streaming for long generations"
+        return self._retry_or_raise(err, retryable, retry_after, f"HTTP {status}")
+
+    def error_from(self, status: int, headers: httpx.Headers, body: bytes) -> E.DifyError:
+        route = self.spec.route
+        ctype = headers.get("content-type", "")
+        data: Any = None
+        if "json" in ctype:
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                data = None
+        if isinstance(data, dict) and ("code" in data or "message" in data):
+            message = self.core.redact(str(data.get("message") or ""))
+            return E.api_error(status, data.get("code"), message, route=route)
+        # Not Dify's envelope: a proxy's page, a plain-text 429, or not a Dify API at all.
+        snippet = self.core.redact(_text_snippet(body))
+        reason = httpx.codes.get_reason_phrase(status)
+        what = f"{status} {reason}" + (f" ({snippet})" if snippet else "")
+        if status == 429:
+            return E.RateLimitError(f"Too many requests: {what}", hint="Slow down and retry later", status=status, code="too_many_requests", message=snippet, route=route)
+        if status in (502, 503, 504):
+            return E.GatewayError(
+                f"Dify, or a proxy in front of it, answered {what} on {route}",
+                hint="Dify is unreachable or overloaded behind its proxy; retry later", status=status, message=snippet, route=route,
+            )
+        if status == 413:
+            return E.PayloadError(f"The request is too large for a proxy in front of Dify: {what}", hint="Send a smaller body or file, or raise the proxy's limit (nginx client_max_body_size)", status=status, message=snippet, route=route)
+        return E.NotDifyAPIError(
+            f"{self.core.base_url} answered {what} with {ctype or 'no content type'} instead of Dify's JSON",
+            hint=E.BASE_URL_HINT, status=status, message=snippet, route=route,
+        )
+
+    def _retry_or_raise(self, err: E.DifyError, retryable: bool, retry_after: float | None, reason: str) -> float:
+        if retryable and self.attempt < self.policy.max_attempts:
+            delay = self.policy.delay(self.attempt, retry_after)
+            if delay is None:
+                err.hint = (err.hint + "; " if err.hint else "") + f"the server asked to wait {retry_after:g} s, longer than RetryPolicy.max_retry_after"
+            elif self.deadline is None or clock() + delay < self.deadline:
+                log.info("retrying %s after %s (attempt %d, in %.2f s)", self.spec.route, reason, self.attempt, delay)
+                fire(self.core.hooks.on_retry, self.spec.route, self.attempt, delay, reason)
+                self.timing.queued += delay
+                return delay
+        raise self.fail(err)
+
+    def fail(self, err: E.DifyError) -> E.DifyError:
+        """Finish the call with an error: stamp it, time it, report it. Returns it for `raise`."""
+        t = self.timing
+        t.end = clock()
+        t.outcome = "error"
+        err.attempts, err.timing = self.attempt, t
+        if err.route is None:
+            err.route = self.spec.route
+        log.debug("%s failed after %d attempt(s): %s", self.spec.route, self.attempt, err.summary)
+        fire(self.core.hooks.on_complete, self.spec.route, t, err)
+        return err
+
+    def _circuit_open(self, wait: float) -> E.CircuitOpenError:
+        at = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
+        last = self.core.breaker.last_failure if self.core.breaker else None
+        return E.CircuitOpenError(
+            f"Dify at {self.core.base_url} failed repeatedly" + (f" (last: {last})" if last else "")
+            + f"; the client is not calling it until {at} (in {wait:.1f} s)",
+            hint="Wait and try again then, or check that Dify is up", code="circuit_open", route=self.spec.route,
+            retry_after=wait,
+        )
+
+    def _deadline_error(self, doing: str) -> E.DifyError:
+        return E.DeadlineExceededError(
+            f"{self.spec.route} ran past its total deadline of {self.timeouts.total:g} s while {doing}",
+            hint="Raise Timeouts.total, or lower the load", route=self.spec.route,
+        )
+
+    # success
+
+    def result(self, status: int, headers: httpx.Headers, body: bytes) -> Any:
+        """A 2xx answer to a blocking call: the typed result."""
+        spec, t = self.spec, self.timing
+        now = clock()
+        if spec.kind == "bytes":
+            return self._done(body, now)
+        data: Any = {}
+        if body.strip():
+            ctype = headers.get("content-type", "")
+            if "json" not in ctype:
+                raise self.fail(self.error_from(status, headers, body))
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise self.fail(E.ProtocolError(f"Dify's answer to {spec.route} is not valid JSON", hint=E.BASE_URL_HINT, route=spec.route)) from None
+        try:
+            result = spec.parse(data) if spec.parse else data
+        except ValueError as exc:
+            raise self.fail(E.ProtocolError(f"Dify's answer to {spec.route} does not match the Service API: {exc}", route=spec.route)) from None
+        if spec.generation:
+            t.first_event = t.first_content = now
+            t.content.append(now)
+            t.events = 1
+            t.usage = getattr(result, "usage", None)
+        if hasattr(result, "timing"):
+            result.timing = t
+        return self._done(result, now)
+
+    def _done(self, result: Any, now: float, outcome: str = "ok") -> Any:
+        self.timing.end = now
+        self.timing.outcome = outcome
+        fire(self.core.hooks.on_complete, self.spec.route, self.timing, None)
+        return result
+
+    def abandoned(self) -> None:
+        """The caller left before the end (closed a stream early, was cancelled): close the record."""
+        if self.timing.end is None:
+            self._done(None, clock(), "abandoned")
+
+    def stream_opened(self, headers: httpx.Headers, request: httpx.Request | None = None) -> StreamState:
+        """A 2xx answer to a streaming call: check it is SSE and start reading it."""
+        ctype = headers.get("content-type", "")
+        if "text/event-stream" not in ctype:
+            raise self.fail(
+                E.NotDifyAPIError(
+                    f"{self.core.base_url} answered {self.spec.route} with {ctype or 'no content type'} instead of an event stream",
+                    hint=E.BASE_URL_HINT, route=self.spec.route,
+                )
+            )
+        if request is not None:
+            # httpcore reads this dict when the body starts: from here on the read timeout is idle.
+            timeout = request.extensions.get("timeout")
+            if isinstance(timeout, dict):
+                timeout["read"] = min_timeout(self.timeouts.idle, None if self.deadline is None else self.deadline - clock())
+        return StreamState(self)
+
+
+def _text_snippet(body: bytes, limit: int = 160) -> str:
+    text = body[:2000].decode("utf-8", "replace")
+    title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+    if title:
+        text = title.group(1)
+    text = re.sub(r"<[^>]+>", " ", text)
+    text = " ".join(text.split())
+    return text[:limit]

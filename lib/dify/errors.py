@@ -1,0 +1,252 @@
+"""Typed errors, each reading as a sentence a person can act on.
+
+Every error carries `code`, `status` and `message` (Dify's own, when Dify answered), `hint` (what to
+do), `may_have_been_processed` (True when the request reached Dify and was not resent), `attempts`
+and `timing`. `str(error)` is the full sentence. No error ever holds the API key: messages built
+from server text are redacted by the client before they get here.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .timing import Timing
+
+MAY_HAVE_BEEN_PROCESSED = (
+    "Dify may already have processed this request (and billed its tokens); it was not sent again, "
+    "to avoid a duplicate. Check the conversation history (messages) or the workflow run before retrying."
+)
+
+
+class DifyError(Exception):
+    """Base of every error the client raises."""
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        hint: str = "",
+        code: str | None = None,
+        status: int | None = None,
+        message: str | None = None,
+        route: str | None = None,
+        may_have_been_processed: bool = False,
+        retry_after: float | None = None,
+        partial: str | None = None,
+    ) -> None:
+        self.summary = summary
+        self.hint = hint
+        self.code = code
+        self.status = status
+        self.message = message if message is not None else summary
+        self.route = route  # e.g. "POST /chat-messages"
+        self.may_have_been_processed = may_have_been_processed
+        self.retry_after = retry_after
+        self.partial = partial  # streams: the answer received before the failure
+        self.attempts = 0
+        self.timing: Timing | None = None
+        super().__init__(self.sentence())
+
+    def sentence(self) -> str:
+        parts = [self.summary.rstrip(".") + "."]
+        if self.hint:
+            parts.append(self.hint.rstrip(".") + ".")
+        if self.may_have_been_processed:
+            parts.append(MAY_HAVE_BEEN_PROCESSED)
+        return " ".join(parts)
+
+    def __str__(self) -> str:
+        return self.sentence()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, status={self.status!r}, message={self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes, keeping the fields
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+
+def _rebuild(cls: type[DifyError], state: dict[str, Any]) -> DifyError:
+    err = cls.__new__(cls)
+    err.__dict__.update(state)
+    Exception.__init__(err, err.sentence())
+    return err
+
+
+# -- Dify answered with an error status -----------------------------------------------------------
+
+
+class DifyAPIError(DifyError):
+    """Dify (or a proxy in front of it) answered with an HTTP error."""
+
+
+class BadRequestError(DifyAPIError):
+    pass
+
+
+class InvalidParamError(BadRequestError):
+    pass
+
+
+class AppModeError(BadRequestError):
+    """This endpoint does not serve the key's app mode (not_chat_app, not_workflow_app, app_unavailable)."""
+
+
+class ConversationCompletedError(BadRequestError):
+    pass
+
+
+class ModelError(BadRequestError):
+    """The model provider failed or is not configured (provider_*, completion_request_error, ...)."""
+
+
+class AuthenticationError(DifyAPIError):
+    pass
+
+
+class PermissionDeniedError(DifyAPIError):
+    pass
+
+
+class NotFoundError(DifyAPIError):
+    pass
+
+
+class ConversationNotFoundError(NotFoundError):
+    pass
+
+
+class PayloadError(DifyAPIError):
+    """413/415: a file or body too large or of a type Dify does not take."""
+
+
+class RateLimitError(DifyAPIError):
+    pass
+
+
+class ServerError(DifyAPIError):
+    pass
+
+
+class GatewayError(ServerError):
+    """502/503/504, usually from a proxy in front of Dify."""
+
+
+class NotDifyAPIError(DifyError):
+    """The answer was not Dify's JSON (an HTML page, a plain text body): the base URL is wrong."""
+
+
+class ProtocolError(DifyError):
+    """The answer broke the Service API contract in a way the client cannot read past."""
+
+
+# -- mid-stream failures ---------------------------------------------------------------------------
+
+
+class StreamError(DifyError):
+    """Dify sent an `error` event mid-stream: the model (or a workflow node) failed."""
+
+
+class StreamInterruptedError(DifyError):
+    """The stream broke before its final event (connection cut, or closed early)."""
+
+
+# -- transport ---------------------------------------------------------------------------------------
+
+
+class DifyConnectionError(DifyError):
+    """Could not reach Dify, or the connection failed before an answer."""
+
+
+class DifyTimeoutError(DifyConnectionError):
+    pass
+
+
+class ConnectTimeoutError(DifyTimeoutError):
+    pass
+
+
+class FirstEventTimeoutError(DifyTimeoutError):
+    """No response, or no first event, within `Timeouts.first_event`."""
+
+
+class IdleTimeoutError(DifyTimeoutError):
+    """A stream sent nothing, not even a ping, for `Timeouts.idle` seconds."""
+
+
+class DeadlineExceededError(DifyTimeoutError):
+    """The call ran past `Timeouts.total`."""
+
+
+class CircuitOpenError(DifyError):
+    """The circuit breaker is open: the client fails fast instead of calling a failing Dify."""
+
+
+# -- Dify's error envelope -> error class and hint ---------------------------------------------------
+
+API_KEY_HINT = (
+    "Check the app's API key: in Dify open the app, then API Access, and copy its key (it starts with 'app-'); "
+    "a knowledge-base key (dataset-...) does not work here"
+)
+CONVERSATION_HINT = (
+    "Start a new conversation (send no conversation_id), or check `user`: a conversation belongs to the "
+    "user who started it and to one app"
+)
+MODE_HINT = (
+    "This key's app has another mode: use chat/stream_chat for chatbot, agent and chatflow apps, "
+    "complete/stream_completion for text generators, run_workflow/stream_workflow for workflows "
+    "(info() tells the mode)"
+)
+BASE_URL_HINT = "This URL does not look like a Dify API: the base URL should end in /v1, e.g. https://api.dify.ai/v1"
+
+_BY_CODE: dict[str, tuple[type[DifyAPIError], str]] = {
+    "invalid_param": (InvalidParamError, "Fix the request: check the inputs against parameters() (user_input_form)"),
+    "bad_request": (BadRequestError, "Dify could not read the request"),
+    "not_chat_app": (AppModeError, MODE_HINT),
+    "not_workflow_app": (AppModeError, MODE_HINT),
+    "not_completion_app": (AppModeError, MODE_HINT),
+    "app_unavailable": (AppModeError, "Check the app's configuration in Dify (model, published workflow); if it is not a text generator: " + MODE_HINT),
+    "conversation_completed": (ConversationCompletedError, "Start a new conversation (send no conversation_id)"),
+    "provider_not_initialize": (ModelError, "Configure the model provider's credentials in Dify: Settings, Model Provider"),
+    "provider_quota_exceeded": (ModelError, "The model provider's quota is used up: add credit or switch provider in Dify"),
+    "model_currently_not_support": (ModelError, "Pick another model for this app in Dify"),
+    "completion_request_error": (ModelError, "The model failed; retry later or check the provider's status"),
+    "unauthorized": (AuthenticationError, API_KEY_HINT),
+    "forbidden": (PermissionDeniedError, "The app was deleted, is disabled, or its API access is switched off: check it in Dify"),
+    "too_many_requests": (RateLimitError, "The app is at its concurrency limit: send fewer requests at once, or raise the app's limit in Dify"),
+    "rate_limit_error": (RateLimitError, "The model provider (or the Dify Cloud plan) is rate limiting: slow down and retry later"),
+    "file_too_large": (PayloadError, "Send a smaller file (defaults: 15 MB documents, 10 MB images)"),
+    "audio_too_large": (PayloadError, "Send a shorter audio file (max 30 MB)"),
+    "unsupported_file_type": (PayloadError, "Send a file type the app accepts"),
+    "unsupported_audio_type": (PayloadError, "Send mp3, m4a, wav, amr or mpga audio"),
+    "unsupported_media_type": (PayloadError, "Send the body as application/json"),
+    "end_user_not_found": (NotFoundError, "Check the end-user id"),
+    "file_not_found": (NotFoundError, "Check the file id, and the user that uploaded it"),
+}
+
+_BY_STATUS: dict[int, tuple[type[DifyAPIError], str]] = {
+    400: (BadRequestError, "Fix the request"),
+    401: (AuthenticationError, API_KEY_HINT),
+    403: (PermissionDeniedError, "The key may not use this app or endpoint: check the app in Dify"),
+    404: (NotFoundError, "Check the id, and the `user`: Dify scopes conversations, messages and files to one user"),
+    413: (PayloadError, "The body is too large for Dify or a proxy in front of it (nginx client_max_body_size)"),
+    415: (PayloadError, "Dify does not take this content type"),
+    429: (RateLimitError, "Too many requests: slow down and retry later"),
+}
+
+
+def api_error(status: int, code: str | None, message: str, *, route: str | None = None) -> DifyAPIError:
+    """The typed error for Dify's JSON error envelope `{code, message, status}`."""
+    cls, hint = _BY_CODE.get(code or "", (None, ""))  # type: ignore[assignment]
+    if cls is None:
+        if status >= 500:
+            cls, hint = ServerError, "Dify failed on its side; retry later, and if it persists check Dify's logs"
+        else:
+            cls, hint = _BY_STATUS.get(status, (DifyAPIError, ""))
+    if status == 404 and message.startswith("Conversation Not Exists"):
+        cls, hint = ConversationNotFoundError, CONVERSATION_HINT
+    elif status == 404 and message.startswith("The requested URL was not found"):
+        hint = "Dify has no such route: check the base URL (it should end in /v1) and the Dify version"
+    elif code == "invalid_param" and "blocking mode" in message:
+        hint = "Agent apps only stream: use stream_chat (or stream_chat(...).collect())"
+    summary = f"Dify answered {status} {code or 'error'} on {route}: {message}" if route else f"Dify answered {status} {code or 'error'}: {message}"
+    return cls(summary, hint=hint, code=code, status=status, message=message, route=route)

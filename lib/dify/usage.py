@@ -1,0 +1,49 @@
+"""`metadata.usage` of a message: token counts, prices, latency (contract §10)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _int(v: Any) -> int:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(v: Any) -> float:
+    # Dify sends prices as decimal strings ("0.0000120"); float is exact enough for a console.
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_price: float = 0.0
+    completion_price: float = 0.0
+    total_price: float = 0.0
+    currency: str = "USD"
+    latency: float = 0.0  # seconds, as Dify measured the model call
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Usage | None:
+        if not isinstance(d, dict):
+            return None
+        return cls(
+            prompt_tokens=_int(d.get("prompt_tokens")),
+            completion_tokens=_int(d.get("completion_tokens")),
+            total_tokens=_int(d.get("total_tokens")),
+            prompt_price=_float(d.get("prompt_price")),
+            completion_price=_float(d.get("completion_price")),
+            total_price=_float(d.get("total_price")),
+            currency=d.get("currency") or "USD",
+            latency=_float(d.get("latency")),
+            raw=d,
+        )

@@ -13,14 +13,8 @@ import httpx
 import pytest
 
 from lib.dify import AsyncDifyClient, DifyClient, Event, RetryPolicy
+from tests.conftest import KEYS
 
-KEYS = {
-    "chat": "app-sim-chat",
-    "advanced-chat": "app-sim-advanced-chat",
-    "agent-chat": "app-sim-agent",
-    "completion": "app-sim-completion",
-    "workflow": "app-sim-workflow",
-}
 FAST_RETRY = RetryPolicy(max_attempts=3, base=0.01, cap=0.05)
 
 

@@ -2,29 +2,13 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from lib.prometheus_process import PrometheusNotFound, prometheus_argv, scrape_config, wait_ready
-from tests.support.procs import free_port
+from tests.support.procs import Server, free_port
 
 
-@dataclass
-class PrometheusServer:
-    proc: subprocess.Popen
-    url: str
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
-def start_prometheus(tmp_dir: Path, jobs: dict[str, list[str]], interval: str = "1s") -> PrometheusServer:
+def start_prometheus(tmp_dir: Path, jobs: dict[str, list[str]], interval: str = "1s") -> Server:
     """Start Prometheus scraping `jobs` ({job: ["127.0.0.1:PORT"]}). A missing binary fails, never skips."""
     config = tmp_dir / "prometheus.yml"
     config.write_text(scrape_config(jobs, interval))
@@ -41,4 +25,4 @@ def start_prometheus(tmp_dir: Path, jobs: dict[str, list[str]], interval: str = 
     except Exception:
         proc.kill()
         raise AssertionError(f"prometheus did not start:\n{log_path.read_text()}") from None
-    return PrometheusServer(proc, url, log_path)
+    return Server(proc=proc, url=url, log_path=log_path, args=argv)

@@ -278,3 +278,15 @@ async def test_missing_required_input(api):
     with pytest.raises(InvalidParamError) as info:
         await api("workflow")("run_workflow", {}, user=USER)
     assert "topic" in info.value.message
+
+
+async def test_resume_a_workflow_stream_and_human_input_forms(api):
+    a = api("workflow")
+    run = await a("run_workflow", {"topic": "resume"}, user=USER)
+    events, stream = await a.stream("stream_workflow_events", run.workflow_run_id, user=USER)
+    assert [e.event for e in events] == ["workflow_finished"] and events[0].status == "succeeded"
+    with pytest.raises(NotFoundError):
+        await a.stream("stream_workflow_events", run.workflow_run_id, user="someone-else")
+    with pytest.raises(NotFoundError) as err:
+        await a("human_input_form", "no-such-token")
+    assert "not found" in str(err.value).lower()

@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 	touch $@
 
 # requirements-dev.txt includes requirements.txt, so this install satisfies both stamps.
-$(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(BIN)/python
+$(VENV)/.installed-dev: requirements-dev.txt requirements-locust.txt requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@ $(VENV)/.installed
 

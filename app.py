@@ -1,16 +1,19 @@
 """Dify Console: navigation and the sidebar target picker; the pages do the rest.
 
 The chosen target is left in st.session_state["target"] (a lib.settings.Target) for the pages, which
-read it with ui.current_target(), and its name in st.session_state["target_name"]. Pages run through
+read it with ui.current_target(), its name in st.session_state["target_name"], and the list offered in
+st.session_state["targets"] (ui.target.all_targets(); it includes targets added in the Playground). Pages run through
 ui.run_page so that a deep link (/benchmark) shows them inside this shell too (see ui/shell.py).
 """
 import streamlit as st
 
 from lib.settings import SettingsError, find_target, load_targets
 from ui import run_page
-from ui.target import TARGET_KEY
+from ui.clients import ensure_metrics_server
+from ui.target import TARGET_KEY, TARGETS_KEY, session_targets
 
 st.set_page_config(page_title="Dify Console", layout="wide")
+ensure_metrics_server()  # this process's client metrics on CONSOLE_METRICS_PORT, once per process
 
 page = st.navigation(
     [
@@ -31,7 +34,7 @@ def _secrets() -> dict | None:
 
 
 try:
-    targets = load_targets(_secrets())
+    targets = load_targets(_secrets()) + session_targets()  # + those added in the Playground
 except SettingsError as exc:
     st.error(f"Configuration error: {exc}")
     st.stop()
@@ -44,6 +47,7 @@ with st.sidebar:
     name = st.selectbox("Target", names, key="target_name", help="The Dify app that pages send requests to.")
     target = find_target(targets, name)
     st.session_state[TARGET_KEY] = target
+    st.session_state[TARGETS_KEY] = targets
     st.caption(f"{target.base_url}  \nkey `{target.masked_key}` · {target.kind}")
 
 run_page(page)

@@ -20,9 +20,11 @@ class PrometheusNotFound(RuntimeError):
 
 
 def prometheus_binary() -> str:
-    found = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus")
+    configured = os.environ.get("PROMETHEUS_BIN")
+    found = shutil.which(configured or "prometheus")  # an absolute PROMETHEUS_BIN must be executable too
     if not found:
-        raise PrometheusNotFound(f"No `prometheus` binary on PATH: {INSTALL_HINT}.")
+        where = f"PROMETHEUS_BIN={configured} is not an executable" if configured else "No `prometheus` binary on PATH"
+        raise PrometheusNotFound(f"{where}: {INSTALL_HINT}.")
     return found
 
 
@@ -42,6 +44,7 @@ def prometheus_argv(config: Path, data_dir: Path, port: int, host: str = "127.0.
         f"--web.listen-address={host}:{port}",
         "--storage.tsdb.retention.time=2d",
         "--web.enable-lifecycle",
+        "--log.level=warn",  # its info lines drown the other services in make run's output
     ]
 
 

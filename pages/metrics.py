@@ -1,14 +1,116 @@
-"""Metrics: a live Prometheus view (placeholder until its issue lands)."""
+"""Metrics: live Prometheus charts of the console's client, the gateway and the simulator, and a PromQL box."""
+from datetime import timedelta
+
 import streamlit as st
 
+from lib.charts.metrics import result_figure, timeseries_figure
+from lib.panels import PANELS_BY_KEY, rate_window, selector, step_seconds
+from lib.prom import Prom, PrometheusUnavailable, PromQLError, prometheus_url, query_range_any, utcnow
 from ui import current_target, require_shell
+from ui.clients import ensure_metrics_server
 
 require_shell(__file__)  # a deep link runs this page through app.py, with the sidebar
+ensure_metrics_server()  # this process's own client metrics, scraped as job "console"
+
+RANGES = {"5 minutes": 300, "15 minutes": 900, "1 hour": 3600, "6 hours": 6 * 3600, "24 hours": 24 * 3600}
+REFRESH = {"Off": None, "2 s": 2, "5 s": 5, "10 s": 10, "30 s": 30}
+GRID = [("request_rate", "error_ratio"), ("latency", "ttft"), ("output_tokens", "in_flight"),
+        ("retries", "rate_limits"), ("breaker", None)]
+url = prometheus_url()
+
 target = current_target()
 
 st.title("Metrics")
-st.markdown(
-    "*In progress.* A live view of the Prometheus metrics that the client, "
-    "the gateway and the simulator export."
-)
-st.markdown(f"Target: **{target.name}**" if target else "No target selected.")
+st.caption(f"Live from Prometheus at {url}: the console's client (job `console`), the gateway and the simulator.")
+if target:  # the console's own calls carry it as the `target` label of the dify_client_* series
+    st.markdown(f"Target: **{target.name}**")
+
+c_range, c_refresh, c_jobs, c_targets = st.columns([1, 1, 2, 2])
+range_s = RANGES[c_range.selectbox("Time range", list(RANGES), index=1, key="metrics_range")]
+every = REFRESH[c_refresh.selectbox("Refresh", list(REFRESH), index=2, key="metrics_refresh")]
+
+try:
+    with Prom(url, timeout=3) as prom:
+        targets = prom.targets()
+except PrometheusUnavailable as exc:
+    st.error(f"**Prometheus is unreachable.** {exc}", icon=":material/error:")
+
+    @st.fragment(run_every=5)
+    def wait_for_prometheus() -> None:
+        """Come back by itself once Prometheus answers (it may be starting)."""
+        if Prom(url, timeout=2).ready():
+            st.rerun(scope="app")
+        st.caption("Checking again every 5 s ...")
+
+    wait_for_prometheus()
+    st.stop()
+
+jobs = c_jobs.multiselect("Jobs", sorted(targets["job"].unique()), key="metrics_jobs", placeholder="All jobs")
+shown = targets[targets["job"].isin(jobs)] if jobs else targets
+instances = c_targets.multiselect("Targets", sorted(shown["instance"].unique()), key="metrics_instances",
+                                  placeholder="All targets")
+sel = selector(jobs, instances)
+
+
+@st.fragment(run_every=every)
+def live_panels(sel: str, range_s: int) -> None:
+    end = utcnow()
+    start = end - timedelta(seconds=range_s)
+    step, window = step_seconds(range_s), rate_window(range_s)
+    try:
+        with Prom(url, timeout=5) as prom:
+            frames = {key: prom.panel(PANELS_BY_KEY[key], sel, start, end, step, window)
+                      for row in GRID for key in row if key}
+            up = prom.targets()
+    except (PrometheusUnavailable, PromQLError) as exc:
+        st.error(f"**Prometheus query failed.** {exc}", icon=":material/error:")
+        return
+    for row in GRID:
+        cols = st.columns(2)
+        for col, key in zip(cols, row):
+            if key is None:
+                continue
+            panel = PANELS_BY_KEY[key]
+            col.plotly_chart(timeseries_figure(frames[key], panel.title, panel.unit, x_range=(start, end)), key=f"metrics_chart_{key}",
+                             width="stretch", config={"displaylogo": False})
+            col.caption(panel.help)
+    with cols[1]:
+        st.markdown("**Scrape targets**")
+        st.dataframe(up[["job", "instance", "health", "last_error"]], hide_index=True, width="stretch")
+    st.caption(f"Updated {end:%H:%M:%S} UTC · rate window {window} · step {step:g} s"
+               + (f" · refreshing every {every} s" if every else ""))
+
+
+live_panels(sel, range_s)
+
+st.subheader("PromQL")
+with st.form("metrics_promql"):
+    query = st.text_area("Query", value=st.session_state.get("metrics_promql_last", ("", ""))[0],
+                         placeholder='sum by (job, route) (rate(dify_gateway_requests_total[1m]))', height=80)
+    as_chart = st.radio("Result as", ["Chart over the time range", "Table, now"], horizontal=True) == "Chart over the time range"
+    if st.form_submit_button("Run query") and query.strip():
+        st.session_state["metrics_promql_last"] = (query.strip(), as_chart)
+
+if last := st.session_state.get("metrics_promql_last"):
+    expr, as_chart = last
+    try:
+        with Prom(url, timeout=10) as prom:
+            end = utcnow()
+            start = end - timedelta(seconds=range_s)
+            if as_chart:
+                frame = query_range_any(prom, expr, start, end, step_seconds(range_s))
+            else:
+                frame = prom.instant(expr)
+    except PromQLError as exc:
+        st.error(f"Prometheus rejected the query: {exc}")
+    except PrometheusUnavailable as exc:
+        st.error(str(exc))
+    else:
+        if frame.empty:
+            st.info("The query returned no series.")
+        elif as_chart:
+            st.plotly_chart(result_figure(frame, expr, x_range=(start, end)), key="metrics_promql_chart", width="stretch")
+            with st.expander("Data"):
+                st.dataframe(frame, hide_index=True, width="stretch")
+        else:
+            st.dataframe(frame, hide_index=True, width="stretch")

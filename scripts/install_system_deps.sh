@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages that tests and later features need: Prometheus (metrics), Chromium (browser
-# tests), Thai fonts (Thai text renders as boxes in headless Chromium without them).
+# tests), Thai and emoji fonts (Thai text and emoji render as boxes in headless Chromium without them).
 # Installs only what is missing, and only as root; otherwise it warns and carries on.
 set -euo pipefail
 
@@ -8,6 +8,7 @@ missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 dpkg -s fonts-thai-tlwg >/dev/null 2>&1 || missing+=(fonts-thai-tlwg)
+dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

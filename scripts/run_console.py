@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Run the console locally: the Dify simulator and the Streamlit app, supervised (`make run`).
+"""Run the console locally, supervised (`make run`): the Dify simulator, the gateway, Prometheus and
+the Streamlit app.
 
 Each service runs in its own process group, so Ctrl-C or SIGTERM stops every process this script
-started, grandchildren included, and frees the ports. To run another service (the gateway,
-Prometheus), add a `Service` to `services()`.
+started, grandchildren included, and frees the ports. To run another service, add a `Service` to
+`services()`.
 
-Environment: SIMULATOR_PORT (5001), STREAMLIT_PORT (8501), SIMULATOR_ARGS (extra simulator flags,
-e.g. "--fast"); DIFY_API_BASE/DIFY_API_KEY make a real Dify app the default target.
+Environment: SIMULATOR_PORT (5001), GATEWAY_PORT (8080), PROMETHEUS_PORT (9090), STREAMLIT_PORT (8501),
+CONSOLE_METRICS_PORT (9464, the app's own /metrics), SIMULATOR_ARGS (extra simulator flags, e.g.
+"--fast"); DIFY_API_BASE/DIFY_API_KEY make a real Dify app the default target and the gateway's
+upstream (else the gateway fronts the simulator's chat app); GATEWAY_API_KEYS (default
+`demo:gw-demo-key`); PROMETHEUS_URL uses a Prometheus already running instead of starting one;
+PROMETHEUS_DATA_DIR (data/prometheus) holds its storage.
 """
 from __future__ import annotations
 
@@ -18,8 +23,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -27,6 +33,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lib.gateway.config import DEMO_CALLER_KEY  # noqa: E402
+from lib.prometheus_process import INSTALL_HINT, PrometheusNotFound, prometheus_argv  # noqa: E402
 from lib.settings import SIMULATOR_APPS, SettingsError, default_target, load_targets, read_secrets_file  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -41,31 +49,89 @@ class Service:
     port: int
     ready_url: str  # answers 200 once the service is up
     env: dict[str, str] = field(default_factory=dict)  # on top of this process's environment
+    also_binds: dict[str, int] = field(default_factory=dict)  # other ports it listens on, by their variable
+    url: str = ""  # what the banner shows
+    prepare: Callable[[], None] | None = None  # run just before starting it (e.g. write its config)
 
 
 def services(environ: Mapping[str, str]) -> list[Service]:
     """What `make run` starts, in order."""
     sim_port = _port(environ, "SIMULATOR_PORT", 5001)
+    gw_port = _port(environ, "GATEWAY_PORT", 8080)
     ui_port = _port(environ, "STREAMLIT_PORT", 8501)
+    metrics_port = _port(environ, "CONSOLE_METRICS_PORT", 9464)
     sim_url = f"http://{HOST}:{sim_port}/v1"
     py = sys.executable
-    return [
+    planned = [
         Service(
             "simulator",
             [py, "-m", "lib.simulator", "--host", HOST, "--port", str(sim_port),
              *shlex.split(environ.get("SIMULATOR_ARGS", ""))],
             sim_port,
             f"{sim_url}/",
+            url=sim_url,
         ),
         Service(
-            "streamlit",
-            [py, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.address={HOST}",
-             f"--server.port={ui_port}", "--browser.gatherUsageStats=false"],
-            ui_port,
-            f"http://{HOST}:{ui_port}/_stcore/health",
-            env={"SIMULATOR_URL": sim_url},
+            "gateway",
+            [py, "-m", "lib.gateway", "--host", HOST, "--port", str(gw_port)],
+            gw_port,
+            f"http://{HOST}:{gw_port}/health",
+            env=gateway_env(environ, sim_url),
+            url=f"http://{HOST}:{gw_port}/v1",
         ),
     ]
+    prometheus_url = (environ.get("PROMETHEUS_URL") or "").strip().rstrip("/")
+    if not prometheus_url:
+        prom_port = _port(environ, "PROMETHEUS_PORT", 9090)
+        prometheus_url = f"http://{HOST}:{prom_port}"
+        data_dir = Path(environ.get("PROMETHEUS_DATA_DIR") or ROOT / "data" / "prometheus")
+        try:
+            argv = prometheus_argv(data_dir / "prometheus.yml", data_dir / "tsdb", prom_port, HOST)
+        except PrometheusNotFound:
+            argv = None  # main() says how to install it; the console runs on without it
+        scrape = {"console": f"{HOST}:{metrics_port}", "gateway": f"{HOST}:{gw_port}", "simulator": f"{HOST}:{sim_port}"}
+        planned.append(Service(
+            "prometheus", argv or [], prom_port, f"{prometheus_url}/-/ready", url=prometheus_url,
+            prepare=partial(write_prometheus_config, data_dir, scrape),
+        ))
+    planned.append(Service(
+        "streamlit",
+        [py, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.address={HOST}",
+         f"--server.port={ui_port}", "--browser.gatherUsageStats=false"],
+        ui_port,
+        f"http://{HOST}:{ui_port}/_stcore/health",
+        env={"SIMULATOR_URL": sim_url, "PROMETHEUS_URL": prometheus_url, "CONSOLE_METRICS_PORT": str(metrics_port)},
+        also_binds={"CONSOLE_METRICS_PORT": metrics_port},
+        url=f"http://{HOST}:{ui_port}",
+    ))
+    return planned
+
+
+def gateway_env(environ: Mapping[str, str], sim_url: str) -> dict[str, str]:
+    """The gateway fronts the default target when it is a real Dify app (DIFY_API_BASE/DIFY_API_KEY from
+    the environment, .env or secrets.toml), else the simulator's chat app."""
+    env = {"GATEWAY_API_KEYS": environ.get("GATEWAY_API_KEYS") or f"demo:{DEMO_CALLER_KEY}",
+           "DIFY_API_BASE": sim_url, "DIFY_API_KEY": "app-sim-chat"}
+    try:
+        target = default_target(load_targets(read_secrets_file(), environ={**environ, "SIMULATOR_URL": sim_url}))
+    except (SettingsError, OSError, ValueError):  # the banner and the app report the configuration problem
+        return env
+    if target.kind == "dify":
+        env |= {"DIFY_API_BASE": target.base_url, "DIFY_API_KEY": target.api_key}
+    return env
+
+
+# The targets deploy/prometheus.yml names, at make run's default ports.
+DEPLOY_TARGETS = {"console": "127.0.0.1:9464", "gateway": "127.0.0.1:8080", "simulator": "127.0.0.1:5001"}
+
+
+def write_prometheus_config(data_dir: Path, scrape: dict[str, str]) -> None:
+    """deploy/prometheus.yml with make run's actual ports, as data_dir/prometheus.yml."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    text = (ROOT / "deploy" / "prometheus.yml").read_text()
+    for job, target in scrape.items():
+        text = text.replace(f"'{DEPLOY_TARGETS[job]}'", f"'{target}'")
+    (data_dir / "prometheus.yml").write_text(text)
 
 
 class Supervisor:
@@ -86,6 +152,8 @@ class Supervisor:
             print(text, flush=True)
 
     def start(self, service: Service) -> subprocess.Popen:
+        if service.prepare is not None:
+            service.prepare()
         proc = subprocess.Popen(
             service.argv,
             cwd=ROOT,
@@ -168,6 +236,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, sup.request_stop)
     try:
         for service in planned:
+            if not service.argv:  # Prometheus without a binary: the Metrics page says how to get one
+                sup.say(f"WARNING: no `prometheus` binary, so the Metrics page has no data: {INSTALL_HINT}.")
+                continue
             sup.say(f"Starting {service.name} on port {service.port} ...")
             if not sup.wait_ready(service, sup.start(service)):
                 return 0 if sup.stop_requested.is_set() else 1
@@ -182,18 +253,29 @@ def main() -> int:
 
 
 def _banner(planned: list[Service]) -> str:
-    ports = {s.name: s.port for s in planned}
+    by_name = {s.name: s for s in planned}
+    ui, sim, gw = by_name["streamlit"], by_name["simulator"], by_name["gateway"]
+    callers = gw.env.get("GATEWAY_API_KEYS", "")
+    demo = callers == f"demo:{DEMO_CALLER_KEY}"
     lines = [
         "",
-        f"Dify Console:  http://{HOST}:{ports['streamlit']}",
-        f"Simulator API: http://{HOST}:{ports['simulator']}/v1",
+        f"Dify Console:  {ui.url}",
+        f"Simulator API: {sim.url}",
+        f"Gateway API:   {gw.url}   (upstream: {gw.env.get('DIFY_API_BASE') or 'DIFY_API_BASE'})",
+        f"Prometheus:    {ui.env['PROMETHEUS_URL']}" + ("" if "prometheus" in by_name and by_name["prometheus"].argv
+                                                         or "prometheus" not in by_name else "   (not started)"),
         "",
         "Demo keys (simulator apps):",
         *(f"  {mode:<14} {key}" for _, mode, key in SIMULATOR_APPS),
+        "",
+        f"Gateway caller key: {DEMO_CALLER_KEY} (demo; set GATEWAY_API_KEYS for your own)" if demo
+        else "Gateway caller keys: from GATEWAY_API_KEYS",
+        f"  curl -N {gw.url}/chat-messages -H 'Authorization: Bearer {DEMO_CALLER_KEY if demo else '<caller key>'}' "
+        "-H 'Content-Type: application/json' "
+        """-d '{"query": "Hello", "user": "web-1", "inputs": {}, "response_mode": "streaming"}'""",
     ]
-    sim_url = next(s.env["SIMULATOR_URL"] for s in planned if "SIMULATOR_URL" in s.env)
     try:
-        target = default_target(load_targets(read_secrets_file(), environ={**os.environ, "SIMULATOR_URL": sim_url}))
+        target = default_target(load_targets(read_secrets_file(), environ={**os.environ, "SIMULATOR_URL": sim.url}))
         if target.kind == "dify":
             lines += ["", f"Default target: {target} (a real Dify app; the simulator's apps are in the picker too)"]
     except (SettingsError, OSError, ValueError) as exc:  # the app shows the same problem in the page
@@ -211,19 +293,22 @@ def _port(environ: Mapping[str, str], name: str, default: int) -> int:
 def _port_problem(planned: list[Service]) -> str | None:
     seen: dict[int, str] = {}
     for service in planned:
-        if service.port in seen:
-            return f"{service.name} and {seen[service.port]} are both set to port {service.port}."
-        seen[service.port] = service.name
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no conflict
-            try:
-                s.bind((HOST, service.port))
-            except OSError:
-                var = f"{service.name.upper()}_PORT"
-                return (
-                    f"port {service.port} on {HOST} ({service.name}) is already in use. "
-                    f"Stop whatever holds it, or choose another port, e.g. {var}={service.port + 1} make run"
-                )
+        if not service.argv:
+            continue
+        ports = {f"{service.name.upper()}_PORT": service.port, **service.also_binds}
+        for var, port in ports.items():
+            if port in seen:
+                return f"{var} and {seen[port]} are both set to port {port}."
+            seen[port] = var
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no conflict
+                try:
+                    s.bind((HOST, port))
+                except OSError:
+                    return (
+                        f"port {port} on {HOST} ({service.name}) is already in use. "
+                        f"Stop whatever holds it, or choose another port, e.g. {var}={port + 1} make run"
+                    )
     return None
 
 

@@ -1,7 +1,13 @@
 """Shared fixtures: real servers on free ports."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The console's /metrics server (lib.telemetry.start_metrics_server) binds a random port in tests and in the
+# consoles they start, never make run's 9464: a developer's running console must not collide with them.
+os.environ.setdefault("CONSOLE_METRICS_PORT", "0")
 
 from tests.support.procs import Server, start_simulator
 

@@ -44,7 +44,8 @@ def expect_page(page, title: str) -> None:
 
 def expect_shown_target(page, name: str) -> None:
     """The page (not the sidebar) names `name` as its target."""
-    expect(page.locator("[data-testid='stMain']").get_by_text(f"Target: {name}", exact=True)).to_be_visible()
+    # stMainBlockContainer: the main area in both layouts (with st.chat_input there is no stMain).
+    expect(page.locator("[data-testid='stMainBlockContainer']").get_by_text(f"Target: {name}", exact=True)).to_be_visible()
 
 
 def test_root_shows_navigation_and_target_picker(page, console, tmp_path):

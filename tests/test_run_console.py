@@ -1,6 +1,8 @@
-"""scripts/run_console.py (`make run`): starts the simulator and the app, stops them all on Ctrl-C."""
+"""scripts/run_console.py (`make run`): starts the simulator, the gateway, Prometheus and the app, and
+stops them all on Ctrl-C."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -15,12 +17,14 @@ import psutil
 from tests.support.procs import ROOT, free_port
 
 SCRIPT = str(ROOT / "scripts" / "run_console.py")
+PORT_VARS = ("SIMULATOR_PORT", "GATEWAY_PORT", "PROMETHEUS_PORT", "STREAMLIT_PORT", "CONSOLE_METRICS_PORT")
 
 
-def two_ports() -> tuple[int, int]:
-    while (ports := (free_port(), free_port()))[0] == ports[1]:
-        pass
-    return ports
+def distinct_ports(n: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return list(ports)
 
 
 def port_is_free(port: int) -> bool:
@@ -40,59 +44,105 @@ def answers(url: str) -> bool:
         return False
 
 
-def launch(log: Path, **ports: int) -> subprocess.Popen:
-    env = {**os.environ, **{name: str(port) for name, port in ports.items()}}
+def launch(log: Path, **env: str | int) -> subprocess.Popen:
+    full = {**os.environ, "PROMETHEUS_URL": "", **{name: str(value) for name, value in env.items()}}
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, SCRIPT], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, SCRIPT], cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
 
 
-def test_starts_both_services_and_ctrl_c_stops_everything(tmp_path):
-    sim_port, ui_port = two_ports()
+def load_script():
+    spec = importlib.util.spec_from_file_location("run_console", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_console"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_starts_every_service_and_ctrl_c_stops_everything(tmp_path):
+    ports = dict(zip(PORT_VARS, distinct_ports(len(PORT_VARS))))
     log = tmp_path / "run_console.log"
-    proc = launch(log, SIMULATOR_PORT=sim_port, STREAMLIT_PORT=ui_port)
+    proc = launch(log, PROMETHEUS_DATA_DIR=tmp_path / "prometheus", **ports)
     children: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while "Press Ctrl-C to stop." not in log.read_text(errors="replace"):
             assert proc.poll() is None, f"run_console exited early with {proc.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"not ready after 90 s:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"not ready after 120 s:\n{log.read_text()}"
             time.sleep(0.2)
-        assert answers(f"http://127.0.0.1:{sim_port}/v1/")
-        assert answers(f"http://127.0.0.1:{ui_port}/_stcore/health")
+        host = "http://127.0.0.1"
+        assert answers(f"{host}:{ports['SIMULATOR_PORT']}/v1/")
+        assert answers(f"{host}:{ports['STREAMLIT_PORT']}/_stcore/health")
+        assert answers(f"{host}:{ports['GATEWAY_PORT']}/health")
+        assert answers(f"{host}:{ports['PROMETHEUS_PORT']}/-/ready")
         output = log.read_text()
-        assert f"http://127.0.0.1:{ui_port}" in output
-        assert all(key in output for key in ("app-sim-chat", "app-sim-workflow", "app-sim-agent"))
+        assert f"{host}:{ports['STREAMLIT_PORT']}" in output and f"{host}:{ports['GATEWAY_PORT']}/v1" in output
+        assert all(key in output for key in ("app-sim-chat", "app-sim-workflow", "app-sim-agent", "gw-demo-key"))
+
+        # The gateway fronts the simulator with the demo caller key.
+        r = httpx.post(f"{host}:{ports['GATEWAY_PORT']}/v1/chat-messages", headers={"Authorization": "Bearer gw-demo-key"},
+                       json={"query": "hi", "user": "make-run", "inputs": {}}, timeout=30)
+        assert r.status_code == 200 and r.json()["answer"]
+        # Prometheus scrapes the app (its own /metrics port, up from its first session), the gateway and the
+        # simulator, at make run's ports. It lists its targets a moment after it is ready.
+        def scraped() -> dict[str, str]:
+            targets = httpx.get(f"{host}:{ports['PROMETHEUS_PORT']}/api/v1/targets").json()["data"]["activeTargets"]
+            return {t["labels"]["job"]: t["labels"]["instance"] for t in targets}
+
+        deadline = time.monotonic() + 30
+        while len(scraped()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert scraped() == {"console": f"127.0.0.1:{ports['CONSOLE_METRICS_PORT']}",
+                           "gateway": f"127.0.0.1:{ports['GATEWAY_PORT']}",
+                           "simulator": f"127.0.0.1:{ports['SIMULATOR_PORT']}"}
+        assert (tmp_path / "prometheus" / "tsdb").is_dir()
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 2
+        assert len(children) >= 4
 
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=15) == 0, log.read_text()
+        assert proc.wait(timeout=30) == 0, log.read_text()
 
-        _, alive = psutil.wait_procs(children, timeout=3)
+        _, alive = psutil.wait_procs(children, timeout=5)
         assert not alive, f"left running: {alive}"
-        assert port_is_free(sim_port) and port_is_free(ui_port)
+        busy = [var for var, port in ports.items() if not port_is_free(port)]
+        assert not busy, f"still bound: {busy}"
         assert "Stopped." in log.read_text()
     finally:  # never leak servers into the rest of the session, even when an assertion failed
-        for child in children:
-            if child.is_running():
-                child.kill()
-        if proc.poll() is None:
+        stop_everything(proc, children)
+
+
+def stop_everything(proc: subprocess.Popen, children: list[psutil.Process]) -> None:
+    """After a failed assertion: stop the supervisor the way Ctrl-C does (it stops its services), then kill
+    whatever is left. Killing the supervisor alone would orphan its services, which run in their own groups."""
+    if proc.poll() is None:
+        try:
+            children = children or psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def test_port_in_use_is_a_clear_error_and_starts_nothing(tmp_path):
-    sim_port = free_port()
+    ports = dict(zip(PORT_VARS, distinct_ports(len(PORT_VARS))))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        ui_port = taken.getsockname()[1]
+        ports["GATEWAY_PORT"] = taken.getsockname()[1]
         log = tmp_path / "run_console.log"
-        proc = launch(log, SIMULATOR_PORT=sim_port, STREAMLIT_PORT=ui_port)
+        proc = launch(log, PROMETHEUS_DATA_DIR=tmp_path / "prometheus", **ports)
         assert proc.wait(timeout=30) != 0
     output = log.read_text()
-    assert f"port {ui_port}" in output and "already in use" in output and "STREAMLIT_PORT" in output
-    assert port_is_free(sim_port)  # the simulator was never started
+    assert f"port {ports['GATEWAY_PORT']}" in output and "already in use" in output and "GATEWAY_PORT" in output
+    assert port_is_free(ports["SIMULATOR_PORT"])  # the simulator was never started
 
 
 def test_bad_port_setting_is_a_clear_error():
@@ -102,3 +152,44 @@ def test_bad_port_setting_is_a_clear_error():
     )
     assert proc.returncode != 0
     assert "SIMULATOR_PORT must be a port number" in proc.stderr
+
+
+def test_prometheus_url_or_a_missing_binary_means_no_prometheus_service():
+    run_console = load_script()
+    base = {"CONSOLE_METRICS_PORT": "9464"}
+    planned = {s.name: s for s in run_console.services({**base, "PROMETHEUS_URL": "http://prom.example:9090/"})}
+    assert "prometheus" not in planned
+    assert planned["streamlit"].env["PROMETHEUS_URL"] == "http://prom.example:9090"
+    old = os.environ.get("PROMETHEUS_BIN")
+    os.environ["PROMETHEUS_BIN"] = "/nonexistent/prometheus"
+    try:
+        planned = {s.name: s for s in run_console.services(base)}
+    finally:
+        os.environ.pop("PROMETHEUS_BIN") if old is None else os.environ.__setitem__("PROMETHEUS_BIN", old)
+    assert planned["prometheus"].argv == []  # main() prints how to install it and starts the rest
+    assert planned["streamlit"].env["PROMETHEUS_URL"] == "http://127.0.0.1:9090"
+
+
+def test_gateway_fronts_the_simulator_unless_a_dify_app_is_configured():
+    run_console = load_script()
+    sim = "http://127.0.0.1:5001/v1"
+    env = run_console.gateway_env({}, sim)
+    assert env["DIFY_API_BASE"] == sim and env["DIFY_API_KEY"] == "app-sim-chat"
+    assert env["GATEWAY_API_KEYS"] == "demo:gw-demo-key"
+    env = run_console.gateway_env({"DIFY_API_BASE": "https://dify.example.com", "DIFY_API_KEY": "app-real0123456789",
+                                   "GATEWAY_API_KEYS": "site:gw-x"}, sim)
+    assert env == {"GATEWAY_API_KEYS": "site:gw-x", "DIFY_API_BASE": "https://dify.example.com/v1",
+                   "DIFY_API_KEY": "app-real0123456789"}
+
+
+def test_the_rendered_prometheus_config_is_valid(tmp_path):
+    import shutil
+
+    run_console = load_script()
+    run_console.write_prometheus_config(tmp_path, {"console": "127.0.0.1:1", "gateway": "127.0.0.1:2", "simulator": "127.0.0.1:3"})
+    text = (tmp_path / "prometheus.yml").read_text()
+    assert "'127.0.0.1:1'" in text and "'127.0.0.1:2'" in text and "'127.0.0.1:3'" in text and "9464" not in text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: make test installs the Debian package prometheus"
+    r = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -1,0 +1,5 @@
+"""Pure functions DataFrame -> plotly Figure, shared by the pages and the notebooks.
+
+One module per page's charts (bench.py, metrics.py) so each can grow on its own; import them from
+here: `from lib.charts import ...`.
+"""

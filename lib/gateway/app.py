@@ -1,0 +1,77 @@
+"""The gateway's FastAPI app: /health, /ready, /metrics, and Dify's Service API under /v1."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .config import GatewaySettings
+from .metrics import GatewayMetrics
+from .proxy import Gateway
+from .routes import METHODS
+from .tracing import make_tracer
+
+SERVER_VERSION = "gateway"
+
+
+def create_app(settings: GatewaySettings | None = None, *, tracer_provider=None) -> FastAPI:
+    """Build the app. `settings` default to the environment; `tracer_provider` (tests) overrides OTLP.
+
+    Raises ConfigError when a required setting is missing.
+    """
+    settings = (settings or GatewaySettings()).check()
+    gw = Gateway(settings, GatewayMetrics(), *make_tracer(settings, tracer_provider))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.close()
+
+    app = FastAPI(title="Dify gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.gateway = gw
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """The process lives (liveness): no upstream call."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Upstream reachable and breaker closed (readiness)."""
+        ok, detail = await gw.readiness()
+        return JSONResponse(detail, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        gw.refresh_breaker_gauge()
+        body, content_type = gw.metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    @app.get("/v1")
+    @app.get("/v1/")
+    async def welcome() -> dict[str, str]:
+        # Dify answers GET /v1/ without a key; clients use it as a reachability check.
+        return {"welcome": "Dify OpenAPI", "api_version": "v1", "server_version": SERVER_VERSION}
+
+    @app.api_route("/v1/{path:path}", methods=METHODS)
+    async def proxy(request: Request, path: str) -> Response:
+        return await gw.handle(request)
+
+    if settings.cors_origins:
+        # Outermost, so refusals (401, 429) carry CORS headers too and a browser can read them.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=METHODS + ["OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            allow_credentials=False,  # keys travel in Authorization, never cookies
+            max_age=600,
+        )
+    return app

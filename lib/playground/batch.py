@@ -1,0 +1,312 @@
+"""Batch: a CSV or JSONL of inputs, one run per row, with bounded concurrency, into a results table.
+
+Columns named like a form variable (or its label) fill that input; for a chat app the `query` column
+(or `question`, `prompt`) is the message. Rows that fail the form's checks are reported, not sent.
+Rows run on the shared, thread-safe sync client in a thread pool of `concurrency` workers; each row
+is a new conversation, streamed so its time to first token is measured like in the chat.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from lib.dify import DifyClient
+
+from .app_profile import AppProfile
+from .form import validate_inputs
+from .live import LiveRun, RunRequest
+from .transcript import Turn
+
+QUERY_COLUMNS = ("query", "question", "prompt", "message")
+MAX_ROWS = 1000
+MAX_CONCURRENCY = 16
+TRUE_WORDS = frozenset({"1", "true", "yes", "y", "on", "x"})
+
+
+class BatchFileError(ValueError):
+    """The file is not a CSV/JSONL table the batch can read; the message says where and why."""
+
+
+@dataclass
+class BatchTable:
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+
+def read_table(name: str, data: bytes) -> BatchTable:
+    """Rows of a `.csv` (header row first) or `.jsonl` (one JSON object a line; `.json`: an array)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BatchFileError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8.") from None
+    lower = name.lower()
+    if lower.endswith((".jsonl", ".ndjson")):
+        rows = _jsonl_rows(name, text)
+    elif lower.endswith(".json"):
+        rows = _json_rows(name, text)
+    elif lower.endswith((".csv", ".tsv", ".txt")):
+        rows = _csv_rows(name, text, "\t" if lower.endswith(".tsv") else None)
+    else:
+        raise BatchFileError(f"{name}: upload a .csv or .jsonl file.")
+    if not rows:
+        raise BatchFileError(f"{name} has no rows.")
+    if len(rows) > MAX_ROWS:
+        raise BatchFileError(f"{name} has {len(rows)} rows; a batch takes at most {MAX_ROWS}.")
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    return BatchTable(columns, rows)
+
+
+def _csv_rows(name: str, text: str, delimiter: str | None) -> list[dict[str, Any]]:
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
+        except csv.Error:
+            delimiter = ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    if not reader.fieldnames or not any(f and f.strip() for f in reader.fieldnames):
+        raise BatchFileError(f"{name} has no header row: its first line must name the columns (e.g. query,topic).")
+    rows = []
+    for row in reader:
+        clean = {str(k).strip(): (v if v is not None else "") for k, v in row.items() if k is not None and str(k).strip()}
+        if any(str(v).strip() for v in clean.values()):  # skip blank lines
+            rows.append(clean)
+    return rows
+
+
+def _jsonl_rows(name: str, text: str) -> list[dict[str, Any]]:
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise BatchFileError(f"{name}, line {n}: not valid JSON ({exc}).") from None
+        if not isinstance(obj, dict):
+            raise BatchFileError(f"{name}, line {n}: each line must be a JSON object like {{\"query\": \"...\"}}.")
+        rows.append(obj)
+    return rows
+
+
+def _json_rows(name: str, text: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BatchFileError(f"{name}: not valid JSON ({exc}).") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise BatchFileError(f"{name}: a .json batch must be an array of objects; or use JSONL, one object a line.")
+    return data
+
+
+# -- planning ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchItem:
+    row: int  # 1-based, as in the file
+    query: str
+    inputs: dict[str, Any]
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchPlan:
+    items: list[BatchItem]
+    input_columns: dict[str, str]  # column -> form variable
+    query_column: str | None
+    ignored_columns: list[str]
+    missing_required: list[str]  # labels of required fields no column fills
+
+    @property
+    def valid(self) -> list[BatchItem]:
+        return [i for i in self.items if not i.errors]
+
+    @property
+    def invalid(self) -> list[BatchItem]:
+        return [i for i in self.items if i.errors]
+
+
+def plan_batch(profile: AppProfile, table: BatchTable) -> BatchPlan:
+    """Map columns to the app's inputs and query, and check every row against the form."""
+    fields = [f for f in profile.fields if f.supported and not f.is_file]
+    by_name = {f.variable.casefold(): f for f in fields} | {f.label.casefold(): f for f in fields if f.label}
+    input_columns: dict[str, str] = {}
+    for col in table.columns:
+        f = by_name.get(col.strip().casefold())
+        if f is not None and f.variable not in input_columns.values():
+            input_columns[col] = f.variable
+    query_column = None
+    if profile.kind != "workflow":
+        query_column = next((c for c in table.columns if c.strip().casefold() in QUERY_COLUMNS and c not in input_columns), None)
+    ignored = [c for c in table.columns if c not in input_columns and c != query_column]
+    filled = set(input_columns.values())
+    missing = [f.label for f in profile.fields if f.required and (f.is_file or f.variable not in filled)]
+    items = []
+    for n, row in enumerate(table.rows, start=1):
+        values = {}
+        for col, var in input_columns.items():
+            field_ = profile.field(var)
+            value = row.get(col)
+            if field_ is not None and field_.control == "checkbox" and not isinstance(value, bool):
+                value = str(value).strip().lower() in TRUE_WORDS
+            values[var] = value
+        result = validate_inputs(tuple(fields), values)
+        errors = list(result.errors)
+        query = str(row.get(query_column) or "").strip() if query_column else ""
+        if profile.kind == "chat" and not query:
+            errors.append("The query is empty: a chat app needs a message in the `query` column.")
+        errors += [f"{f.label} is a required file field, which a batch cannot fill." for f in profile.fields if f.required and f.is_file]
+        items.append(BatchItem(row=n, query=query, inputs=result.inputs, errors=errors))
+    return BatchPlan(items, input_columns, query_column, ignored, missing)
+
+
+# -- running ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchRow:
+    item: BatchItem
+    turn: Turn | None = None  # None: not sent (invalid, cancelled, or still queued)
+    status: str = "queued"  # queued | running | done | stopped | error | invalid | cancelled
+
+
+class BatchJob:
+    """Runs a plan's rows in a pool of `concurrency` threads; read `progress`, `rows`, `frame()`."""
+
+    def __init__(self, client: DifyClient, profile: AppProfile, plan: BatchPlan, *, user: str, concurrency: int = 4,
+                 target: str = "", headers: dict[str, str] | None = None) -> None:
+        self.client, self.profile, self.user, self.target, self.headers = client, profile, user, target, headers
+        self.concurrency = max(1, min(int(concurrency), MAX_CONCURRENCY))
+        self.rows = [BatchRow(item, status="invalid" if item.errors else "queued") for item in plan.items]
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        self._live: dict[int, LiveRun] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending = 0
+        self.done = threading.Event()
+
+    @property
+    def total(self) -> int:
+        return sum(1 for r in self.rows if r.status != "invalid")
+
+    @property
+    def finished(self) -> int:
+        return sum(1 for r in self.rows if r.status in ("done", "stopped", "error", "cancelled"))
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def start(self) -> BatchJob:
+        self.started_at = time.time()
+        todo = [r for r in self.rows if r.status == "queued"]
+        self._pending = len(todo)
+        if not todo:
+            self._all_done()
+            return self
+        self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="playground-batch")
+        for row in todo:
+            self._executor.submit(self._run_row, row)
+        self._executor.shutdown(wait=False)  # threads end when the queue is empty
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+    def cancel(self) -> None:
+        """Rows not started are skipped; rows streaming now are stopped in Dify, keeping what arrived."""
+        self._cancelled.set()
+        with self._lock:
+            running = list(self._live.values())
+        for live in running:
+            live.stop()
+
+    def _run_row(self, row: BatchRow) -> None:
+        try:
+            if self._cancelled.is_set():
+                row.status = "cancelled"
+                return
+            item, kind = row.item, self.profile.kind
+            request = RunRequest(kind=kind, user=self.user, query=item.query, inputs=item.inputs, headers=self.headers)
+            turn = Turn(query=item.query, kind=kind, inputs=item.inputs, target=self.target, label=f"row {item.row}")
+            live = LiveRun(self.client, request, turn, orphan_after_s=None)
+            with self._lock:
+                self._live[item.row] = live
+            row.turn, row.status = turn, "running"
+            live.run()
+            row.status = turn.status
+            with self._lock:
+                self._live.pop(item.row, None)
+        finally:
+            with self._lock:
+                self._pending -= 1
+                last = self._pending == 0
+            if last:
+                self._all_done()
+
+    def _all_done(self) -> None:
+        self.finished_at = time.time()
+        self.done.set()
+
+    def frame(self) -> pd.DataFrame:
+        """One row per input row: the answer, its status or error, TTFT, total time, tokens, price."""
+        records = []
+        for r in self.rows:
+            t, s = r.turn, (r.turn.stats if r.turn else None)
+            records.append({
+                "row": r.item.row,
+                "query": r.item.query,
+                "inputs": json.dumps(r.item.inputs, ensure_ascii=False),
+                "status": r.status,
+                "answer": (t.answer or _outputs_text(t)) if t else "",
+                "error": (t.error if t and t.error else "; ".join(r.item.errors)) or "",
+                "ttft_ms": round(s.ttft_s * 1000, 1) if s and s.ttft_s is not None else None,
+                "total_s": round(s.total_s, 3) if s and s.total_s is not None else None,
+                "output_tokens": s.output_tokens if s else None,
+                "tokens_per_s": round(s.tokens_per_s, 1) if s and s.tokens_per_s else None,
+                "price": s.price if s else None,
+                "currency": s.currency if s and s.price is not None else None,
+                "message_id": t.message_id if t else None,
+                "workflow_run_id": t.workflow_run_id if t else None,
+            })
+        return pd.DataFrame.from_records(records)
+
+
+def _outputs_text(turn: Turn) -> str:
+    return json.dumps(turn.outputs, ensure_ascii=False) if turn.outputs else ""
+
+
+def frame_to_csv(frame: pd.DataFrame) -> bytes:
+    """UTF-8 with a BOM, so spreadsheet apps read Thai and emoji right."""
+    return frame.to_csv(index=False).encode("utf-8-sig")
+
+
+def frame_to_jsonl(frame: pd.DataFrame) -> bytes:
+    lines = (json.dumps({k: _plain(v) for k, v in rec.items()}, ensure_ascii=False) for rec in frame.to_dict("records"))
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _plain(v: Any) -> Any:
+    if v is None or isinstance(v, (str, bool, int)):
+        return v
+    if isinstance(v, float):
+        return None if v != v else v  # NaN -> null
+    try:
+        return v.item()  # numpy scalars
+    except AttributeError:
+        return str(v)

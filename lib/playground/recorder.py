@@ -1,0 +1,116 @@
+"""Typed stream events -> a Turn: answer text, ids, agent steps, workflow nodes, citations, stats.
+
+Pure bookkeeping (no I/O), so live runs, compare lanes and batch rows all record the same way.
+"""
+from __future__ import annotations
+
+from lib.dify import (
+    AgentThoughtEvent, Event, MessageEndEvent, MessageReplaceEvent, NodeEvent, Timing, Usage, WorkflowEvent,
+    WorkflowFinishedEvent,
+)
+from lib.dify.timing import clock
+
+from .transcript import AgentStep, Citation, NodeRun, Turn, TurnStats
+
+
+class TurnRecorder:
+    """Applies one stream's events to `turn`. `finish` writes the stats once the stream is over."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.usage: Usage | None = None
+        self._pieces: list[str] = []
+
+    def apply(self, ev: Event, timing: Timing | None = None) -> bool:
+        """Record `ev`; True when it changed what the page shows beyond the answer text
+        (steps, nodes, citations), so a live view knows to redraw its details."""
+        turn = self.turn
+        raw = ev.raw
+        turn.task_id = turn.task_id or raw.get("task_id")
+        turn.conversation_id = turn.conversation_id or raw.get("conversation_id")
+        text = ev.text
+        if text:
+            self._pieces.append(text)
+            turn.answer += text
+            turn.message_id = turn.message_id or raw.get("message_id") or raw.get("id")
+            return False
+        name = ev.event
+        if isinstance(ev, MessageEndEvent):
+            self.usage = ev.usage
+            turn.message_id = ev.message_id or turn.message_id
+            turn.conversation_id = ev.conversation_id or turn.conversation_id
+            turn.citations = [Citation.from_resource(r) for r in ev.retriever_resources]
+            return bool(turn.citations)
+        if isinstance(ev, MessageReplaceEvent):  # output moderation replaced the answer
+            turn.answer = ev.answer
+            return True
+        if isinstance(ev, AgentThoughtEvent):
+            self._agent_step(ev)
+            return True
+        if isinstance(ev, NodeEvent):
+            self._node(ev, timing)
+            return True
+        if isinstance(ev, WorkflowFinishedEvent):
+            turn.workflow_run_id = ev.workflow_run_id or turn.workflow_run_id
+            turn.outputs = dict(ev.outputs or {})
+            if ev.status == "failed" and ev.error:
+                turn.error = f"The workflow failed: {ev.error}"
+            if ev.status == "stopped":
+                turn.status = "stopped"
+            return True
+        if isinstance(ev, WorkflowEvent):
+            turn.workflow_run_id = turn.workflow_run_id or ev.workflow_run_id
+            return name == "workflow_started"
+        return False
+
+    def _agent_step(self, ev: AgentThoughtEvent) -> None:
+        # Dify re-sends a thought with the same id as it fills in (tool call, then its observation).
+        step = next((s for s in self.turn.thoughts if ev.id and s.id == ev.id), None)
+        if step is None:
+            step = AgentStep(id=ev.id or str(len(self.turn.thoughts)), position=ev.position or len(self.turn.thoughts) + 1)
+            self.turn.thoughts.append(step)
+        step.thought = ev.thought or step.thought
+        step.tool = ev.tool or step.tool
+        step.tool_input = ev.tool_input or step.tool_input
+        step.observation = ev.observation or step.observation
+
+    def _node(self, ev: NodeEvent, timing: Timing | None) -> None:
+        data = ev.data
+        key = str(data.get("id") or ev.node_id or "")
+        node = next((n for n in self.turn.nodes if n.node_id == key), None)
+        if node is None:
+            now = clock()
+            sent = timing.sent if timing is not None else None
+            node = NodeRun(
+                node_id=key, title=ev.title or ev.node_id or "node", node_type=ev.node_type or "",
+                index=int(data.get("index") or len(self.turn.nodes) + 1),
+                started_s=(now - sent) if sent is not None else None,
+            )
+            self.turn.nodes.append(node)
+        if ev.event == "node_started":
+            return
+        node.status = ev.status or node.status
+        elapsed = data.get("elapsed_time")
+        node.elapsed_s = float(elapsed) if isinstance(elapsed, (int, float)) else node.elapsed_s
+        node.error = data.get("error") or None
+        meta = data.get("execution_metadata") or {}
+        if isinstance(meta.get("total_tokens"), int):
+            node.tokens = meta["total_tokens"]
+        try:
+            price = float(meta.get("total_price") or 0)
+        except (TypeError, ValueError):
+            price = 0.0
+        if price > 0:
+            node.price, node.currency = price, meta.get("currency") or "USD"
+
+    def finish(self, timing: Timing | None, usage: Usage | None = None) -> TurnStats:
+        """Write the turn's stats from the timing record and the usage (the stream's, else message_end's)."""
+        usage = usage or self.usage
+        node_price = sum(n.price or 0.0 for n in self.turn.nodes)
+        node_currency = next((n.currency for n in self.turn.nodes if n.currency), None)
+        # A chatflow reports its LLM's price both in message_end and in the node: count it once.
+        extra = node_price if usage is None or not usage.total_price else 0.0
+        stats = TurnStats.from_timing(timing, usage, extra_price=extra, extra_currency=node_currency,
+                                      content_events=len(self._pieces))
+        self.turn.stats = stats
+        return stats

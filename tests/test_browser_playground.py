@@ -1,0 +1,99 @@
+"""The Playground in a real browser: tokens arrive one by one, Stop ends an answer midway and keeps
+what arrived, and the page never shows an exception. `streamlit run app.py` in headless Chromium
+(tests/support/browser.py), against a simulator paced like a real model (200 ms to the first token,
+30 tokens/s), so a whole answer takes about three seconds.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from lib.dify import DifyClient
+from lib.simulator.text import write_answer
+from tests.conftest import KEYS
+from tests.support.browser import (
+    SIDEBAR, assert_no_exception, expect, open_app, screenshot, start_console, start_console_simulator, wait_for_rerun,
+)
+
+PACE = ("--ttft-ms", "200", "--tokens-per-s", "30", "--jitter", "0")
+MESSAGES = "[data-testid='stChatMessage']"
+CHAT_INPUT = "[data-testid='stChatInputTextArea']"
+
+
+@pytest.fixture(scope="module")
+def paced_console(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("playground-browser")
+    sim = start_console_simulator(tmp, *PACE)
+    app = start_console(tmp, sim)
+    yield app
+    app.stop()
+    sim.stop()
+
+
+def answer_text(page) -> str:
+    """The text of the last answer as shown (its Markdown block; not the buttons, notes or caption)."""
+    blocks = page.locator(MESSAGES).last.locator("[data-testid='stMarkdownContainer']").all_inner_texts()
+    return next((b.strip() for b in blocks if b.lstrip().startswith(("You asked", "คุณถามว่า"))), "")
+
+
+def ask(page, text: str) -> None:
+    box = page.locator(CHAT_INPUT)
+    expect(box).to_be_enabled()
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_tokens_stream_in_and_stop_keeps_the_partial_answer(page, paced_console, tmp_path):
+    open_app(page, paced_console, "/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Playground")
+    user = page.locator(SIDEBAR).get_by_role("textbox", name="User", exact=True).input_value()
+
+    # 1. An answer grows on screen while it streams, then gets its timing caption.
+    ask(page, "สวัสดีครับ ช่วยอธิบายการสตรีมแบบสั้น ๆ 🙏")
+    lengths: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = page.get_by_text(re.compile(r"^First token \d")).count() > 0
+        lengths.append(len(answer_text(page)))
+        if done:
+            break
+        page.wait_for_timeout(100)  # a sampling interval, not a wait for a result
+    growth = sorted(set(n for n in lengths[:-1] if n > 0))
+    assert len(growth) >= 3, f"the answer did not grow on screen while streaming: {lengths}"
+    full = answer_text(page)
+    assert full.startswith("คุณถามว่า") and len(full) >= growth[-1]
+    wait_for_rerun(page)
+    assert_no_exception(page)
+    screenshot(page, tmp_path / "streamed.png")
+
+    # 2. A second answer, stopped midway: it ends early and keeps what had arrived.
+    ask(page, "Tell me everything about streaming")
+    stop = page.locator(f"{MESSAGES} button:visible", has_text="Stop")
+    expect(stop).to_be_visible()
+    deadline = time.monotonic() + 60
+    while len(answer_text(page)) < 60 and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    before = answer_text(page)
+    stop.click()
+    expect(page.get_by_text("Stopped: the answer above is what arrived before the stop.")).to_be_visible()
+    wait_for_rerun(page)
+    stopped = answer_text(page)
+    assert stopped.startswith(before[:60]), (before, stopped)
+    # The whole answer the simulator would have streamed (deterministic for its seed, 0 here).
+    whole = write_answer(seed=0, app_name="Simulated Chatbot", query="Tell me everything about streaming",
+                         inputs={"tone": "Friendly"}, turn=2)
+    assert " ".join(whole.split()).startswith(" ".join(stopped.split()))
+    assert len(stopped) < 0.6 * len(whole), f"the stopped answer did not end early: {len(stopped)} of {len(whole)} chars"
+    captions = page.get_by_text(re.compile(r"^First token \d"))
+    expect(captions).to_have_count(2)
+    assert_no_exception(page)
+    screenshot(page, tmp_path / "stopped.png")
+
+    # 3. Dify has each message once (no rerun resent one), the stopped one with exactly what arrived.
+    with DifyClient(paced_console.simulator.url, KEYS["chat"]) as client:
+        [conversation] = client.conversations(user=user).data
+        messages = client.messages(conversation.id, user=user).data
+    assert [m.query for m in messages] == ["สวัสดีครับ ช่วยอธิบายการสตรีมแบบสั้น ๆ 🙏", "Tell me everything about streaming"]
+    assert " ".join(messages[1].answer.split()) == " ".join(stopped.split())

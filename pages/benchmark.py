@@ -1,14 +1,67 @@
-"""Benchmark: load runs against a Dify app (placeholder until its issue lands)."""
+"""Benchmark: load runs against Dify apps; live progress, honest latency figures, history, comparisons.
+
+The page lays out widgets; the work is lib.bench (engine, store, stats) and lib.charts, drawn by the
+ui.bench_* helpers. A run goes to a background job (lib.bench.jobs) so it survives reruns and page
+changes; the session only remembers the job's id.
+"""
 import streamlit as st
 
+from lib.bench.jobs import get_job, running_job
+from lib.bench.store import BenchStore
 from ui import current_target, require_shell
+from ui.bench_form import run_form, start_run
+from ui.bench_live import live_panel
+from ui.bench_results import delete_runs, history, show_runs
 
 require_shell(__file__)  # a deep link runs this page through app.py, with the sidebar
 target = current_target()
 
 st.title("Benchmark")
-st.markdown(
-    "*In progress.* Load-test the chosen Dify app and chart latency (time to first token, "
-    "inter-token, end-to-end), throughput, errors and cost; every run is kept for comparison."
-)
 st.markdown(f"Target: **{target.name}**" if target else "No target selected.")
+st.caption("Load-test Dify apps: time to first token, inter-chunk latency, end-to-end, throughput, errors and cost. "
+           "Every run is saved as it goes, so a closed tab or a crash loses nothing already measured.")
+
+store = BenchStore()
+job = get_job(st.session_state.get("bench_job")) or running_job()
+
+with st.expander("New run", expanded=job is None or not job.running):
+    form = run_form(target)
+    confirmed = True
+    if form.needs_confirmation:
+        st.warning(f"Production guard: {form.needs_confirmation}.", icon=":material/shield:")
+        confirmed = st.checkbox("I understand, and this load is intended", key="bench_confirm")
+    # Started in the button's callback: it runs before the rerun, whichever script the rerun starts with.
+    st.button("Start benchmark", type="primary", key="bench_start", icon=":material/play_arrow:",
+              disabled=form.config is None or not confirmed or (job is not None and job.running),
+              on_click=start_run, args=(form, store))
+    if form.problem:
+        st.caption(form.problem)
+    if st.session_state.get("bench_start_error"):
+        st.error(st.session_state.pop("bench_start_error"))
+job = get_job(st.session_state.get("bench_job")) or running_job()
+
+if job is not None and job.running:
+    st.subheader("Running")
+    live_panel(job, str(store.path))
+elif job is not None and st.session_state.get("bench_shown_job") != job.id:
+    # The job just ended: show its runs (one run, a sweep's levels or the compared targets).
+    st.session_state["bench_shown_job"] = job.id
+    st.session_state["bench_show"] = job.run_ids
+    if job.error:
+        st.error(f"The run stopped: {job.error}")
+
+runs = store.runs(limit=200)
+st.header("Runs")
+if not runs:
+    st.info("No runs yet: start one above.")
+else:
+    history(store, runs)  # newest first
+    ids = [r.id for r in runs]
+    labels = {r.id: f"{r.label} · {r.status} · {r.id}" for r in runs}
+    current = [r for r in st.session_state.get("bench_show", []) if r in ids]
+    st.session_state["bench_show"] = current or ids[:1]
+    shown = st.multiselect("Show runs (two or more: compared)", ids, format_func=labels.get, key="bench_show")
+    if shown:
+        st.button(f"Delete {len(shown)} shown run(s)", key="bench_delete", icon=":material/delete:",
+                  on_click=delete_runs, args=(store, shown))
+    show_runs(store, shown)

@@ -1,0 +1,473 @@
+"""`python -m lib.bench`: run load tests and work with the run store from a terminal or CI.
+
+    python -m lib.bench run --target "Simulator · chat" --concurrency 8 --duration 30
+    python -m lib.bench run --base-url https://dify.example.com/v1 --api-key app-... --rate 5 --arrival poisson \\
+        --requests 200 --json --slo-ttft-p95-ms 800        # exit 1 when the SLO is missed (CI gate)
+    python -m lib.bench run --target A --target B --concurrency 4 --duration 20   # compare targets, ranked
+    python -m lib.bench list | show RUN | compare RUN RUN... | export RUN --format parquet | delete RUN
+
+Exit codes: 0 ran and met every SLO; 1 an SLO was missed (or the run was client-bound with
+--fail-on-client-bound); 2 bad arguments (or the production guard wants --confirm-production);
+3 the run could not run (target unreachable, wrong key) or failed; 130 cancelled with Ctrl-C.
+
+Built on typer (click underneath): subcommands, repeatable options (--target, --input, --slo) and
+usage errors with exit code 2 come from type hints instead of argparse boilerplate, and its rich
+dependency draws the progress bar and the tables. The progress bar and all human text go to stderr
+or are skipped with --json, so stdout holds exactly one JSON object.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lib.settings import SettingsError, find_target, load_targets, read_secrets_file
+
+from . import prompts as P
+from .config import STATS, Prompt, RunConfig, Threshold
+from .engine import Progress, RunOutcome, TargetSpec, compare_targets, run_benchmark
+from .export import export_run
+from .guard import confirmation_needed
+from .stats import FORMULAS, compare_summaries, rank
+from .store import BenchStore
+
+EXIT_SLO, EXIT_USAGE, EXIT_FAILED, EXIT_CANCELLED = 1, 2, 3, 130
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Load-test Dify apps with honest latency figures; every run is saved (see README, Benchmark).")
+# Piped output (CI logs, tests) gets wide tables instead of rich's 80-column default.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+_state: dict[str, Any] = {"db": None}
+
+
+class Mode(str, Enum):
+    streaming = "streaming"
+    blocking = "blocking"
+
+
+class Arrival(str, Enum):
+    poisson = "poisson"
+    constant = "constant"
+
+
+class App(str, Enum):
+    auto = "auto"
+    chat = "chat"
+    completion = "completion"
+    workflow = "workflow"
+
+
+class Fmt(str, Enum):
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+@app.callback()
+def main(db: Optional[Path] = typer.Option(None, "--db", help="The run store (default: $BENCH_DB or data/bench.sqlite).")) -> None:
+    _state["db"] = db
+
+
+def _store() -> BenchStore:
+    return BenchStore(_state["db"])
+
+
+def _usage(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+# -- run ----------------------------------------------------------------------------------------------------
+
+
+def _targets(names: list[str], base_url: str | None, api_key: str | None) -> list[TargetSpec]:
+    if names and base_url:
+        raise _usage("give --target NAME or --base-url URL --api-key KEY, not both")
+    if base_url:
+        key = api_key or os.environ.get("DIFY_API_KEY")
+        if not key:
+            raise _usage("--base-url needs --api-key (or DIFY_API_KEY in the environment)")
+        return [TargetSpec(base_url, base_url, key)]
+    if api_key:
+        raise _usage("--api-key goes with --base-url")
+    if not names:
+        raise _usage("say what to load: --target NAME (see the console's target list) or --base-url URL --api-key KEY")
+    try:
+        known = load_targets(read_secrets_file())
+        return [TargetSpec(t.name, t.base_url, t.api_key) for t in (find_target(known, n) for n in names)]
+    except SettingsError as exc:
+        raise _usage(str(exc)) from None
+
+
+def _pairs(items: list[str], sep: str, what: str) -> dict[str, str]:
+    outd = {}
+    for item in items:
+        k, s, v = item.partition(sep)
+        if not s or not k.strip():
+            raise _usage(f"{what} takes NAME{sep}VALUE, got {item!r}")
+        outd[k.strip()] = v.strip()
+    return outd
+
+
+def _thresholds(pairs: list[tuple[str, Optional[float]]], extra: list[str]) -> list[Threshold]:
+    found = []
+    for spec, value in pairs:
+        if value is not None:
+            metric, op = spec.split(" ")
+            found.append(Threshold(metric=metric, op=op, limit=value))  # type: ignore[arg-type]
+    try:
+        found += [Threshold.parse(x) for x in extra]
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+    return found
+
+
+@app.command()
+def run(
+    target: list[str] = typer.Option([], "--target", "-t", help="A target by name (repeat it to compare targets, ranked)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="A Dify Service API base URL (…/v1)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="The app's key (or DIFY_API_KEY)."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Closed loop: this many users."),
+    rate: Optional[float] = typer.Option(None, "--rate", "-r", min=0.001, help="Open loop: requests per second."),
+    arrival: Arrival = typer.Option(Arrival.poisson, "--arrival", help="Open-loop arrivals."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Levels of concurrency or rate, e.g. 1,2,4,8 (one run each)."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-d", min=0.001, help="Seconds measured (default 30)."),
+    requests: Optional[int] = typer.Option(None, "--requests", "-n", min=1, help="Stop after this many measured requests."),
+    warmup: float = typer.Option(0.0, "--warmup", min=0, help="Seconds sent but not counted, first."),
+    max_in_flight: Optional[int] = typer.Option(None, "--max-in-flight", min=1, help="Open loop: cap on requests in flight."),
+    mode: Mode = typer.Option(Mode.streaming, "--mode"),
+    app_kind: App = typer.Option(App.auto, "--app", help="Endpoint: auto asks Dify for the app's mode."),
+    query: list[str] = typer.Option([], "--query", "-q", help="A query (repeat it for a list, used in a seeded order)."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="A CSV or JSONL file of prompts (columns fill inputs)."),
+    inputs: list[str] = typer.Option([], "--input", help="An app input, NAME=VALUE (repeatable)."),
+    header: list[str] = typer.Option([], "--header", help="An extra request header, NAME:VALUE (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Seeds arrivals and prompt order."),
+    timeout: float = typer.Option(120.0, "--timeout", min=0.001, help="Seconds a request may wait for its first event (and be silent, up to 60)."),
+    retries: int = typer.Option(0, "--retries", min=0, max=10, help="Client retries (default 0: see every failure)."),
+    name: str = typer.Option("", "--name", help="A label for the run."),
+    slo_ttft_p50_ms: Optional[float] = typer.Option(None, "--slo-ttft-p50-ms"),
+    slo_ttft_p95_ms: Optional[float] = typer.Option(None, "--slo-ttft-p95-ms"),
+    slo_ttft_p99_ms: Optional[float] = typer.Option(None, "--slo-ttft-p99-ms"),
+    slo_e2e_p95_ms: Optional[float] = typer.Option(None, "--slo-e2e-p95-ms"),
+    slo_e2e_p99_ms: Optional[float] = typer.Option(None, "--slo-e2e-p99-ms"),
+    slo_tpot_p95_ms: Optional[float] = typer.Option(None, "--slo-tpot-p95-ms"),
+    slo_itl_p99_ms: Optional[float] = typer.Option(None, "--slo-itl-p99-ms"),
+    slo_min_success_rate: Optional[float] = typer.Option(None, "--slo-min-success-rate", help="e.g. 0.99"),
+    slo_min_throughput: Optional[float] = typer.Option(None, "--slo-min-throughput", help="requests/s"),
+    slo: list[str] = typer.Option([], "--slo", help="Any threshold: METRIC.STAT<=LIMIT or FIGURE>=LIMIT (repeatable)."),
+    rank_by: str = typer.Option("ttft_ms.p95", "--rank-by", help="Comparing targets: the figure to rank by."),
+    confirm_production: bool = typer.Option(False, "--confirm-production", help="Allow a heavy run against a non-local target."),
+    fail_on_client_bound: bool = typer.Option(False, "--fail-on-client-bound", help="Exit 1 when the load generator was the bottleneck."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (and nothing else) on stdout."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when a terminal)."),
+) -> None:
+    """Run a load test (closed loop with --concurrency, open loop with --rate)."""
+    if concurrency is not None and rate is not None:
+        raise _usage("give --concurrency (closed loop) or --rate (open loop), not both")
+    if duration is not None and requests is not None:
+        raise _usage("give --duration or --requests, not both")
+    if query and prompts is not None:
+        raise _usage("give --query or --prompts, not both")
+    targets = _targets(target, base_url, api_key)
+    try:
+        prompt_list = P.from_file(prompts) if prompts else (P.from_list(query) if query else P.from_query(None))
+    except P.PromptError as exc:
+        raise _usage(str(exc)) from None
+    thresholds = _thresholds([
+        ("ttft_ms.p50 <=", slo_ttft_p50_ms), ("ttft_ms.p95 <=", slo_ttft_p95_ms), ("ttft_ms.p99 <=", slo_ttft_p99_ms),
+        ("e2e_ms.p95 <=", slo_e2e_p95_ms), ("e2e_ms.p99 <=", slo_e2e_p99_ms), ("tpot_ms.p95 <=", slo_tpot_p95_ms),
+        ("itl_ms.p99 <=", slo_itl_p99_ms), ("success_rate >=", slo_min_success_rate),
+        ("request_throughput >=", slo_min_throughput),
+    ], slo)
+    try:
+        levels = [float(x) for x in sweep.split(",") if x.strip()] if sweep else []
+        config = RunConfig(
+            name=name, target=targets[0].name, base_url=targets[0].base_url, app=app_kind.value, mode=mode.value,
+            load="open" if rate is not None else "closed", concurrency=concurrency or 1, rate=rate or 1.0,
+            arrival=arrival.value, sweep=levels, duration_s=duration, requests=requests, warmup_s=warmup,
+            max_in_flight=max_in_flight, prompts=prompt_list,
+            prompts_source=f"file:{prompts.name}" if prompts else ("list" if len(query) > 1 else "query"),
+            inputs=_pairs(inputs, "=", "--input"), headers=_pairs(header, ":", "--header"), seed=seed, timeout_s=timeout,
+            retries=retries, slo=thresholds,
+        )
+    except ValueError as exc:
+        raise _usage(_pydantic_message(exc)) from None
+    if len(targets) > 1 and config.sweep:
+        raise _usage("compare targets or sweep levels, not both in one command")
+    for t in targets:
+        why = confirmation_needed(config.model_copy(update={"base_url": t.base_url}))
+        if why and not confirm_production:
+            raise _usage(f"{why}. Add --confirm-production if this is intended.")
+
+    store = _store()
+    cancel = threading.Event()
+    prog = Progress()
+    if len(targets) > 1:
+        job: Callable[[], Any] = lambda: compare_targets(config, targets, store=store, progress=prog, cancel=cancel)
+    else:
+        job = lambda: run_benchmark(config, targets[0].api_key, store=store, progress=prog, cancel=cancel)
+    show_bar = progress if progress is not None else (err.is_terminal and not as_json)
+    result = _run_with_progress(job, prog, cancel, show_bar)
+    outcomes: list[RunOutcome] = result if isinstance(result, list) else [result]
+    code = _report(outcomes, config, as_json, rank_by if len(targets) > 1 else None, fail_on_client_bound)
+    raise typer.Exit(EXIT_CANCELLED if cancel.is_set() else code)
+
+
+def _pydantic_message(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in errors())
+    return str(exc)
+
+
+def _run_with_progress(job: Callable[[], Any], prog: Progress, cancel: threading.Event, show: bool) -> Any:
+    """The engine in a thread of its own (its own event loop); this thread draws the bar and
+    turns Ctrl-C into a clean cancel, so what was measured is kept."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = job()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="bench-cli", daemon=True)
+    thread.start()
+    try:
+        if show:
+            from rich.progress import BarColumn, Progress as Bar, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+            with Bar(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[counts]}"),
+                     TimeElapsedColumn(), console=err, transient=False) as bar:
+                task = bar.add_task("starting", total=1000, counts="")
+                while thread.is_alive():
+                    bar.update(task, completed=int(prog.overall() * 1000), description=_bar_label(prog),
+                               counts=f"{prog.ok} ok · {prog.failed} failed · {prog.in_flight} in flight")
+                    thread.join(0.2)
+                bar.update(task, completed=1000, description=_bar_label(prog), counts=f"{prog.ok} ok · {prog.failed} failed")
+        else:
+            while thread.is_alive():
+                thread.join(0.2)
+    except KeyboardInterrupt:
+        cancel.set()
+        err.print("cancelling: the answers measured so far are kept")
+        thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _bar_label(prog: Progress) -> str:
+    # Short, so the bar fits an 80-column terminal; the run's full label is printed with its results.
+    step = f"[{prog.step}/{prog.steps}] " if prog.steps > 1 else ""
+    return f"{step}{prog.phase:<9}"
+
+
+JSON_ORDER = ("run_id", "status", "target", "app", "mode", "description", "requests", "succeeded", "failed", "success_rate",
+              "duration_s", "request_throughput", "output_tokens", "output_tokens_per_s", "output_tokens_source",
+              "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms", "goodput", "cost", "errors",
+              "errors_by_phase", "retries", "client_bound", "client_bound_reasons", "selfcheck", "slo_checks", "slo_passed")
+
+
+def json_view(outcome: RunOutcome) -> dict[str, Any]:
+    """The --json object of one run: the summary's figures, in a stable order."""
+    s = outcome.summary or {}
+    view = {k: s.get(k) for k in JSON_ORDER}
+    view.update({"run_id": outcome.run_id, "status": outcome.status})
+    if outcome.error:
+        view["error"] = outcome.error
+    for metric in ("ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms"):
+        view[metric] = {k: (view.get(metric) or {}).get(k) for k in STATS}
+    view["errors"] = view.get("errors") or {}
+    view["client_bound"] = bool(view.get("client_bound"))
+    return view
+
+
+def _report(outcomes: list[RunOutcome], config: RunConfig, as_json: bool, rank_by: str | None, fail_on_client_bound: bool) -> int:
+    views = [json_view(o) for o in outcomes]
+    failed = [o for o in outcomes if o.status == "failed"]
+    missed = [v for v in views if v.get("slo_passed") is False]
+    bound = [v for v in views if v["client_bound"]]
+    ranking = rank({_label(o): o.summary or {} for o in outcomes}, rank_by) if rank_by else None
+    if as_json:
+        if rank_by:
+            doc: dict[str, Any] = {"rank_by": rank_by, "ranking": ranking, "runs": views}
+        elif len(views) > 1:
+            doc = {"sweep": [v.get("description") for v in views], "runs": views}
+        else:
+            doc = views[0] if views else {}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        for o in outcomes:
+            _print_outcome(o)
+        if ranking:
+            _print_ranking(ranking, rank_by or "")
+    if failed or not outcomes:
+        if not as_json:
+            for o in failed:
+                err.print(f"[red]run {o.run_id} failed:[/red] {o.error}")
+        return EXIT_FAILED
+    if missed or (fail_on_client_bound and bound):
+        return EXIT_SLO
+    return 0
+
+
+def _label(o: RunOutcome) -> str:
+    return o.config.target or o.config.base_url
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _print_outcome(o: RunOutcome) -> None:
+    s = o.summary
+    out.print(f"\n[bold]Run {o.run_id}[/bold] {o.status} · {o.config.target or o.config.base_url} · {o.config.describe()}")
+    if s is None:
+        return
+    out.print(f"requests {s['requests']} · succeeded {s['succeeded']} · failed {s['failed']} · "
+              f"{_fmt(s['request_throughput'], 2)} req/s · {_fmt(s['output_tokens_per_s'])} output tokens/s "
+              f"({s.get('output_tokens_source') or 'no tokens'}) · duration {_fmt(s['duration_s'], 2)} s")
+    table = Table("ms", *STATS, title=None, box=None, pad_edge=False)
+    for metric, label in (("ttft_ms", "TTFT"), ("e2e_ms", "end-to-end"), ("itl_ms", "inter-chunk"), ("tpot_ms", "TPOT"), ("queue_ms", "queue")):
+        table.add_row(label, *(_fmt(s[metric][k]) for k in STATS))
+    out.print(table)
+    if s.get("errors"):
+        out.print("errors: " + ", ".join(f"{k} {v}" for k, v in s["errors"].items())
+                  + " (by phase: " + ", ".join(f"{k} {v}" for k, v in s.get("errors_by_phase", {}).items()) + ")")
+    if s.get("goodput"):
+        g = s["goodput"]
+        out.print(f"goodput {_fmt(g['rate'], 2)} req/s ({g['share']:.1%} of requests within {', '.join(g['slo'])})")
+    cost = s.get("cost") or {}
+    if cost.get("total"):
+        out.print(f"cost {cost['total']:.6f} {cost.get('currency') or ''}")
+    check = s.get("selfcheck") or {}
+    lag = (check.get("loop_lag_ms") or {}).get("p99")
+    if s.get("client_bound"):
+        out.print("[yellow]CLIENT-BOUND:[/yellow] these figures are the load generator's, not the target's: "
+                  + "; ".join(s.get("client_bound_reasons") or []))
+    else:
+        out.print(f"self-check ok: event-loop lag p99 {_fmt(lag, 2)} ms, loop busy {_fmt((check.get('loop_busy') or 0) * 100, 0)}%")
+    for c in s.get("slo_checks") or []:
+        mark = "[green]met[/green]" if c["ok"] else "[red]MISSED[/red]"
+        out.print(f"SLO {c['slo']}: {_fmt(c['value'], 2)} {mark}")
+
+
+def _print_ranking(ranking: list[dict[str, Any]], by: str) -> None:
+    table = Table("rank", "target", by, "× best", box=None, pad_edge=False, title=f"ranked by {by}")
+    for r in ranking:
+        table.add_row(_fmt(r["rank"]), r["label"], _fmt(r["value"], 2), _fmt(r["vs_best"], 3))
+    out.print(table)
+
+
+# -- the store ----------------------------------------------------------------------------------------------
+
+
+def _get(store: BenchStore, run_id: str):
+    try:
+        return store.get(run_id)
+    except KeyError as exc:
+        raise _usage(str(exc.args[0])) from None
+
+
+@app.command("list")
+def list_runs(limit: int = typer.Option(50, "--limit"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """The saved runs, newest first."""
+    runs = _store().runs(limit=limit)
+    rows = []
+    for r in runs:
+        s = r.summary or {}
+        rows.append({"id": r.id, "status": r.status, "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at)),
+                     "name": r.name, "target": r.target, "description": r.description, "group": r.group_id,
+                     "requests": s.get("requests"), "success_rate": s.get("success_rate"),
+                     "ttft_p50_ms": (s.get("ttft_ms") or {}).get("p50"), "ttft_p95_ms": (s.get("ttft_ms") or {}).get("p95"),
+                     "e2e_p95_ms": (s.get("e2e_ms") or {}).get("p95"), "request_throughput": s.get("request_throughput"),
+                     "client_bound": s.get("client_bound")})
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table("id", "status", "created", "target", "load", "requests", "ok", "TTFT p50", "TTFT p95", "e2e p95", "req/s", box=None)
+    for r in rows:
+        table.add_row(r["id"], r["status"], r["created"], r["target"], r["description"], _fmt(r["requests"]),
+                      _fmt(r["success_rate"], 3), _fmt(r["ttft_p50_ms"]), _fmt(r["ttft_p95_ms"]), _fmt(r["e2e_p95_ms"]),
+                      _fmt(r["request_throughput"], 2))
+    out.print(table)
+
+
+@app.command()
+def show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """One run's figures (computed from its rows if it crashed)."""
+    store = _store()
+    info = _get(store, run_id)
+    summary = store.summary(info.id)
+    if as_json:
+        doc = {"run_id": info.id, "status": info.status, "name": info.name, "target": info.target,
+               "description": info.description, "created_at": info.created_at, "error": info.error,
+               "config": info.config, "environment": info.environment, "summary": summary}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    config = RunConfig.model_validate(info.config)
+    _print_outcome(RunOutcome(info.id, info.status, config, summary, error=info.error))
+    if info.error:
+        out.print(f"note: {info.error}")
+    out.print(f"\n[dim]{FORMULAS['ttft_ms']} {FORMULAS['tpot_ms']}[/dim]")
+
+
+@app.command()
+def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or unique prefixes)."),
+            by: str = typer.Option("ttft_ms.p95", "--by", help="Rank by this figure."),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Runs side by side, with the change from the first to the last, ranked."""
+    if len(run_ids) < 2:
+        raise _usage("compare needs two or more runs")
+    store = _store()
+    infos = [_get(store, r) for r in run_ids]
+    summaries = {f"{i.id} {i.label}": store.summary(i.id) for i in infos}
+    table = compare_summaries(summaries)
+    ranking = rank(summaries, by)
+    if as_json:
+        doc = {"runs": [i.id for i in infos], "table": json.loads(table.to_json(orient="index")), "rank_by": by, "ranking": ranking}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    t = Table("figure", *table.columns, box=None)
+    for fig, row in table.iterrows():
+        t.add_row(str(fig), *(f"{v:+.1%}" if c == "change" and v == v and v is not None else _fmt(v, 2) for c, v in row.items()))
+    out.print(t)
+    _print_ranking(ranking, by)
+
+
+@app.command()
+def export(run_id: str, fmt: Fmt = typer.Option(Fmt.csv, "--format", "-f"),
+           out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Default: RUN_ID.FORMAT here.")) -> None:
+    """Write a run's per-request rows (CSV, Parquet) or everything (JSON) to a file."""
+    store = _store()
+    info = _get(store, run_id)
+    path = export_run(store, info.id, fmt.value, out_path)
+    err.print(f"wrote {path}")
+
+
+@app.command()
+def delete(run_id: str) -> None:
+    """Delete a run and its rows."""
+    store = _store()
+    info = _get(store, run_id)
+    store.delete_run(info.id)
+    err.print(f"deleted {info.id}")
+
+
+if __name__ == "__main__":
+    app(prog_name="python -m lib.bench")

@@ -1,0 +1,575 @@
+"""The load engine: closed and open loops on AsyncDifyClient with the fast transport.
+
+    outcome = run_benchmark(RunConfig(base_url=..., concurrency=8, duration_s=30), api_key, store=BenchStore())
+
+One run = one event loop (uvloop) with one client, created and closed inside it: call `run_benchmark`
+from a script, a CLI or a thread of its own (the page does). `run_sweep` runs one config at several
+levels, `compare_targets` one workload against several targets, one after the other.
+
+Honest numbers, by construction:
+- A closed-loop user sends as soon as its last answer ended; its latencies count from that send.
+  An open loop sends at scheduled instants whatever the answers do, and latencies count from each
+  request's *scheduled* time, so waiting behind the in-flight cap or a late scheduler shows up.
+- The client runs with no retries, no breaker and no rate limit unless configured: a benchmark
+  must see every failure as it happened. Its concurrency cap is left off; the engine's own
+  in-flight cap (open loop) is the only throttle, and the transport's pool is sized past the load.
+- The hot path per request only creates the stream, reads it and builds one record; the rows go to
+  the store from a writer thread (store.RunWriter), and the engine watches its own event-loop lag
+  and CPU (selfcheck.py) to say when the figures are the generator's rather than the target's.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Awaitable, Callable, Iterator, Sequence
+
+import pandas as pd
+
+from lib.dify import AsyncDifyClient, DifyError, FastTransport, RetryPolicy, Timeouts, Timing
+
+from . import prompts as P
+from .config import DEFAULT_QUERY, Prompt, RunConfig
+from .environment import environment
+from .records import COLUMNS, RequestRecord, build
+from .selfcheck import LoopMonitor, assess
+from .stats import check_thresholds, summarize
+from .store import BenchStore
+
+clock = time.perf_counter
+CANCEL_POLL_S = 0.05
+APP_KINDS = {"chat": "chat", "agent-chat": "chat", "advanced-chat": "chat", "agent": "chat",
+             "completion": "completion", "workflow": "workflow"}
+WORKFLOW_OK = ("succeeded", "partial-succeeded")
+
+
+class BenchError(RuntimeError):
+    """The run could not start (bad target, key or app); the message says what to fix."""
+
+
+@dataclass
+class Progress:
+    """The live state of a run or a group of runs, written by the engine's thread and read by the
+    page and the CLI's progress bar (plain attribute reads: no locks on the hot path)."""
+
+    run_id: str = ""
+    run_ids: list[str] = field(default_factory=list)
+    step: int = 1  # which run of a group (sweep level, target), from 1
+    steps: int = 1
+    label: str = ""
+    phase: str = "starting"  # starting | warmup | measuring | draining | done
+    started_at: float = 0.0  # perf_counter of this run's start
+    warmup_s: float = 0.0
+    duration_s: float | None = None
+    requests_target: int | None = None
+    sent: int = 0
+    done: int = 0
+    ok: int = 0
+    failed: int = 0
+    measured_sent: int = 0
+    measured_done: int = 0
+    in_flight: int = 0
+    last_error: str | None = None
+    finished: bool = False  # the whole job (all its runs) is over
+    status: str | None = None
+    error: str | None = None
+
+    @property
+    def elapsed_s(self) -> float:
+        return clock() - self.started_at if self.started_at else 0.0
+
+    def fraction(self) -> float:
+        """How far this run is, 0..1 (time for a duration run, measured answers for a count)."""
+        if self.finished:
+            return 1.0
+        if self.requests_target:
+            return min(1.0, self.measured_done / self.requests_target)
+        total = self.warmup_s + (self.duration_s or 0.0)
+        return min(1.0, self.elapsed_s / total) if total else 0.0
+
+    def overall(self) -> float:
+        if self.finished:
+            return 1.0
+        return max(0.0, min(1.0, ((max(1, self.step) - 1) + self.fraction()) / max(1, self.steps)))
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str  # finished | cancelled | failed
+    config: RunConfig
+    summary: dict[str, Any] | None
+    error: str | None = None
+    records: list[RequestRecord] = field(default_factory=list, repr=False)
+
+    def frame(self) -> pd.DataFrame:
+        return records_frame(self.records)
+
+
+def records_frame(records: Sequence[RequestRecord]) -> pd.DataFrame:
+    return pd.DataFrame([r.as_dict() for r in records], columns=list(COLUMNS))
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def arrivals(rate: float, arrival: str, seed: int) -> Iterator[float]:
+    """Offsets in seconds from the run's start: `constant` every 1/rate, `poisson` with exponential
+    gaps of mean 1/rate drawn from random.Random(seed) (the same seed, the same schedule)."""
+    if arrival == "constant":
+        i = 0
+        while True:
+            yield i / rate
+            i += 1
+    rng = random.Random(seed)
+    t = 0.0
+    while True:
+        yield t
+        t += rng.expovariate(rate)
+
+
+# -- one run ------------------------------------------------------------------------------------------------
+
+
+class _Run:
+    def __init__(self, config: RunConfig, api_key: str, store: BenchStore | None, progress: Progress,
+                 cancel: threading.Event | None, run_id: str) -> None:
+        self.config, self.api_key, self.store = config, api_key, store
+        self.progress, self.cancel_event, self.run_id = progress, cancel, run_id
+        self.records: list[RequestRecord] = []
+        self.cancelled = False
+        self.stopping = False
+        self.seq = 0
+        self.order = P.PromptOrder(len(config.prompts), config.seed, config.shuffle)
+        self.writer = None
+        self.monitor = LoopMonitor()
+        self.late_ms: list[float] = []  # open loop, measured arrivals: picked up this late after their slot
+        self.dispatch_times: list[float] = []
+        self.slot_times: list[float] = []
+        self.cap_waits = 0
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.failure: BaseException | None = None
+
+    # setup
+
+    async def _prepare(self, client: AsyncDifyClient) -> None:
+        cfg = self.config
+        kind = cfg.app
+        try:
+            if kind == "auto":
+                info = await client.info()
+                kind = APP_KINDS.get(info.mode or "", "chat")  # type: ignore[assignment]
+            fields = (await client.parameters()).input_fields()
+        except DifyError as exc:
+            raise BenchError(f"could not read the app at {cfg.base_url}: {exc}") from None
+        self.kind = kind
+        self.prompts = P.fill_required(cfg.prompts, fields, cfg.inputs)
+        self.streaming = cfg.mode == "streaming"
+        make = _caller(client, kind, self.streaming, cfg.user or f"bench-{self.run_id}", dict(cfg.headers))
+        # One call per prompt, built before the clock starts: the hot path only calls it.
+        self.calls: list[Callable[[], Any]] = [make(p) for p in self.prompts]
+
+    def _timeouts(self) -> Timeouts:
+        # No `total` deadline: the client would then wrap every chunk read in asyncio.timeout, a timer
+        # per chunk on the hot path. first_event bounds the wait for an answer and idle (aiohttp's read
+        # timeout, free) a stalled stream; the engine's drain bounds the end of the run.
+        t = self.config.timeout_s
+        return Timeouts(connect=min(10.0, t), first_event=t, idle=min(60.0, t), total=None)
+
+    def _client(self) -> AsyncDifyClient:
+        cfg = self.config
+        width = cfg.concurrency if cfg.load == "closed" else (cfg.max_in_flight or 0)
+        return AsyncDifyClient(
+            cfg.base_url, self.api_key,
+            timeouts=self._timeouts(),
+            retry=RetryPolicy(max_attempts=1 + cfg.retries),
+            rate_limit=cfg.client_rate_limit, max_concurrency=None, breaker=None,
+            transport=FastTransport(max_connections=max(1000, 2 * width)),
+        )
+
+    # the hot path
+
+    async def _one(self, seq: int, prompt: int, worker: int | None, scheduled: float, warm: bool,
+                   sem: asyncio.Semaphore | None = None) -> None:
+        dispatched = clock()
+        if sem is not None:
+            if not warm:
+                self.late_ms.append((dispatched - scheduled) * 1000.0)
+                self.dispatch_times.append(dispatched)
+                self.slot_times.append(scheduled)
+            if sem.locked():
+                self.cap_waits += not warm
+            await sem.acquire()
+        progress = self.progress
+        progress.in_flight += 1
+        err: DifyError | None = None
+        wf_error: str | None = None
+        timing: Timing | None = None
+        try:
+            if self.streaming:
+                stream = self.calls[prompt]()
+                timing = stream.timing
+                try:
+                    async for _ in stream:
+                        pass
+                except DifyError as e:
+                    err = e
+                else:
+                    wf = stream.state.workflow if stream.state is not None else None
+                    if wf is not None and wf.status not in WORKFLOW_OK:
+                        wf_error = f"workflow {wf.status}: {wf.error or ''}".strip(": ")
+            else:
+                try:
+                    result = await self.calls[prompt]()
+                    timing = result.timing
+                    status = getattr(result, "status", None) if self.kind == "workflow" else None
+                    if status is not None and status not in WORKFLOW_OK:
+                        wf_error = f"workflow {status}: {getattr(result, 'error', '') or ''}".strip(": ")
+                except DifyError as e:
+                    err = e
+                    timing = e.timing or _ended_timing()
+        except Exception as e:  # not the client's typed error: a bug or an unexpected library error
+            err = DifyError(f"{type(e).__name__}: {e}", code=type(e).__name__)
+            timing = timing or _ended_timing()
+            if timing.end is None:
+                timing.end = clock()
+        finally:
+            progress.in_flight -= 1
+            if sem is not None:
+                sem.release()
+        rec = build(seq=seq, warmup=warm, worker=worker, prompt=prompt, t0=self.t0, scheduled=scheduled,
+                    dispatched=dispatched, timing=timing, error=err, workflow_error=wf_error, streaming=self.streaming)
+        self.records.append(rec)
+        if self.writer is not None:
+            self.writer.add(rec)
+        progress.done += 1
+        if rec.ok:
+            progress.ok += 1
+        else:
+            progress.failed += 1
+            progress.last_error = f"{rec.error_class}: {rec.error_message}"
+        if not warm:
+            progress.measured_done += 1
+
+    def _issue(self, now: float) -> tuple[int, int, bool] | None:
+        """The next request's (seq, prompt, warm-up?), or None when the run should send no more."""
+        if self.stopping or self.cancelled:
+            return None
+        cfg = self.config
+        warm = now < self.t_measure
+        if cfg.duration_s is not None and now >= self.t_stop:
+            self.stopping = True
+            return None
+        if cfg.requests is not None and not warm and self.progress.measured_sent >= cfg.requests:
+            self.stopping = True
+            return None
+        seq = self.seq
+        self.seq += 1
+        self.progress.sent += 1
+        if not warm:
+            self.progress.measured_sent += 1
+        return seq, self.order.next(), warm
+
+    async def _worker(self, w: int) -> None:
+        while True:
+            now = clock()
+            nxt = self._issue(now)
+            if nxt is None:
+                return
+            seq, prompt, warm = nxt
+            await self._one(seq, prompt, w, now, warm)
+
+    def _track(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()  # a bug in the engine: re-raised at the end, never swallowed
+
+    async def _closed(self) -> None:
+        workers = [self._track(asyncio.ensure_future(self._worker(w))) for w in range(self.config.concurrency)]
+        # Duration runs: the window closes at t_stop; workers still holding an answer finish it in _drain.
+        # Count runs: the workers return once the last measured request was answered.
+        await asyncio.wait(workers, timeout=self._issue_window())
+        self.stopping = True
+
+    async def _open(self) -> None:
+        scheduler = self._track(asyncio.ensure_future(self._schedule()))  # a task, so cancel interrupts its sleep
+        await asyncio.wait([scheduler])
+        self.stopping = True
+
+    async def _schedule(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        sem: Any = asyncio.Semaphore(cfg.max_in_flight) if cfg.max_in_flight else _NoCap()
+        t0 = self.t0
+        for offset in arrivals(cfg.rate, cfg.arrival, cfg.seed):
+            slot = t0 + offset
+            if cfg.duration_s is not None and slot >= self.t_stop:
+                break
+            delay = slot - clock()
+            if delay > 0.0005:
+                await asyncio.sleep(delay)
+            nxt = self._issue(slot)
+            if nxt is None:
+                break
+            seq, prompt, warm = nxt
+            self._track(loop.create_task(self._one(seq, prompt, None, slot, warm, sem)))
+
+    def _issue_window(self) -> float | None:
+        if self.config.duration_s is None:
+            return None
+        return max(0.0, self.t_stop - clock())
+
+    async def _watch(self) -> None:
+        """Polls the cancel flag; marks the end of warm-up for the self-check and the progress."""
+        measured = False
+        while True:
+            now = clock()
+            if not measured and now >= self.t_measure:
+                measured = True
+                self.monitor.mark_measurement()
+                if self.progress.phase == "warmup":
+                    self.progress.phase = "measuring"
+            if self.cancel_event is not None and self.cancel_event.is_set() and not self.cancelled:
+                self.cancelled = self.stopping = True
+                for t in list(self.tasks):
+                    t.cancel()
+                return
+            await asyncio.sleep(CANCEL_POLL_S)
+
+    async def _drain(self) -> None:
+        """Wait for the answers still in flight (up to drain_s), then cancel what is left."""
+        self.progress.phase = "draining"
+        pending = [t for t in self.tasks if not t.done()]
+        if pending and not self.cancelled:
+            limit = self.config.drain_s if self.config.drain_s is not None else self.config.timeout_s
+            _, pending_set = await asyncio.wait(pending, timeout=limit)
+            pending = list(pending_set)
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def execute(self) -> RunOutcome:
+        cfg, progress = self.config, self.progress
+        client = self._client()
+        try:
+            await self._prepare(client)
+            self.writer = self.store.writer(self.run_id) if self.store is not None else None
+            self.t0 = clock()
+            self.t_measure = self.t0 + cfg.warmup_s
+            self.t_stop = self.t_measure + (cfg.duration_s or 0.0)
+            progress.started_at = self.t0
+            progress.phase = "warmup" if cfg.warmup_s > 0 else "measuring"
+            self.monitor.start()
+            watcher = asyncio.ensure_future(self._watch())
+            try:
+                if cfg.load == "closed":
+                    await self._closed()
+                else:
+                    await self._open()
+                await self._drain()
+                progress.phase = "done"
+            finally:
+                watcher.cancel()
+                await self.monitor.stop()
+        finally:
+            await client.aclose()
+            if self.writer is not None:
+                self.writer.close()
+        if self.failure is not None:
+            raise self.failure
+        return self._outcome()
+
+    def _outcome(self) -> RunOutcome:
+        cfg = self.config
+        frame = records_frame(self.records)
+        summary = summarize(frame, cfg.slo)
+        sends, slots = sorted(self.dispatch_times), sorted(self.slot_times)
+        span = (sends[-1] - sends[0]) if len(sends) > 1 else None
+        planned = (slots[-1] - slots[0]) if len(slots) > 1 else None
+        check = assess(self.monitor, measure_from=self.t_measure, ttft_p50_ms=(summary.get("ttft_ms") or {}).get("p50"),
+                       open_loop=cfg.load == "open", target_rate=cfg.rate if cfg.load == "open" else None,
+                       dispatch_late_ms=self.late_ms, dispatch_span_s=span, schedule_span_s=planned, cap_waits=self.cap_waits)
+        status = "cancelled" if self.cancelled else "finished"
+        checks = check_thresholds(summary, cfg.slo)
+        summary.update({
+            "run_id": self.run_id, "status": status, "target": cfg.target, "base_url": cfg.base_url,
+            "app": self.kind, "mode": cfg.mode, "load": cfg.load, "level": cfg.level, "description": cfg.describe(),
+            "client_bound": check.client_bound, "client_bound_reasons": check.reasons, "selfcheck": check.as_dict(),
+            "slo_checks": checks, "slo_passed": all(c["ok"] for c in checks),
+        })
+        if self.store is not None:
+            self.store.finish_run(self.run_id, status, summary=summary, selfcheck=check.as_dict())
+        return RunOutcome(self.run_id, status, cfg, summary, records=self.records)
+
+
+class _NoCap:
+    """Stands in for the in-flight semaphore when there is no cap (the open loop's dispatch path stays one)."""
+
+    def locked(self) -> bool:
+        return False
+
+    async def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def _caller(client: AsyncDifyClient, kind: str, streaming: bool, user: str, headers: dict[str, str]) -> Callable[[Prompt], Callable[[], Any]]:
+    """prompt -> a no-argument call that starts one request of this app kind and mode."""
+    opts: dict[str, Any] = {"headers": headers} if headers else {}
+    if kind == "chat":
+        chat = client.stream_chat if streaming else client.chat
+        return lambda p: partial(chat, p.query or DEFAULT_QUERY, user=user, inputs=p.inputs, **opts)
+    if kind == "completion":
+        complete = client.stream_completion if streaming else client.completion
+        return lambda p: partial(complete, p.inputs, user=user, query=p.query, **opts)
+    run = client.stream_workflow if streaming else client.run_workflow
+    return lambda p: partial(run, p.inputs, user=user, **opts)
+
+
+def _ended_timing() -> Timing:
+    t = Timing()
+    t.end = clock()
+    return t
+
+
+# -- entry points -----------------------------------------------------------------------------------------
+
+
+async def run_async(config: RunConfig, api_key: str, *, store: BenchStore | None = None, progress: Progress | None = None,
+                    cancel: threading.Event | None = None, run_id: str | None = None, group_id: str | None = None,
+                    group_kind: str | None = None, loop_name: str = "asyncio") -> RunOutcome:
+    """One run (no sweep) inside the running event loop. Saves it to `store` as it goes."""
+    if config.sweep:
+        raise ValueError("run_async runs one level: use run_sweep for a sweep")
+    run_id = run_id or new_run_id()
+    progress = progress or Progress()
+    progress.run_id, progress.label = run_id, " · ".join(x for x in (config.target, config.describe()) if x)
+    progress.warmup_s, progress.duration_s, progress.requests_target = config.warmup_s, config.duration_s, config.requests
+    for name in ("sent", "done", "ok", "failed", "measured_sent", "measured_done", "in_flight"):
+        setattr(progress, name, 0)
+    progress.phase, progress.started_at, progress.last_error = "starting", 0.0, None
+    if run_id not in progress.run_ids:
+        progress.run_ids.append(run_id)
+    if store is not None:
+        store.create_run(run_id, config=config.model_dump(mode="json"), environment=environment(loop_name), name=config.name,
+                         target=config.target, base_url=config.base_url, app=config.app, mode=config.mode,
+                         description=config.describe(), group_id=group_id, group_kind=group_kind, level=config.level)
+    run = _Run(config, api_key, store, progress, cancel, run_id)
+    try:
+        outcome = await run.execute()
+    except BenchError as exc:
+        if store is not None:
+            store.finish_run(run_id, "failed", error=str(exc))
+        return RunOutcome(run_id, "failed", config, None, error=str(exc))
+    except BaseException as exc:
+        if store is not None:  # keep what was measured; say why it stopped
+            status = "cancelled" if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)) else "failed"
+            store.finish_run(run_id, status, error=f"{type(exc).__name__}: {exc}")
+        raise
+    if store is not None and outcome.status == "finished":
+        store.update_run(run_id, app=run.kind)
+    return outcome
+
+
+def _runner() -> asyncio.Runner:
+    try:
+        import uvloop
+
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:  # pragma: no cover - uvloop is pinned in requirements.txt
+        return asyncio.Runner()
+
+
+def _in_own_loop(make: Callable[[str], Awaitable[Any]]) -> Any:
+    """Run the coroutine in a fresh uvloop event loop; from a thread that already runs a loop
+    (Jupyter), in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        with _runner() as runner:
+            return runner.run(make(_loop_name(runner)))
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            with _runner() as runner:
+                box["value"] = runner.run(make(_loop_name(runner)))
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="bench-run")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _loop_name(runner: asyncio.Runner) -> str:
+    return type(runner.get_loop()).__module__.split(".")[0]
+
+
+def run_benchmark(config: RunConfig, api_key: str, *, store: BenchStore | None = None, progress: Progress | None = None,
+                  cancel: threading.Event | None = None) -> RunOutcome | list[RunOutcome]:
+    """Run `config` in an event loop of its own: one run, or a list of runs for a sweep."""
+    if config.sweep:
+        return run_sweep(config, api_key, store=store, progress=progress, cancel=cancel)
+    return _in_own_loop(lambda loop: run_async(config, api_key, store=store, progress=progress, cancel=cancel, loop_name=loop))
+
+
+def run_sweep(config: RunConfig, api_key: str, *, store: BenchStore | None = None, progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> list[RunOutcome]:
+    """One run per sweep level, one after the other, in one group (the throughput/latency curve)."""
+    levels = config.sweep or [config.level]
+    return _run_group([(config.at_level(x), api_key) for x in levels], "sweep", store, progress, cancel)
+
+
+@dataclass
+class TargetSpec:
+    """A target for compare_targets: display name, base URL and key (the key is never stored)."""
+
+    name: str
+    base_url: str
+    api_key: str = field(repr=False)
+
+
+def compare_targets(config: RunConfig, targets: Sequence[TargetSpec], *, store: BenchStore | None = None,
+                    progress: Progress | None = None, cancel: threading.Event | None = None) -> list[RunOutcome]:
+    """The same workload against each target, one after the other (so they never share the machine)."""
+    if len(targets) < 2:
+        raise ValueError("comparing needs two or more targets")
+    jobs = [(config.model_copy(update={"target": t.name, "base_url": t.base_url, "name": config.name or t.name}), t.api_key)
+            for t in targets]
+    return _run_group(jobs, "compare", store, progress, cancel)
+
+
+def _run_group(jobs: list[tuple[RunConfig, str]], kind: str, store: BenchStore | None, progress: Progress | None,
+               cancel: threading.Event | None) -> list[RunOutcome]:
+    progress = progress or Progress()
+    progress.steps = len(jobs)
+    group_id = new_run_id() if len(jobs) > 1 else None
+
+    async def run_all(loop_name: str) -> list[RunOutcome]:
+        outcomes = []
+        for i, (cfg, key) in enumerate(jobs, 1):
+            if cancel is not None and cancel.is_set():
+                break
+            progress.step = i
+            outcomes.append(await run_async(cfg, key, store=store, progress=progress, cancel=cancel,
+                                            group_id=group_id, group_kind=kind if group_id else None, loop_name=loop_name))
+        return outcomes
+
+    return _in_own_loop(run_all)

@@ -1,0 +1,159 @@
+"""One row per request: the client's Timing and error turned into what a benchmark keeps.
+
+Instants are milliseconds since the run's start (`t0`, a perf_counter value), so rows of one run line
+up on one monotonic clock: scheduled (the arrival slot, or the closed-loop send moment), dispatched
+(the engine picked it up), sent (handed to the transport), headers, first event, first content, last
+content, end. Latencies are derived with the formulas of stats.py.
+"""
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field, fields
+from typing import Any, Sequence
+
+from lib.dify import DifyAPIError, DifyConnectionError, DifyError, Timing
+
+from .stats import gaps_ms, tpot_ms
+
+PHASES = ("client", "connect", "headers", "response", "first_event", "stream")
+# client: never sent (circuit open, deadline while queued); connect: no connection; headers: sent, no
+# answer; response: an HTTP error status; first_event: answer headers, no event; stream: broke, an
+# `error` event, no final event, or a failed workflow.
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    seq: int
+    warmup: bool
+    worker: int | None
+    prompt: int
+    t_scheduled: float
+    t_dispatched: float | None = None
+    t_sent: float | None = None
+    t_headers: float | None = None
+    t_first_event: float | None = None
+    t_first_content: float | None = None
+    t_last_content: float | None = None
+    t_end: float | None = None
+    ttft_ms: float | None = None
+    e2e_ms: float | None = None
+    ttfb_ms: float | None = None
+    queue_ms: float | None = None
+    client_queue_ms: float | None = None
+    late_ms: float | None = None
+    tpot_ms: float | None = None
+    chunks: int = 0
+    itl_ms: Sequence[float] = field(default_factory=list)  # an array('d') from build(): 4x smaller than a list
+    output_tokens: int | None = None
+    output_tokens_source: str | None = None  # usage | chunks
+    prompt_tokens: int | None = None
+    total_tokens: int | None = None
+    price: float | None = None
+    currency: str | None = None
+    ok: bool = False
+    http_status: int | None = None
+    error_class: str | None = None
+    error_code: str | None = None
+    error_phase: str | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    retries: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {f: getattr(self, f) for f in COLUMNS}
+        d["itl_ms"] = list(self.itl_ms)
+        return d
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))
+
+
+def _ms(t: float | None, t0: float) -> float | None:
+    return None if t is None else round((t - t0) * 1000.0, 3)
+
+
+def build(
+    *,
+    seq: int,
+    warmup: bool,
+    worker: int | None,
+    prompt: int,
+    t0: float,
+    scheduled: float,
+    dispatched: float,
+    timing: Timing,
+    error: DifyError | None,
+    workflow_error: str | None = None,
+    streaming: bool = True,
+) -> RequestRecord:
+    """The record of one finished request. `scheduled`, `dispatched` and the timing's instants are
+    perf_counter values; `error` is what the client raised (None on success); `workflow_error` the
+    error of a workflow that finished with a status other than succeeded (HTTP 200, still a failure)."""
+    t = timing
+    end = t.end
+    rec = RequestRecord(
+        seq=seq, warmup=warmup, worker=worker, prompt=prompt,
+        t_scheduled=_ms(scheduled, t0),  # type: ignore[arg-type]
+        t_dispatched=_ms(dispatched, t0), t_sent=_ms(t.sent, t0), t_headers=_ms(t.first_byte, t0),
+        t_first_event=_ms(t.first_event, t0), t_first_content=_ms(t.first_content, t0),
+        t_last_content=_ms(t.content[-1], t0) if t.content else None, t_end=_ms(end, t0),
+        attempts=t.attempts, retries=max(0, t.attempts - 1),
+        client_queue_ms=round(t.queued * 1000.0, 3), late_ms=round((dispatched - scheduled) * 1000.0, 3),
+        chunks=len(t.content),
+    )
+    if t.sent is not None:
+        rec.queue_ms = round((t.sent - scheduled) * 1000.0, 3)
+        if t.first_byte is not None:
+            rec.ttfb_ms = round((t.first_byte - t.sent) * 1000.0, 3)
+    usage = t.usage
+    if usage is not None:
+        rec.prompt_tokens = usage.prompt_tokens or None
+        rec.total_tokens = usage.total_tokens or None
+        rec.price = usage.total_price
+        rec.currency = usage.currency
+    if usage is not None and usage.completion_tokens > 0:
+        rec.output_tokens, rec.output_tokens_source = usage.completion_tokens, "usage"
+    elif t.content:
+        rec.output_tokens, rec.output_tokens_source = len(t.content), "chunks"
+    if error is None and workflow_error is None:
+        rec.ok = True
+        rec.http_status = 200
+        if t.first_content is not None:
+            rec.ttft_ms = round((t.first_content - scheduled) * 1000.0, 3)
+        if end is not None:
+            rec.e2e_ms = round((end - scheduled) * 1000.0, 3)
+        if streaming:
+            rec.itl_ms = array("d", gaps_ms(t.content))
+            rec.tpot_ms = _round(tpot_ms(rec.e2e_ms, rec.ttft_ms, rec.output_tokens))
+        return rec
+    if error is None:
+        rec.http_status = 200
+        rec.error_class, rec.error_phase, rec.error_message = "WorkflowFailed", "stream", (workflow_error or "")[:300]
+        return rec
+    rec.error_class = type(error).__name__
+    rec.error_code = error.code
+    rec.error_message = (error.summary or str(error))[:300]
+    rec.error_phase = phase_of(error, t)
+    if isinstance(error, DifyAPIError):
+        rec.http_status = error.status
+    elif t.first_byte is not None:
+        rec.http_status = 200  # the answer began fine; the stream failed (error event, cut, stall)
+    return rec
+
+
+def phase_of(error: DifyError, t: Timing) -> str:
+    """Where the request failed (see PHASES)."""
+    if t.sent is None:
+        return "client"
+    if isinstance(error, DifyAPIError):
+        return "response"
+    if t.first_byte is None:
+        never_sent = isinstance(error, DifyConnectionError) and not error.may_have_been_processed
+        return "connect" if never_sent else "headers"
+    if t.first_event is None:
+        return "first_event"
+    return "stream"
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)

@@ -1,0 +1,76 @@
+"""The formulas of lib.bench.stats and the config's validation, on hand-made records."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from lib.bench import RunConfig, Threshold
+from lib.bench.engine import records_frame
+from lib.bench.records import RequestRecord
+from lib.bench.stats import check_thresholds, compare_summaries, gaps_ms, latency_stats, rank, summarize, tpot_ms
+
+
+def rec(seq, ttft, e2e, tokens=11, ok=True, warmup=False, error=None, start=0.0):
+    return RequestRecord(seq=seq, warmup=warmup, worker=0, prompt=0, t_scheduled=start, t_end=start + e2e, ttft_ms=ttft if ok else None,
+                         e2e_ms=e2e if ok else None, tpot_ms=tpot_ms(e2e, ttft, tokens) if ok else None, output_tokens=tokens,
+                         output_tokens_source="usage", itl_ms=[10.0] * (tokens - 1), chunks=tokens, ok=ok, error_class=error,
+                         error_phase="stream" if error else None, price=0.001, currency="USD", attempts=1)
+
+
+def test_tpot_is_the_time_after_the_first_token_per_further_token():
+    assert tpot_ms(1150.0, 150.0, 101) == pytest.approx(10.0)
+    assert tpot_ms(200.0, 150.0, 1) is None and tpot_ms(None, 150.0, 5) is None
+    assert gaps_ms([1.0, 1.01, 1.03]) == pytest.approx([10.0, 20.0])
+
+
+def test_percentiles_interpolate_and_empty_is_none():
+    s = latency_stats(list(range(1, 101)))
+    assert s == {"p50": 50.5, "p90": 90.1, "p95": 95.05, "p99": 99.01, "mean": 50.5, "max": 100.0}
+    assert latency_stats([]) == dict.fromkeys(("p50", "p90", "p95", "p99", "mean", "max"))
+
+
+def test_summary_counts_failures_apart_and_drops_warm_up():
+    rows = [rec(i, 100 + i, 1000 + i, start=100.0 * i) for i in range(8)]
+    rows += [rec(8, 0, 0, ok=False, error="StreamError", start=800.0), rec(9, 5000, 9000, warmup=True)]
+    rows[8].t_end = 900.0
+    s = summarize(records_frame(rows), [Threshold.parse("ttft_ms.p95<=105"), Threshold.parse("e2e_ms.p95<=5000")])
+    assert (s["requests"], s["succeeded"], s["failed"], s["warmup_requests"]) == (9, 8, 1, 1)
+    assert s["errors"] == {"StreamError": 1} and s["errors_by_phase"] == {"stream": 1}
+    assert s["ttft_ms"]["max"] == 107 and s["tpot_ms"]["p50"] == pytest.approx(90.0)
+    assert s["duration_s"] == pytest.approx(1.707)  # first origin 0 ms .. last end 1707 ms
+    assert s["request_throughput"] == pytest.approx(8 / 1.707, rel=1e-3)
+    assert s["output_tokens_per_s"] == pytest.approx(88 / 1.707, rel=1e-3)
+    assert s["goodput"]["good"] == 6 and s["goodput"]["share"] == pytest.approx(6 / 9, abs=1e-3)  # TTFT 100..105
+    assert s["cost"]["total"] == pytest.approx(0.009) and s["itl_ms"]["p50"] == 10.0
+
+
+def test_thresholds_check_and_rank():
+    s = {"ttft_ms": {"p95": 700.0}, "success_rate": 0.97, "request_throughput": 5.0}
+    checks = check_thresholds(s, [Threshold.parse("ttft_ms.p95<=800"), Threshold.parse("success_rate>=0.99"),
+                                  Threshold.parse("tpot_ms.p50<=20")])
+    assert [c["ok"] for c in checks] == [True, False, False]  # a missing figure fails
+    with pytest.raises(ValueError):
+        Threshold.parse("ttft_ms.p42<=1")
+    ranked = rank({"a": {"ttft_ms": {"p95": 300.0}}, "b": {"ttft_ms": {"p95": 200.0}}, "c": {}}, "ttft_ms.p95")
+    assert [(r["label"], r["rank"]) for r in ranked] == [("b", 1), ("a", 2), ("c", None)] and ranked[1]["vs_best"] == 1.5
+    assert rank({"a": {"request_throughput": 1.0}, "b": {"request_throughput": 2.0}}, "request_throughput")[0]["label"] == "b"
+    table = compare_summaries({"x": {"ttft_ms": {"p50": 100.0}}, "y": {"ttft_ms": {"p50": 150.0}}}, ["ttft_ms.p50"])
+    assert table.loc["ttft_ms.p50", "change"] == pytest.approx(0.5)
+
+
+def test_config_validates_and_round_trips():
+    config = RunConfig(base_url="http://127.0.0.1:1/v1", load="open", rate=5, arrival="constant", requests=10,
+                       slo=[Threshold.parse("ttft_ms.p95<=800")], sweep=[1, 2])
+    again = RunConfig.from_json(config.to_json())
+    assert again == config and "api_key" not in config.to_json()
+    assert again.at_level(2).rate == 2 and again.at_level(2).sweep == []
+    assert RunConfig(base_url="http://x/v1").duration_s == 30  # default stop rule
+    for bad in ({"duration_s": 1, "requests": 1}, {"concurrency": 0}, {"rate": -1}, {"sweep": [1.5]}, {"prompts": []}):
+        with pytest.raises(ValidationError):
+            RunConfig(base_url="http://x/v1", **bad)
+
+
+def test_summary_of_no_rows_is_empty_not_an_error():
+    s = summarize(records_frame([]))
+    assert s["requests"] == 0 and s["ttft_ms"]["p50"] is None and s["request_throughput"] == 0.0
+    assert s["success_rate"] is None and s["errors"] == {} and s["goodput"] is None

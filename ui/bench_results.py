@@ -1,0 +1,182 @@
+"""The Benchmark page's results: one run in full, several overlaid, the history table, downloads."""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import pandas as pd
+import streamlit as st
+
+from lib import charts
+from lib.bench.export import MIME, export_bytes
+from lib.bench.stats import FORMULAS, compare_summaries, percentile_table, rank, summaries_frame
+from lib.bench.store import BenchStore, RunInfo
+
+RANK_FIGURES = ["ttft_ms.p95", "ttft_ms.p50", "ttft_ms.p99", "e2e_ms.p95", "e2e_ms.p50", "tpot_ms.p50", "itl_ms.p99",
+                "request_throughput", "output_tokens_per_s", "success_rate"]
+
+
+def _plot(fig: Any, key: str) -> None:
+    st.plotly_chart(fig, key=key, width="stretch")
+
+
+def _ms(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.0f} ms"
+
+
+def history_frame(store: BenchStore, runs: Sequence[RunInfo]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        s = r.summary or {}
+        rows.append({
+            "id": r.id, "status": r.status, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at)),
+            "name": r.name, "target": r.target, "load": r.description, "group": r.group_kind or "",
+            "requests": s.get("requests"), "success": s.get("success_rate"),
+            "TTFT p50 ms": (s.get("ttft_ms") or {}).get("p50"), "TTFT p95 ms": (s.get("ttft_ms") or {}).get("p95"),
+            "e2e p95 ms": (s.get("e2e_ms") or {}).get("p95"), "req/s": s.get("request_throughput"),
+            "client-bound": s.get("client_bound"),
+        })
+    return pd.DataFrame(rows)
+
+
+def history(store: BenchStore, runs: Sequence[RunInfo]) -> None:
+    st.dataframe(history_frame(store, runs), hide_index=True, width="stretch", height=min(38 + 35 * len(runs), 300),
+                 column_config={"success": st.column_config.NumberColumn(format="percent")})
+
+
+def delete_runs(store: BenchStore, run_ids: Sequence[str]) -> None:
+    """Button callback (runs before the rerun, so it may reset the selection widget)."""
+    for run_id in run_ids:
+        store.delete_run(run_id)
+    st.session_state["bench_show"] = []
+
+
+def show_runs(store: BenchStore, run_ids: Sequence[str]) -> None:
+    """One run in full, or two or more overlaid for comparison."""
+    run_ids = [r for r in run_ids if r]
+    if not run_ids:
+        return
+    if len(run_ids) == 1:
+        single(store, run_ids[0])
+    else:
+        compare(store, run_ids)
+
+
+def _selfcheck(summary: dict[str, Any]) -> None:
+    check = summary.get("selfcheck") or {}
+    lag = (check.get("loop_lag_ms") or {}).get("p99")
+    if summary.get("client_bound"):
+        st.warning("**Client-bound**: these figures are the load generator's, not the target's. "
+                   + " ".join(f"- {r}" for r in summary.get("client_bound_reasons") or []), icon=":material/warning:")
+    elif check:
+        busy = check.get("loop_busy")
+        st.caption(f"Self-check: the engine kept up (event-loop lag p99 {lag if lag is not None else '–'} ms"
+                   + (f", loop busy {busy:.0%}" if busy is not None else "")
+                   + (f", sent {check['achieved_rate']:.2f} req/s of {check.get('scheduled_rate') or check['target_rate']:.2f} scheduled"
+                      if check.get("achieved_rate") else "")
+                   + ").")
+
+
+def single(store: BenchStore, run_id: str) -> None:
+    info = store.get(run_id)
+    s = store.summary(info.id)
+    st.subheader(info.label)
+    st.caption(f"`{info.id}` · {info.status} · {info.target} ({info.base_url}) · {info.description}")
+    if info.error:
+        (st.info if info.status == "cancelled" else st.error)(info.error)
+    if not s.get("requests"):
+        st.info("No measured requests yet.")
+        return
+    cols = st.columns(6)
+    cols[0].metric("Requests", s["requests"], help=FORMULAS["success_rate"])
+    cols[1].metric("Success", f"{s['success_rate']:.1%}" if s.get("success_rate") is not None else "–")
+    cols[2].metric("Throughput", f"{s['request_throughput']:.2f} req/s", help=FORMULAS["request_throughput"])
+    cols[3].metric("Output tokens/s", f"{s['output_tokens_per_s']:.0f}", help=FORMULAS["output_tokens_per_s"]
+                   + f" Source: {s.get('output_tokens_source') or '–'}.")
+    cols[4].metric("TTFT p95", _ms((s.get("ttft_ms") or {}).get("p95")), help=FORMULAS["ttft_ms"])
+    cols[5].metric("End-to-end p95", _ms((s.get("e2e_ms") or {}).get("p95")), help=FORMULAS["e2e_ms"])
+    _selfcheck(s)
+    if s.get("goodput"):
+        g = s["goodput"]
+        st.markdown(f"**Goodput** {g['rate']:.2f} req/s: {g['share']:.1%} of requests within {', '.join(g['slo'])}. *{FORMULAS['goodput']}*")
+    if s.get("slo_checks"):
+        st.dataframe(pd.DataFrame(s["slo_checks"])[["slo", "value", "ok"]], hide_index=True)
+    cost = s.get("cost") or {}
+    if cost.get("total"):
+        st.caption(f"Cost {cost['total']:.6f} {cost.get('currency') or ''} ({cost['per_request']:.6f} a request). {FORMULAS['cost']}")
+    st.markdown("**Percentiles (ms)**")
+    st.dataframe(percentile_table(s, ("ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms")), width="stretch")
+    st.caption(" ".join(FORMULAS[k] for k in ("origin", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "queue_ms", "duration_s")))
+    df = store.requests(info.id, label=True)
+    key = f"bench_{info.id}"
+    c1, c2 = st.columns(2)
+    with c1:
+        _plot(charts.latency_histogram(df, "ttft_ms"), key + "_ttft_hist")
+        _plot(charts.latency_histogram(df, "e2e_ms"), key + "_e2e_hist")
+    with c2:
+        _plot(charts.latency_cdf(df, "ttft_ms"), key + "_ttft_cdf")
+        _plot(charts.latency_cdf(df, "e2e_ms"), key + "_e2e_cdf")
+    _plot(charts.latency_over_time(df), key + "_over_time")
+    _plot(charts.throughput_over_time(df), key + "_throughput")
+    c1, c2 = st.columns(2)
+    with c1:
+        _plot(charts.itl_distribution(df), key + "_itl")
+        st.caption(FORMULAS["itl_ms"])
+    with c2:
+        _plot(charts.errors_by_class(df), key + "_errors")
+    if info.group_id:
+        group(store, info.group_id, key)
+    downloads(store, info.id)
+
+
+def group(store: BenchStore, group_id: str, key: str) -> None:
+    """A sweep's throughput-against-latency curve, or a comparison's ranking."""
+    members = store.runs(group_id=group_id)
+    summaries = {m.label: store.summary(m.id) for m in members}
+    kind = members[0].group_kind if members else None
+    if kind == "sweep":
+        points = summaries_frame(summaries, {m.label: m.level for m in members})
+        c1, c2 = st.columns(2)
+        with c1:
+            _plot(charts.sweep_curve(points, "ttft_ms"), key + "_sweep_ttft")
+        with c2:
+            _plot(charts.sweep_curve(points, "e2e_ms"), key + "_sweep_e2e")
+    elif kind == "compare":
+        by = st.selectbox("Rank targets by", RANK_FIGURES, key=key + "_rank_by")
+        _plot(charts.ranking_bar(rank({m.target or m.label: store.summary(m.id) for m in members}, by), by), key + "_rank")
+
+
+def compare(store: BenchStore, run_ids: Sequence[str]) -> None:
+    infos = [store.get(r) for r in run_ids]
+    labels = store.labels([i.id for i in infos])
+    summaries = {labels[i.id]: store.summary(i.id) for i in infos}
+    st.subheader(f"{len(infos)} runs compared")
+    table = compare_summaries(summaries)
+    st.dataframe(table, width="stretch")
+    st.caption("`change`: last run against the first, relative. " + FORMULAS["ttft_ms"] + " " + FORMULAS["tpot_ms"])
+    by = st.selectbox("Rank by", RANK_FIGURES, key="bench_compare_rank_by")
+    df = store.requests([i.id for i in infos], label=True)
+    key = "bench_cmp_" + "_".join(i.id[-6:] for i in infos)
+    _plot(charts.ranking_bar(rank(summaries, by), by), key + "_rank")
+    c1, c2 = st.columns(2)
+    with c1:
+        _plot(charts.latency_cdf(df, "ttft_ms"), key + "_ttft_cdf")
+        _plot(charts.percentile_bars(summaries, "ttft_ms"), key + "_ttft_bars")
+        _plot(charts.latency_histogram(df, "ttft_ms"), key + "_ttft_hist")
+    with c2:
+        _plot(charts.latency_cdf(df, "e2e_ms"), key + "_e2e_cdf")
+        _plot(charts.percentile_bars(summaries, "e2e_ms"), key + "_e2e_bars")
+        _plot(charts.itl_distribution(df), key + "_itl")
+    groups = {i.group_id for i in infos}
+    if len(groups) == 1 and infos[0].group_kind == "sweep":
+        points = summaries_frame(summaries, {labels[i.id]: i.level for i in infos})
+        _plot(charts.sweep_curve(points, "ttft_ms"), key + "_sweep")
+    _plot(charts.throughput_over_time(df), key + "_throughput")
+
+
+def downloads(store: BenchStore, run_id: str) -> None:
+    cols = st.columns(3)
+    for col, fmt in zip(cols, ("csv", "json", "parquet")):
+        col.download_button(f"Download {fmt.upper()}", data=lambda f=fmt: export_bytes(store, run_id, f),
+                            file_name=f"bench-{run_id}.{fmt}", mime=MIME[fmt], key=f"bench_dl_{fmt}_{run_id}",
+                            on_click="ignore")

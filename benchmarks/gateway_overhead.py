@@ -50,17 +50,14 @@ def main() -> int:
         gw = start_process([sys.executable, "-m", "lib.gateway", "--port", str(gw_port), "--log-level", "warning"],
                            f"http://127.0.0.1:{gw_port}/health", log_dir / "gw-bench-gateway.log", env=gw_env)
         stack.callback(stop, gw)
-        pin(sim, 1)
+        pin(sim.pid, 1)
         direct = f"http://127.0.0.1:{sim_port}/v1/chat-messages"
         frames = answer_frames(direct)
         return compare(levels, args, direct, f"http://127.0.0.1:{gw_port}/v1/chat-messages", frames)
 
 
 def compare(levels: list[int], args: argparse.Namespace, direct: str, gateway: str, frames: int) -> int:
-    import os
-
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {0})
+    pin(0, 0)
     print(f"configured TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s, {frames} frames an answer, "
           f"warm-up {args.warmup:.0f} s, {args.seconds:.0f} s measured per run\n")
     print(f"{'streams':>7} | {'path':<8} | {'req/s':>7} | {'TTFT p50':>9} | {'TTFT p99':>9}")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
 import sys
 import tempfile
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from lib.bench import BenchStore, RunConfig, run_benchmark  # noqa: E402
 from tests.support.procs import free_port, start_process  # noqa: E402
+from simulator_capacity import pin, stop  # noqa: E402  (same folder: the shared server and core helpers)
 
 TTFT_S = 0.2
 TOKENS_PER_S = 100.0
@@ -99,11 +99,6 @@ def engine_run(base_url: str, concurrency: int, warmup: float, seconds: float, s
     return throughput, ttft, outcome.summary, cpu_ms
 
 
-def pin(pid: int, cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(pid, {cpu})
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--levels", default="50,100,200")
@@ -118,7 +113,7 @@ def main() -> int:
         port = free_port()
         sim = start_process([sys.executable, "-m", "lib.simulator", "--port", str(port), "--ttft-ms", str(TTFT_S * 1000),
                              "--tokens-per-s", str(TOKENS_PER_S), "--jitter", "0"], f"http://127.0.0.1:{port}/v1/", log_dir / "engine-sim.log")
-        stack.callback(_stop, sim)
+        stack.callback(stop, sim)
         pin(sim.pid, 1)
         pin(0, 0)
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
@@ -160,14 +155,6 @@ def main() -> int:
               f"TTFT p50 / true = {e50 / (TTFT_S * 1000):.3f} (target within 5%: {verdict(ok_p50)}); "
               f"TTFT p99 engine/raw = {e99 / r99:.3f} (target <= 1.15: {verdict(ok_p99)})")
         return 0 if ok_thr and ok_p50 and ok_p99 else 1
-
-
-def _stop(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except Exception:
-        proc.kill()
 
 
 if __name__ == "__main__":

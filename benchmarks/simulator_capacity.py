@@ -14,10 +14,8 @@ import argparse
 import asyncio
 import contextlib
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -60,10 +58,10 @@ def minimal_app(frames: int):
     return Starlette(routes=[Route("/v1/chat-messages", endpoint, methods=["POST"]), Route("/v1/", ready)])
 
 
-def pin(proc: subprocess.Popen, cpu: int) -> None:
-    """Server on one core, load generator on the other, so neither steals from the other."""
-    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
-        os.sched_setaffinity(proc.pid, {cpu})
+def pin(pid: int, cpu: int) -> None:
+    """Server on one core, load generator on the other (pid 0: this process), so neither steals from the other."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(pid, {cpu})
 
 
 async def drive(url: str, headers: dict, concurrency: int, warmup: float, seconds: float) -> tuple[list[float], int]:
@@ -134,8 +132,8 @@ def main() -> int:
         floor = start_process([sys.executable, __file__, "--serve-minimal", str(min_port), "--frames", str(frames)],
                               f"http://127.0.0.1:{min_port}/v1/", log_dir / "minimal.log")
         stack.callback(stop, floor)
-        pin(sim, 1)
-        pin(floor, 1)
+        pin(sim.pid, 1)
+        pin(floor.pid, 1)
         return compare(levels, args, sim_url, f"http://127.0.0.1:{min_port}/v1/chat-messages", frames)
 
 
@@ -148,8 +146,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def compare(levels: list[int], args: argparse.Namespace, sim_url: str, min_url: str, frames: int) -> int:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {0})
+    pin(0, 0)
     print(f"configured TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s, {frames} frames an answer, "
           f"warm-up {args.warmup:.0f} s, {args.seconds:.0f} s measured per level\n")
     print(f"{'streams':>7} | {'server':<10} | {'req/s':>7} | {'TTFT p50':>9} | {'p50/cfg':>7} | {'TTFT p99':>9} | {'p99/cfg':>7}")

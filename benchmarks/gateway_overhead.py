@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from simulator_capacity import TOKENS_PER_S, TTFT_S, answer_frames, drive, pct, pin, stop  # noqa: E402
+from simulator_capacity import TOKENS_PER_S, TTFT_S, LOG_DIR, answer_frames, drive, pct, pin, start_paced_simulator, stop  # noqa: E402
 
 from tests.support.procs import free_port, start_process  # noqa: E402
 
@@ -36,22 +36,16 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=2.0)
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    log_dir = ROOT / "data" / "bench-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        sim_port = free_port()
-        sim = start_process([sys.executable, "-m", "lib.simulator", "--port", str(sim_port), "--ttft-ms", str(TTFT_S * 1000),
-                             "--tokens-per-s", str(TOKENS_PER_S), "--jitter", "0"], f"http://127.0.0.1:{sim_port}/v1/",
-                            log_dir / "gw-bench-sim.log")
-        stack.callback(stop, sim)
+        sim, sim_base = start_paced_simulator(stack, "gw-bench-sim.log")
         gw_port = free_port()
-        gw_env = {"DIFY_API_BASE": f"http://127.0.0.1:{sim_port}/v1", "DIFY_API_KEY": "app-sim-chat",
+        gw_env = {"DIFY_API_BASE": sim_base, "DIFY_API_KEY": "app-sim-chat",
                   "GATEWAY_API_KEYS": f"bench:{CALLER_KEY}", "GATEWAY_RATE_LIMIT": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
         gw = start_process([sys.executable, "-m", "lib.gateway", "--port", str(gw_port), "--log-level", "warning"],
-                           f"http://127.0.0.1:{gw_port}/health", log_dir / "gw-bench-gateway.log", env=gw_env)
+                           f"http://127.0.0.1:{gw_port}/health", LOG_DIR / "gw-bench-gateway.log", env=gw_env)
         stack.callback(stop, gw)
         pin(sim.pid, 1)
-        direct = f"http://127.0.0.1:{sim_port}/v1/chat-messages"
+        direct = f"{sim_base}/chat-messages"
         frames = answer_frames(direct)
         return compare(levels, args, direct, f"http://127.0.0.1:{gw_port}/v1/chat-messages", frames)
 

@@ -39,8 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lib.bench import BenchStore, RunConfig, run_benchmark  # noqa: E402
-from tests.support.procs import free_port, start_process  # noqa: E402
-from simulator_capacity import pin, stop  # noqa: E402  (same folder: the shared server and core helpers)
+from simulator_capacity import pin, start_paced_simulator  # noqa: E402  (same folder: the shared server and core helpers)
 
 TTFT_S = 0.2
 TOKENS_PER_S = 100.0
@@ -107,18 +106,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1, help="repeat each level; medians are reported")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    log_dir = ROOT / "data" / "bench-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        port = free_port()
-        sim = start_process([sys.executable, "-m", "lib.simulator", "--port", str(port), "--ttft-ms", str(TTFT_S * 1000),
-                             "--tokens-per-s", str(TOKENS_PER_S), "--jitter", "0"], f"http://127.0.0.1:{port}/v1/", log_dir / "engine-sim.log")
-        stack.callback(stop, sim)
+        sim, base = start_paced_simulator(stack, "engine-sim.log")
         pin(sim.pid, 1)
         pin(0, 0)
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         store = BenchStore(Path(tmp) / "bench.sqlite")
-        base = f"http://127.0.0.1:{port}/v1"
         print(f"true TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s; warm-up {args.warmup:g} s, {args.seconds:g} s measured; "
               f"simulator on core 1, load generator on core 0; uvloop for both\n")
         print(f"{'streams':>7} | {'driver':<6} | {'req/s':>7} | {'reported':>8} | {'TTFT p50':>9} | {'p50/true':>8} | {'TTFT p99':>9} | "

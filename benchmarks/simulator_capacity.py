@@ -58,6 +58,20 @@ def minimal_app(frames: int):
     return Starlette(routes=[Route("/v1/chat-messages", endpoint, methods=["POST"]), Route("/v1/", ready)])
 
 
+LOG_DIR = ROOT / "data" / "bench-logs"
+
+
+def start_paced_simulator(stack: contextlib.ExitStack, log_name: str) -> tuple[subprocess.Popen, str]:
+    """The simulator at the benchmarks' pace (TTFT_S, TOKENS_PER_S, no jitter), stopped with `stack`; returns it and its /v1 URL."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/v1"
+    proc = start_process([sys.executable, "-m", "lib.simulator", "--port", str(port), "--ttft-ms", str(TTFT_S * 1000),
+                          "--tokens-per-s", str(TOKENS_PER_S), "--jitter", "0"], f"{base}/", LOG_DIR / log_name)
+    stack.callback(stop, proc)
+    return proc, base
+
+
 def pin(pid: int, cpu: int) -> None:
     """Server on one core, load generator on the other (pid 0: this process), so neither steals from the other."""
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
@@ -119,18 +133,13 @@ def main() -> int:
         return 0
 
     levels = [int(x) for x in args.levels.split(",")]
-    log_dir = ROOT / "data" / "bench-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        sim_port = free_port()
-        sim = start_process([sys.executable, "-m", "lib.simulator", "--port", str(sim_port), "--ttft-ms", str(TTFT_S * 1000),
-                             "--tokens-per-s", str(TOKENS_PER_S), "--jitter", "0"], f"http://127.0.0.1:{sim_port}/v1/", log_dir / "sim.log")
-        stack.callback(stop, sim)
-        sim_url = f"http://127.0.0.1:{sim_port}/v1/chat-messages"
+        sim, sim_base = start_paced_simulator(stack, "sim.log")
+        sim_url = f"{sim_base}/chat-messages"
         frames = answer_frames(sim_url)
         min_port = free_port()
         floor = start_process([sys.executable, __file__, "--serve-minimal", str(min_port), "--frames", str(frames)],
-                              f"http://127.0.0.1:{min_port}/v1/", log_dir / "minimal.log")
+                              f"http://127.0.0.1:{min_port}/v1/", LOG_DIR / "minimal.log")
         stack.callback(stop, floor)
         pin(sim.pid, 1)
         pin(floor.pid, 1)

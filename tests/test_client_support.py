@@ -33,12 +33,7 @@ class Api:
         """All events of a stream, and the stream (its state, timing, result)."""
         stream = getattr(self.client, method)(*args, **kwargs)
         events: list[Event] = []
-        if self.is_async:
-            async for ev in stream:
-                events.append(ev)
-        else:
-            for ev in stream:
-                events.append(ev)
+        await self._drain(stream, events)
         return events, stream
 
     async def stream_until_error(self, method: str, *args: Any, **kwargs: Any) -> tuple[list[Event], Any, BaseException]:
@@ -46,15 +41,18 @@ class Api:
         stream = getattr(self.client, method)(*args, **kwargs)
         events: list[Event] = []
         try:
-            if self.is_async:
-                async for ev in stream:
-                    events.append(ev)
-            else:
-                for ev in stream:
-                    events.append(ev)
+            await self._drain(stream, events)
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             return events, stream, exc
         raise AssertionError(f"the stream ended without an error after {len(events)} events")
+
+    async def _drain(self, stream: Any, events: list[Event]) -> None:
+        """Append every event of `stream` to `events` (kept by the caller when the stream fails)."""
+        if self.is_async:
+            async for ev in stream:
+                events.append(ev)
+        else:
+            events.extend(stream)
 
     async def close(self) -> None:
         if self.is_async:

@@ -56,14 +56,18 @@ def _values(df: pd.DataFrame, metric: str, by: str | None) -> pd.DataFrame:
     return long.dropna(subset=["value"])
 
 
+def _latency_values(df: pd.DataFrame, metric: str, by: str | None, title: str | None, kind: str) -> tuple[str, str, str | None, pd.DataFrame]:
+    """What a latency histogram and CDF both start from: the axis label, the title, the grouping, the values."""
+    label = LATENCY_LABELS.get(metric, metric)
+    ok = _measured_ok(df)
+    by = _by(ok, by)
+    return label, title or f"{label.split(' (')[0]} {kind}", by, _values(ok, metric, by)
+
+
 def latency_histogram(df: pd.DataFrame, metric: str = "ttft_ms", by: str | None = "run", nbins: int = 60,
                       title: str | None = None) -> go.Figure:
     """Histogram of a latency; one overlaid colour per run, or p50/p95/p99 lines for one run."""
-    label = LATENCY_LABELS.get(metric, metric)
-    title = title or f"{label.split(' (')[0]} distribution"
-    ok = _measured_ok(df)
-    by = _by(ok, by)
-    long = _values(ok, metric, by)
+    label, title, by, long = _latency_values(df, metric, by, title, "distribution")
     if long.empty:
         return _empty(title)
     fig = px.histogram(long, x="value", color=by, nbins=nbins, barmode="overlay", opacity=0.65 if by else 0.9,
@@ -78,11 +82,7 @@ def latency_histogram(df: pd.DataFrame, metric: str = "ttft_ms", by: str | None 
 
 def latency_cdf(df: pd.DataFrame, metric: str = "ttft_ms", by: str | None = "run", title: str | None = None) -> go.Figure:
     """Empirical CDF of a latency: the share of requests at or below each value, one line per run."""
-    label = LATENCY_LABELS.get(metric, metric)
-    title = title or f"{label.split(' (')[0]} CDF"
-    ok = _measured_ok(df)
-    by = _by(ok, by)
-    long = _values(ok, metric, by)
+    label, title, by, long = _latency_values(df, metric, by, title, "CDF")
     if long.empty:
         return _empty(title)
     fig = px.ecdf(long, x="value", color=by, labels={"value": label})

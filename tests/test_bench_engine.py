@@ -147,12 +147,13 @@ def test_a_target_that_cannot_be_read_fails_the_run_with_a_reason(sim, store):
 
 
 def test_an_overloaded_generator_says_it_is_client_bound(sim, store):
-    # 4000 arrivals a second is more than one Python event loop can dispatch on this machine.
-    config = RunConfig(base_url=sim.url, load="open", rate=4000, arrival="constant", duration_s=0.6, max_in_flight=64)
+    # 40000 arrivals a second is far past what one Python event loop can dispatch (each request costs
+    # about 2 ms of CPU), on a quiet machine too: 4000 was sometimes kept up with.
+    config = RunConfig(base_url=sim.url, load="open", rate=40000, arrival="constant", duration_s=0.1, max_in_flight=64)
     outcome = run_benchmark(config, "app-sim-chat", store=store)
     s = outcome.summary
     assert s["client_bound"] is True and s["client_bound_reasons"], s["selfcheck"]
-    assert s["selfcheck"]["late_share"] > 0.05 or s["selfcheck"]["achieved_rate"] < 0.95 * 4000
+    assert s["selfcheck"]["late_share"] > 0.05 or s["selfcheck"]["achieved_rate"] < 0.95 * 40000
 
 
 def test_assess_names_each_reason():

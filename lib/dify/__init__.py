@@ -16,7 +16,8 @@ from .errors import (
     AppModeError, AuthenticationError, BadRequestError, CircuitOpenError, ConnectTimeoutError, ConversationCompletedError,
     ConversationNotFoundError, DeadlineExceededError, DifyAPIError, DifyConnectionError, DifyError, DifyTimeoutError,
     FirstEventTimeoutError, GatewayError, IdleTimeoutError, InvalidParamError, ModelError, NotDifyAPIError, NotFoundError,
-    PayloadError, PermissionDeniedError, ProtocolError, RateLimitError, ServerError, StreamError, StreamInterruptedError,
+    PayloadError, PermissionDeniedError, ProtocolError, RateLimitError, RunFailedError, ServerError, StreamError,
+    StreamInterruptedError,
 )
 from .events import (
     AgentMessageEvent, AgentThoughtEvent, ErrorEvent, Event, MessageEndEvent, MessageEvent, MessageFileEvent,

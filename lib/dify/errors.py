@@ -146,6 +146,28 @@ class StreamError(DifyError):
     """Dify sent an `error` event mid-stream: the model (or a workflow node) failed."""
 
 
+class RunFailedError(DifyError):
+    """A workflow or chatflow run failed inside Dify: a node raised (HTTP 200 workflow with status
+    `failed`, a chatflow's 400 "Run failed: ...", or a stream ending `workflow_finished` failed).
+    `node_title`/`node_id`/`node_type` name the failed node when Dify said which; `message` is Dify's own."""
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        node_id: str | None = None,
+        node_title: str | None = None,
+        node_type: str | None = None,
+        workflow_run_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.node_id = node_id
+        self.node_title = node_title
+        self.node_type = node_type
+        self.workflow_run_id = workflow_run_id
+        super().__init__(summary, **kwargs)
+
+
 class StreamInterruptedError(DifyError):
     """The stream broke before its final event (connection cut, or closed early)."""
 

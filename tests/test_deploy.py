@@ -139,3 +139,67 @@ def test_grafana_dashboard_matches_the_panels():
     assert exprs == [render(q.expr, GRAFANA_SELECTOR, GRAFANA_WINDOW) for p in PANELS for q in p.queries]
     assert [p["title"] for p in board["panels"]] == [p.title for p in PANELS]
     assert {v["name"] for v in board["templating"]["list"]} == {"datasource", "job", "instance"}
+
+
+def test_console_keeps_benchmark_runs_on_a_volume():
+    deployment = find("Deployment", "dify-console")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    (mount,) = [m for m in container["volumeMounts"] if env["BENCH_DB"].startswith(m["mountPath"] + "/")]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claim = find("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert "ReadWriteOnce" in claim["spec"]["accessModes"]
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"  # one pod holds the RWO volume at a time
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+
+
+def test_shipped_prometheus_is_the_one_the_console_reads_and_scrapes_the_annotated_pods():
+    (container,) = find("Deployment", "dify-console")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    service = find("Service", "prometheus")
+    (port,) = service["spec"]["ports"]
+    assert env["PROMETHEUS_URL"] == f"http://{service['metadata']['name']}:{port['port']}"
+    prom = find("Deployment", "prometheus")["spec"]["template"]["spec"]
+    assert prom["serviceAccountName"] == find("RoleBinding", "prometheus")["subjects"][0]["name"]
+    config = yaml.safe_load(find("ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
+    (job,) = config["scrape_configs"]
+    assert job["kubernetes_sd_configs"][0]["role"] == "pod"
+    # Debian's promtool is built without Kubernetes discovery, so the relabelling is checked by applying it to
+    # the labels Prometheus would discover for each Deployment's pod.
+    for d in [d for d in manifests() if d["kind"] == "Deployment"]:
+        meta = d["spec"]["template"]["metadata"]
+        port = next(p["containerPort"] for p in d["spec"]["template"]["spec"]["containers"][0]["ports"])
+        discovered = {"__address__": f"10.0.0.7:{port}", "__metrics_path__": "/metrics", "__meta_kubernetes_pod_name": "pod-1"}
+        discovered.update({f"__meta_kubernetes_pod_annotation_{_label(k)}": v for k, v in meta.get("annotations", {}).items()})
+        discovered.update({f"__meta_kubernetes_pod_label_{_label(k)}": v for k, v in meta["labels"].items()})
+        kept = _relabel(discovered, job["relabel_configs"])
+        name = d["metadata"]["name"]
+        if name in ("dify-console", "dify-gateway"):
+            annotations = meta["annotations"]
+            assert kept is not None, name
+            assert kept["job"] == name.removeprefix("dify-")  # the job names the Metrics page groups by
+            assert kept["__address__"] == f"10.0.0.7:{annotations['prometheus.io/port']}"
+            assert kept["__metrics_path__"] == annotations["prometheus.io/path"]
+        else:
+            assert kept is None, name
+
+
+def _label(key: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in key)
+
+
+def _relabel(labels: dict[str, str], rules: list[dict]) -> dict[str, str] | None:
+    """Prometheus' `keep` and `replace` relabel actions (anchored regexes, `;`-joined sources)."""
+    import re
+
+    labels = dict(labels)
+    for rule in rules:
+        value = ";".join(labels.get(s, "") for s in rule["source_labels"])
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if rule.get("action", "replace") == "keep":
+            if not match:
+                return None
+        elif match:
+            labels[rule["target_label"]] = match.expand(rule.get("replacement", "$1").replace("$", "\\"))
+    return labels

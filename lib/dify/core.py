@@ -316,6 +316,10 @@ class Call:
         never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
         maybe = self.spec.generation and not never_sent
         err: E.DifyError
+        if isinstance(exc, httpx.TimeoutException) and self.past_deadline():
+            err = self._deadline_error("waiting for Dify's answer" if not never_sent else f"connecting to {host}")
+            err.may_have_been_processed = maybe
+            raise self.fail(err)
         if isinstance(exc, httpx.ConnectTimeout):
             err = E.ConnectTimeoutError(
                 f"Could not connect to {host} within {self.timeouts.connect} s",
@@ -325,10 +329,6 @@ class Call:
             err = E.DifyConnectionError(
                 f"Could not connect to {host} ({detail})", hint="Check the base URL and that Dify is running", route=self.spec.route
             )
-        elif isinstance(exc, httpx.TimeoutException) and self.past_deadline():
-            err = self._deadline_error("waiting for Dify's answer")
-            err.may_have_been_processed = maybe
-            raise self.fail(err)
         elif isinstance(exc, httpx.TimeoutException):
             err = E.FirstEventTimeoutError(
                 f"Dify at {host} did not answer {self.spec.route} in time ({self._budgets()})",
@@ -345,6 +345,13 @@ class Call:
                 may_have_been_processed=maybe,
             )
         return self._retry_or_raise(err, never_sent or self.spec.idempotent, None, type(exc).__name__)
+
+    def answer_deadline(self, stream: bool) -> float | None:
+        """The instant the wait for an answer's headers ends: first_event for a stream, and the total deadline."""
+        first = (self.timing.sent or clock()) + self.timeouts.first_event if stream and self.timeouts.first_event else None
+        if first is None:
+            return self.deadline
+        return first if self.deadline is None else min(first, self.deadline)
 
     def past_deadline(self) -> bool:
         """The total deadline has passed (within the 2 ms a timer may round to)."""

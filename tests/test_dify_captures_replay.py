@@ -536,3 +536,23 @@ def test_a_chatflow_stream_ends_at_its_last_terminal_event_in_either_order(order
     assert result.answer == "You said: hello streaming (topic=testing, audience=Engineers)"
     assert result.usage.time_to_first_token == 1.016 and state.workflow.status == "succeeded"
     assert [e.event for e in events][-2:] == names[-2:][:: 1 if order.startswith("workflow") else -1]
+
+
+def test_a_failed_workflow_stream_ends_and_raises_at_its_workflow_finished():
+    cap = ALL["72_wftemplate_streaming.http"]
+    frames = _frames_bytes(cap)
+    core = ClientCore(BASE, KEY, breaker=None)
+    call = core.call(Spec("POST", "/workflows/run", "POST /workflows/run", kind="stream", stream_mode="workflow", generation=True), {})
+    call.attempt = 1
+    call.sent()
+    state = StreamState(call)
+    events = []
+    for f in frames:
+        events += state.feed(f)  # every event comes out, the failed workflow_finished included
+    after_last = clock()
+    time.sleep(0.01)
+    with pytest.raises(RunFailedError) as info:
+        state.eof()
+    assert events[-1].event == "workflow_finished" and events[-1].status == "failed"
+    assert info.value.timing.end == state.terminal_at <= after_last and info.value.timing.outcome == "error"
+    assert info.value.node_title == "Template" and info.value.result.status == "failed"

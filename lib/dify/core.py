@@ -497,7 +497,7 @@ class Call:
             raise self.fail(E.ProtocolError(f"Dify's answer to {spec.route} does not match the Service API: {exc}", route=spec.route)) from None
         if spec.stream_mode == "workflow" and getattr(result, "status", None) == "failed":
             # A workflow whose node failed answers 200 with data.status "failed" (Dify 1.12): raise, keep the result.
-            err = E.run_failed(result.error or "", route=spec.route, workflow_run_id=result.workflow_run_id)
+            err = E.run_failed(self.core.redact(result.error or ""), route=spec.route, workflow_run_id=result.workflow_run_id)
             err.result = result
             t.first_event = t.first_content = now
             t.usage = None

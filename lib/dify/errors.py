@@ -310,8 +310,8 @@ NO_MODEL_HINT = (
 def route_hint(route: str | None) -> str:
     """What to check when Dify has no such route (its HTML or JSON 404)."""
     if route == "GET /workflow/{id}/events":
-        return "Re-opening a run's event stream needs Dify 1.13 or newer; this Dify has no such route"
-    return "Dify has no such route: check the base URL (it should end in /v1) and the Dify version"
+        return "Re-opening a run's event stream needs Dify 1.13 or newer"
+    return "Check the base URL (it should end in /v1) and the Dify version"
 
 
 def _first_line(text: str) -> str:

@@ -15,7 +15,7 @@ from .keys import ApiKey, mask
 from .errors import (
     AppModeError, AuthenticationError, BadRequestError, CircuitOpenError, ConnectTimeoutError, ConversationCompletedError,
     ConversationNotFoundError, DeadlineExceededError, DifyAPIError, DifyConnectionError, DifyError, DifyTimeoutError,
-    FirstEventTimeoutError, GatewayError, IdleTimeoutError, InvalidParamError, ModelError, NotDifyAPIError, NotFoundError,
+    FirstEventTimeoutError, GatewayError, IdleTimeoutError, InvalidParamError, InvalidRequestError, ModelError, NotDifyAPIError, NotFoundError,
     PayloadError, PermissionDeniedError, ProtocolError, RateLimitError, RunFailedError, ServerError, StreamError,
     StreamInterruptedError,
 )

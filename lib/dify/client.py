@@ -16,7 +16,9 @@ from typing import Any, AsyncIterator, Iterator, Mapping
 
 import httpx
 
+from . import deadlines
 from .core import DEFAULT, Call, CallOptions, ClientCore, Spec
+from .errors import DifyError
 from .endpoints import Endpoints
 from .events import Event
 from .hooks import Hooks
@@ -93,6 +95,7 @@ class DifyClient(_ClientBase):
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(transport=transport, limits=limits, follow_redirects=False)
         self._transport = _transport_of(self._http, self._core.base_url)
+        deadlines.install(self._transport)  # first-event and total deadlines on every socket read
         self._closed = False
 
     def close(self) -> None:
@@ -109,6 +112,9 @@ class DifyClient(_ClientBase):
         call = self._core.call(spec, options)
         try:
             return self._run(call, stream=False)
+        except DifyError as err:
+            _detach(err)
+            raise
         finally:
             call.abandoned()  # no-op unless interrupted (KeyboardInterrupt, a bug): the record still closes
 
@@ -132,27 +138,33 @@ class DifyClient(_ClientBase):
             try:
                 request = call.request()
                 call.sent()
+                # The wait for an answer ends at the first-event deadline (streams) or the total one, as
+                # asyncio.timeout ends it on the async client.
+                before = deadlines.set_deadline(call.answer_deadline(stream))
                 try:
-                    response = transport.handle_request(request)
-                except httpx.HTTPError as exc:
-                    delay = call.transport_failed(exc)
-                else:
                     try:
-                        ok = call.head(response.status_code, response.headers)
-                        if ok and stream:
-                            state = call.stream_opened(response.headers, request)
-                            handed_over = True
-                            return response, state, (limit.release if limit is not None else _noop)
-                        body = response.read()
+                        response = transport.handle_request(request)
                     except httpx.HTTPError as exc:
                         delay = call.transport_failed(exc)
                     else:
-                        if ok:
-                            return call.result(response.status_code, response.headers, body)
-                        delay = call.error_response(response.status_code, response.headers, body)
-                    finally:
-                        if not handed_over:
-                            response.close()
+                        try:
+                            ok = call.head(response.status_code, response.headers)
+                            if ok and stream:
+                                state = call.stream_opened(response.headers, request)
+                                handed_over = True
+                                return response, state, (limit.release if limit is not None else _noop)
+                            body = response.read()
+                        except httpx.HTTPError as exc:
+                            delay = call.transport_failed(exc)
+                        else:
+                            if ok:
+                                return call.result(response.status_code, response.headers, body)
+                            delay = call.error_response(response.status_code, response.headers, body)
+                        finally:
+                            if not handed_over:
+                                response.close()
+                finally:
+                    deadlines.set_deadline(before)
             finally:
                 if limit is not None and not handed_over:
                     limit.release()
@@ -201,6 +213,9 @@ class AsyncDifyClient(_ClientBase):
         call = self._core.call(spec, options)
         try:
             return await self._run(call, stream=False)
+        except DifyError as err:
+            _detach(err)
+            raise
         finally:
             call.abandoned()  # no-op unless cancelled: the record still closes
 
@@ -242,7 +257,7 @@ class AsyncDifyClient(_ClientBase):
                             state = call.stream_opened(response.headers)
                             handed_over = True
                             return response, state, (limit.release if limit is not None else _noop)
-                        body = await response.aread()
+                        body = await self._read(call, response)
                     except httpx.HTTPError as exc:
                         delay = call.transport_failed(exc)
                     else:
@@ -258,25 +273,38 @@ class AsyncDifyClient(_ClientBase):
             await asyncio.sleep(delay)
 
     async def _send(self, call: Call, request: httpx.Request, stream: bool) -> httpx.Response:
-        """Send; a stream's wait for its headers is bounded by the first-event and total deadlines."""
-        t = call.timeouts
-        budget = None
-        if stream:
-            ends = [e for e in ((call.timing.sent or clock()) + t.first_event if t.first_event else None, call.deadline) if e is not None]
-            budget = min(ends) - clock() if ends else None
-        if budget is None:
+        """Send; the wait for the headers is bounded by the first-event deadline (streams) and the total one."""
+        end = call.answer_deadline(stream)
+        if end is None:
             return await self._transport.handle_async_request(request)
         try:
-            async with asyncio.timeout(max(budget, 0.0)):
+            async with asyncio.timeout(max(end - clock(), 0.0)):
                 return await self._transport.handle_async_request(request)
         except TimeoutError:
-            if call.deadline is not None and clock() >= call.deadline:
-                raise call.fail(call._deadline_error("waiting for Dify's answer")) from None
-            raise httpx.ReadTimeout("no answer headers within Timeouts.first_event", request=request) from None
+            raise httpx.ReadTimeout("no answer headers in time", request=request) from None  # transport_failed says which limit
+
+    async def _read(self, call: Call, response: httpx.Response) -> bytes:
+        """A blocking answer's body, within the total deadline."""
+        if call.deadline is None:
+            return await response.aread()
+        try:
+            async with asyncio.timeout(max(call.deadline - clock(), 0.0)):
+                return await response.aread()
+        except TimeoutError:
+            raise httpx.ReadTimeout("the answer's body did not arrive in time", request=call.last_request) from None
 
 
 def _noop() -> None:
     return None
+
+
+def _detach(err: DifyError) -> DifyError:
+    """Cut the typed error from the transport exceptions under it: httpx and aiohttp errors hold the
+    request, and its headers the key. The error's own sentence says what happened."""
+    err.__cause__ = None
+    err.__context__ = None
+    err.__suppress_context__ = True
+    return err
 
 
 def _transport_of(http: httpx.Client | httpx.AsyncClient, base_url: str) -> Any:
@@ -387,19 +415,34 @@ class EventStream(_StreamBase):
     def _events(self) -> Iterator[Event]:
         try:
             response, state, release = self._client._run(self._call, stream=True)
-        except BaseException:
+        except BaseException as exc:
             self._call.abandoned()  # no-op after a DifyError (already recorded); closes it if interrupted
+            if isinstance(exc, DifyError):
+                _detach(exc)
             raise
         self.state = state
         try:
+            chunks = _chunks(response)
+            set_deadline = deadlines.set_deadline
             try:
-                for chunk in _chunks(response):
+                while True:
+                    # each read ends by the first-event deadline, then the total one (None: only idle)
+                    before = set_deadline(state.deadline)
+                    try:
+                        chunk = next(chunks)
+                    except StopIteration:
+                        break
+                    finally:
+                        set_deadline(before)
                     yield from state.feed(chunk)
             except httpx.HTTPError as exc:
-                err = state.broken(exc)
-                if err is not None:
-                    raise err from exc
+                failure = state.broken(exc)
+                if failure is not None:
+                    raise _detach(failure) from None
             state.eof()
+        except DifyError as err:
+            _detach(err)
+            raise
         finally:
             response.close()
             release()
@@ -447,8 +490,10 @@ class AsyncEventStream(_StreamBase):
     async def _events(self) -> AsyncIterator[Event]:
         try:
             response, state, release = await self._client._run(self._call, stream=True)
-        except BaseException:
+        except BaseException as exc:
             self._call.abandoned()  # no-op after a DifyError (already recorded); closes it if cancelled
+            if isinstance(exc, DifyError):
+                _detach(exc)
             raise
         self.state = state
         chunks = _achunks(response)
@@ -470,13 +515,16 @@ class AsyncEventStream(_StreamBase):
                         break
                     raise state.timed_out() from None
                 except httpx.HTTPError as exc:
-                    err = state.broken(exc)
-                    if err is None:
+                    failure = state.broken(exc)
+                    if failure is None:
                         break
-                    raise err from exc
+                    raise _detach(failure) from None
                 for ev in state.feed(chunk):
                     yield ev
             state.eof()
+        except DifyError as err:
+            _detach(err)
+            raise
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:

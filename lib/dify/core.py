@@ -70,6 +70,41 @@ def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def merge_headers(base: Mapping[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
+    """`extra` over `base`, names compared case-insensitively (httpx would send both `Authorization` and
+    `authorization`). An Authorization in `extra` is dropped: the client always sends its own key."""
+    out = dict(base)
+    if not extra:
+        return out
+    names = {k.lower(): k for k in out}
+    for k, v in extra.items():
+        low = k.lower()
+        if low == "authorization":
+            log.debug("ignored an Authorization header passed in headers=: the client sends its own key")
+            continue
+        if low in names:
+            del out[names[low]]
+        out[k] = v
+        names[low] = k
+    return out
+
+
+def _lone_surrogate(value: Any, path: str = "") -> str | None:
+    """Where a str with a lone surrogate (not encodable as UTF-8) sits in a JSON-like value, e.g. "query"."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"{path or 'the value'} (character {exc.start})"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for k, v in items:
+        where = _lone_surrogate(v, f"{path}.{k}" if path else str(k))
+        if where:
+            return where
+    return None
+
+
 # -- the client's shared configuration -----------------------------------------------------------------
 
 
@@ -99,7 +134,11 @@ class ClientCore:
     ) -> None:
         base = (base_url or "").strip().rstrip("/")
         if not base.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https:// (got {base_url!r}); e.g. https://api.dify.ai/v1")
+            raise E.InvalidRequestError(f"base_url must start with http:// or https:// (got {base_url!r})", hint="e.g. https://api.dify.ai/v1")
+        try:
+            httpx.URL(base)
+        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            raise E.InvalidRequestError(f"base_url {base_url!r} is not a valid URL ({exc})", hint=E.BASE_URL_HINT) from None
         self.base_url = base
         self.key = ApiKey(api_key)
         self.timeouts = timeouts or Timeouts()
@@ -112,7 +151,7 @@ class ClientCore:
         if breaker is not None and breaker.on_change is None:
             breaker.on_change = self._breaker_changed
         self.breaker: CircuitBreaker | None = breaker
-        self.headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self.headers = merge_headers({"User-Agent": USER_AGENT}, headers)
         self._auth = AuthHeader(Authorization=f"Bearer {self.key.reveal()}")
         self._urls: dict[str, httpx.URL] = {}
 
@@ -165,7 +204,7 @@ class Call:
     and on a transport exception transport_failed(); a returned float is a backoff to sleep, then loop.
     """
 
-    __slots__ = ("core", "spec", "options", "timing", "attempt", "timeouts", "deadline", "policy")
+    __slots__ = ("core", "spec", "options", "timing", "attempt", "timeouts", "deadline", "policy", "last_request")
 
     def __init__(self, core: ClientCore, spec: Spec, options: CallOptions) -> None:
         self.core, self.spec, self.options = core, spec, options
@@ -174,13 +213,15 @@ class Call:
         self.timeouts = options.get("timeouts") or core.timeouts
         self.deadline = self.timing.start + self.timeouts.total if self.timeouts.total else None
         self.policy = core.retry if core.retry.max_attempts > 1 else NO_RETRY
+        self.last_request: httpx.Request | None = None
 
     # before an attempt
 
     def admit(self) -> float:
-        """Check the breaker (raises CircuitOpenError) and take a rate-limit token: the seconds to wait."""
+        """Check the breaker (raises CircuitOpenError) and take a rate-limit token: the seconds to wait.
+        The breaker is asked once per call: a call's retries are its own, not new calls."""
         breaker = self.core.breaker
-        if breaker is not None:
+        if breaker is not None and self.attempt == 0:
             wait = breaker.allow()
             if wait is not None:
                 raise self.fail(self._circuit_open(wait))
@@ -223,18 +264,35 @@ class Call:
         else:
             read = min_timeout(t.idle, remaining)
         extra = self.options.get("headers")
-        headers = {**core.headers, **extra, **core._auth} if extra else {**core.headers, **core._auth}
+        headers = {**merge_headers(core.headers, extra), **core._auth} if extra else {**core.headers, **core._auth}
         content = None
-        if spec.files is None and spec.json is not None:
-            headers["Content-Type"] = "application/json"
-            content = orjson.dumps(spec.json)
-        if spec.kind == "stream":
-            headers["Accept"] = "text/event-stream"
-        timeout = {"connect": t.connect, "read": read, "write": min_timeout(t.connect, read), "pool": None}
-        return httpx.Request(
-            spec.method, core.url(spec.path), params=spec.params, headers=headers, content=content,
-            files=spec.files, data=spec.data, extensions={"timeout": timeout},
-        )
+        try:
+            if spec.files is None and spec.json is not None:
+                headers["Content-Type"] = "application/json"
+                content = orjson.dumps(spec.json)
+            if spec.kind == "stream":
+                headers["Accept"] = "text/event-stream"
+            timeout = {"connect": t.connect, "read": read, "write": min_timeout(t.connect, read), "pool": None}
+            request = httpx.Request(
+                spec.method, core.url(spec.path), params=spec.params, headers=headers, content=content,
+                files=spec.files, data=spec.data, extensions={"timeout": timeout},
+            )
+        except (TypeError, ValueError, httpx.InvalidURL) as exc:  # orjson's JSONEncodeError is a TypeError
+            raise self.fail(self._unsendable(exc)) from None
+        self.last_request = request
+        return request
+
+    def _unsendable(self, exc: Exception) -> E.DifyError:
+        spec = self.spec
+        where = _lone_surrogate(spec.json) or _lone_surrogate(spec.params) or _lone_surrogate(spec.data) or _lone_surrogate(self.options.get("headers"))
+        if where:
+            summary = (f"{spec.route} was not sent: {where} holds a lone surrogate, text that is not valid Unicode "
+                       "(often half of an emoji cut in two)")
+            hint = "Remove the broken character, or decode the text with errors='replace' before sending it"
+        else:
+            summary = f"{spec.route} was not sent: the request cannot be encoded ({self.core.redact(str(exc))})"
+            hint = "Pass JSON-serialisable values (str, numbers, bools, lists, dicts) and text headers"
+        return E.InvalidRequestError(summary, hint=hint, route=spec.route)
 
     def sent(self) -> None:
         self.timing.sent = clock()
@@ -249,14 +307,7 @@ class Call:
         t = self.timing
         t.first_byte = now
         fire(self.core.hooks.on_response, self.spec.route, status, now - (t.sent or now))
-        ok = 200 <= status < 300
-        breaker = self.core.breaker
-        if breaker is not None:
-            if status >= 500:
-                breaker.record_failure(f"HTTP {status}")
-            elif not (ok and self.spec.kind == "stream"):  # a stream counts once it ended well
-                breaker.record_success()
-        return ok
+        return 200 <= status < 300
 
     def transport_failed(self, exc: Exception) -> float:
         """A transport exception before an answer: the backoff to sleep, or raises the typed error."""
@@ -265,6 +316,10 @@ class Call:
         never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
         maybe = self.spec.generation and not never_sent
         err: E.DifyError
+        if isinstance(exc, httpx.TimeoutException) and self.past_deadline():
+            err = self._deadline_error("waiting for Dify's answer" if not never_sent else f"connecting to {host}")
+            err.may_have_been_processed = maybe
+            raise self.fail(err)
         if isinstance(exc, httpx.ConnectTimeout):
             err = E.ConnectTimeoutError(
                 f"Could not connect to {host} within {self.timeouts.connect} s",
@@ -289,9 +344,18 @@ class Call:
                 hint="Check the network or a proxy between the client and Dify", route=self.spec.route,
                 may_have_been_processed=maybe,
             )
-        if self.core.breaker is not None:
-            self.core.breaker.record_failure(type(exc).__name__)
         return self._retry_or_raise(err, never_sent or self.spec.idempotent, None, type(exc).__name__)
+
+    def answer_deadline(self, stream: bool) -> float | None:
+        """The instant the wait for an answer's headers ends: first_event for a stream, and the total deadline."""
+        first = (self.timing.sent or clock()) + self.timeouts.first_event if stream and self.timeouts.first_event else None
+        if first is None:
+            return self.deadline
+        return first if self.deadline is None else min(first, self.deadline)
+
+    def past_deadline(self) -> bool:
+        """The total deadline has passed (within the 2 ms a timer may round to)."""
+        return self.deadline is not None and clock() >= self.deadline - 0.002
 
     def _budgets(self) -> str:
         t = self.timeouts
@@ -323,8 +387,15 @@ class Call:
         if isinstance(data, dict) and ("code" in data or "message" in data):
             message = self.core.redact(str(data.get("message") or ""))
             return E.api_error(status, data.get("code"), message, route=route)
-        # Not Dify's envelope: a proxy's page, a plain-text 429, or not a Dify API at all.
-        snippet = self.core.redact(_text_snippet(body))
+        # Not Dify's envelope: a proxy's page, a plain-text 429, or not a Dify API at all. Redacted
+        # before it is cut: a cut key is no longer the key, and would pass the redaction whole.
+        snippet = _text_snippet(body, self.core.redact)
+        if status == 404 and "The requested URL was not found on the server" in snippet:
+            # Dify's own (Flask's) HTML 404: this Dify has no such route (an older version, or a wrong base URL).
+            return E.NotFoundError(
+                f"Dify answered 404 Not Found on {route}: it has no such route", hint=E.route_hint(route),
+                status=status, message=snippet, route=route,
+            )
         reason = httpx.codes.get_reason_phrase(status)
         what = f"{status} {reason}" + (f" ({snippet})" if snippet else "")
         if status == 429:
@@ -353,10 +424,20 @@ class Call:
                 return delay
         raise self.fail(err)
 
-    def fail(self, err: E.DifyError) -> E.DifyError:
-        """Finish the call with an error: stamp it, time it, report it. Returns it for `raise`."""
+    def fail(self, err: E.DifyError, at: float | None = None) -> E.DifyError:
+        """Finish the call with an error: stamp it, time it, tell the breaker, report it. Returns it for `raise`."""
         t = self.timing
-        t.end = clock()
+        t.end = at if at is not None else clock()
+        request = self.last_request
+        if request is not None and "authorization" in request.headers:
+            # Exception chains and tracebacks keep the request (httpx errors hold it): scrub the key from it.
+            request.headers["Authorization"] = "Bearer ***"
+        breaker = self.core.breaker
+        if breaker is not None and t.sent is not None and not isinstance(err, E.CircuitOpenError):
+            if _dify_unwell(err):
+                breaker.record_failure(_failure_reason(err))
+            else:
+                breaker.record_success()  # Dify answered (a 4xx, a failed run): it is up
         t.outcome = "error"
         err.attempts, err.timing = self.attempt, t
         if err.route is None:
@@ -367,7 +448,16 @@ class Call:
 
     def _circuit_open(self, wait: float) -> E.CircuitOpenError:
         at = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
-        last = self.core.breaker.last_failure if self.core.breaker else None
+        breaker = self.core.breaker
+        last = breaker.last_failure if breaker else None
+        if breaker is not None and breaker.probing:
+            return E.CircuitOpenError(
+                f"Dify at {self.core.base_url} failed repeatedly" + (f" (last: {last})" if last else "")
+                + "; one probe call is in flight to check whether it is back, and other calls fail fast until it "
+                f"reports (at the latest at {at}, in {wait:.1f} s)",
+                hint="Retry in a moment: the circuit closes as soon as the probe succeeds", code="circuit_open",
+                route=self.spec.route, retry_after=wait,
+            )
         return E.CircuitOpenError(
             f"Dify at {self.core.base_url} failed repeatedly" + (f" (last: {last})" if last else "")
             + f"; the client is not calling it until {at} (in {wait:.1f} s)",
@@ -400,8 +490,19 @@ class Call:
                 raise self.fail(E.ProtocolError(f"Dify's answer to {spec.route} is not valid JSON", hint=E.BASE_URL_HINT, route=spec.route)) from None
         try:
             result = spec.parse(data) if spec.parse else data
+        except E.DifyError as err:  # the parser read a typed failure in a 200 (an unknown run id)
+            err.route = err.route or spec.route
+            raise self.fail(err) from None
         except ValueError as exc:
             raise self.fail(E.ProtocolError(f"Dify's answer to {spec.route} does not match the Service API: {exc}", route=spec.route)) from None
+        if spec.stream_mode == "workflow" and getattr(result, "status", None) == "failed":
+            # A workflow whose node failed answers 200 with data.status "failed" (Dify 1.12): raise, keep the result.
+            err = E.run_failed(self.core.redact(result.error or ""), route=spec.route, workflow_run_id=result.workflow_run_id)
+            err.result = result
+            t.first_event = t.first_content = now
+            t.usage = None
+            result.timing = t
+            raise self.fail(err, now)
         if spec.generation:
             t.first_event = t.first_content = now
             t.content.append(now)
@@ -414,6 +515,8 @@ class Call:
     def _done(self, result: Any, now: float, outcome: str = "ok") -> Any:
         self.timing.end = now
         self.timing.outcome = outcome
+        if outcome == "ok" and self.core.breaker is not None:
+            self.core.breaker.record_success()
         fire(self.core.hooks.on_complete, self.spec.route, self.timing, None)
         return result
 
@@ -440,11 +543,29 @@ class Call:
         return StreamState(self)
 
 
-def _text_snippet(body: bytes, limit: int = 160) -> str:
-    text = body[:2000].decode("utf-8", "replace")
+def _text_snippet(body: bytes, redact: Callable[[str], str], limit: int = 160) -> str:
+    """The readable start of a non-JSON body, redacted first, then cut to `limit` characters."""
+    text = redact(body[:8000].decode("utf-8", "replace"))
     title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+    words = " ".join(re.sub(r"<[^>]+>", " ", text).split())
     if title:
-        text = title.group(1)
-    text = re.sub(r"<[^>]+>", " ", text)
-    text = " ".join(text.split())
+        head = " ".join(title.group(1).split())
+        # Flask's 404 says what it means in the body; the title alone ("404 Not Found") does not
+        text = head if "The requested URL was not found" not in words else words.removeprefix(head).strip() or head
+    else:
+        text = words
     return text[:limit]
+
+
+def _dify_unwell(err: E.DifyError) -> bool:
+    """What the breaker counts as a failure: Dify unreachable, too slow, broken, or failing on its side.
+    A 4xx, a failed run or a bad request are answers from a working Dify."""
+    if isinstance(err, (E.RunFailedError, E.InvalidRequestError)):
+        return False
+    if isinstance(err, (E.DifyConnectionError, E.StreamInterruptedError)):
+        return True
+    return err.status is not None and err.status >= 500
+
+
+def _failure_reason(err: E.DifyError) -> str:
+    return f"HTTP {err.status}" if err.status else type(err).__name__

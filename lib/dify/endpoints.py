@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 
 from .core import CallOptions, Spec, drop_none
+from .errors import NotFoundError
 from .models import (
     Annotation, AnnotationJob, AppInfo, AppMeta, AppParameters, AppSite, AudioText, ChatResult, CompletionResult,
     Conversation, ConversationVariable, EndUser, Feedback, HumanInputForm, Message, NumberedPage, Page, Success,
@@ -165,7 +166,8 @@ class Endpoints:
 
     def run_workflow(self, inputs: dict | None = None, *, user: str, files: Sequence[FileInput] | None = None,
                      workflow_id: str | None = None, **options: Unpack[CallOptions]) -> WorkflowResult:
-        """POST /workflows/run (or /workflows/{workflow_id}/run), blocking. A failed run is a result with status 'failed'."""
+        """POST /workflows/run (or /workflows/{workflow_id}/run), blocking. A failed run raises RunFailedError
+        (its `.result` is the WorkflowResult with status 'failed'); a stopped run is a result with status 'stopped'."""
         return self._call(self._workflow_spec(inputs, user, files, workflow_id, False), options)
 
     def stream_workflow(self, inputs: dict | None = None, *, user: str, files: Sequence[FileInput] | None = None,
@@ -178,8 +180,16 @@ class Endpoints:
 
     def workflow_run(self, workflow_run_id: str, **options: Unpack[CallOptions]) -> WorkflowRun:
         """GET /workflows/run/{id}: a run's status and outputs (workflow and chatflow apps)."""
+        def parse(d: Any) -> WorkflowRun:
+            if isinstance(d, dict) and d.get("id") is None:  # Dify 1.12 answers an unknown id 200 with every field null
+                raise NotFoundError(
+                    f"Dify has no workflow run {workflow_run_id!r} for this app", status=200,
+                    hint="Check the run id (workflow_run_id of the run's result or stream) and that it belongs to this key's app",
+                )
+            return WorkflowRun.model_validate(d)
+
         return self._call(Spec("GET", f"/workflows/run/{_id(workflow_run_id)}", "GET /workflows/run/{id}",
-                               parse=WorkflowRun.model_validate, idempotent=True), options)
+                               parse=parse, idempotent=True), options)
 
     def workflow_logs(self, *, keyword: str | None = None, status: str | None = None, page: int | None = None,
                       limit: int | None = None, created_at__before: str | None = None, created_at__after: str | None = None,

@@ -149,7 +149,9 @@ class StreamError(DifyError):
 class RunFailedError(DifyError):
     """A workflow or chatflow run failed inside Dify: a node raised (HTTP 200 workflow with status
     `failed`, a chatflow's 400 "Run failed: ...", or a stream ending `workflow_finished` failed).
-    `node_title`/`node_id`/`node_type` name the failed node when Dify said which; `message` is Dify's own."""
+    `node_title`/`node_id`/`node_type` name the failed node when Dify said which; `message` is Dify's own.
+    `result` is the typed result of what arrived (a WorkflowResult with status `failed`, or for a chatflow
+    stream the ChatResult so far) when there is one; `partial` the answer text received."""
 
     def __init__(
         self,
@@ -159,12 +161,14 @@ class RunFailedError(DifyError):
         node_title: str | None = None,
         node_type: str | None = None,
         workflow_run_id: str | None = None,
+        result: Any = None,
         **kwargs: Any,
     ) -> None:
         self.node_id = node_id
         self.node_title = node_title
         self.node_type = node_type
         self.workflow_run_id = workflow_run_id
+        self.result = result
         super().__init__(summary, **kwargs)
 
 
@@ -203,6 +207,11 @@ class CircuitOpenError(DifyError):
     """The circuit breaker is open: the client fails fast instead of calling a failing Dify."""
 
 
+class InvalidRequestError(DifyError, ValueError):
+    """The request cannot be built as given (a base URL that does not parse, text that is not valid
+    Unicode): nothing was sent. Also a ValueError, as a bad base URL always was."""
+
+
 # -- Dify's error envelope -> error class and hint ---------------------------------------------------
 
 API_KEY_HINT = (
@@ -221,8 +230,10 @@ MODE_HINT = (
 BASE_URL_HINT = "This URL does not look like a Dify API: the base URL should end in /v1, e.g. https://api.dify.ai/v1"
 
 _BY_CODE: dict[str, tuple[type[DifyAPIError], str]] = {
-    "invalid_param": (InvalidParamError, "Fix the request: check the inputs against parameters() (user_input_form)"),
+    "invalid_param": (InvalidParamError, "Fix the request as Dify's message says"),
     "bad_request": (BadRequestError, "Dify could not read the request"),
+    "no_file_uploaded": (BadRequestError, "Attach a file: upload_file() sends it as the multipart field 'file'"),
+    "method_not_allowed": (DifyAPIError, "This Dify does not take this HTTP method on this route: check the Dify version"),
     "not_chat_app": (AppModeError, MODE_HINT),
     "not_workflow_app": (AppModeError, MODE_HINT),
     "not_completion_app": (AppModeError, MODE_HINT),
@@ -264,11 +275,64 @@ def api_error(status: int, code: str | None, message: str, *, route: str | None 
             cls, hint = ServerError, "Dify failed on its side; retry later, and if it persists check Dify's logs"
         else:
             cls, hint = _BY_STATUS.get(status, (DifyAPIError, ""))
+    on = f" on {route}" if route else ""
+    summary = f"Dify answered {status} {code or 'error'}{on}: {message}"
     if status == 404 and message.startswith("Conversation Not Exists"):
         cls, hint = ConversationNotFoundError, CONVERSATION_HINT
     elif status == 404 and message.startswith("The requested URL was not found"):
-        hint = "Dify has no such route: check the base URL (it should end in /v1) and the Dify version"
-    elif code == "invalid_param" and "blocking mode" in message:
-        hint = "Agent apps only stream: use stream_chat (or stream_chat(...).collect())"
-    summary = f"Dify answered {status} {code or 'error'} on {route}: {message}" if route else f"Dify answered {status} {code or 'error'}: {message}"
+        hint = route_hint(route)
+    elif code == "invalid_param":
+        if "blocking mode" in message:
+            hint = "Agent apps only stream: use stream_chat (or stream_chat(...).collect())"
+        elif message.startswith("Run failed:"):
+            # A chatflow's node failed (Dify 1.12 answers a blocking chatflow run this way): not bad inputs.
+            return run_failed(message, code=code, status=status, route=route, mode="chatflow")
+        elif "validation errors for ModelConfigEntity" in message or "validation error for ModelConfigEntity" in message:
+            # Dify validates the app's model settings as if they were the request's: none is configured.
+            return ModelError(
+                f"This app has no model configured in Dify (Dify answered {status} {code}{on}: {_first_line(message)})",
+                hint=NO_MODEL_HINT, code=code, status=status, message=message, route=route,
+            )
+        elif "input form" in message:  # "topic is required in input form", "... must be less than 100 characters"
+            hint = INPUTS_HINT
+    elif code == "bad_request" and "Suggested Questions Is Disabled" in message:
+        hint = "Turn on follow-up suggestions (suggested questions after answer) in the app's features in Dify"
     return cls(summary, hint=hint, code=code, status=status, message=message, route=route)
+
+
+INPUTS_HINT = "Fix the request: check the inputs against parameters() (user_input_form)"
+NO_MODEL_HINT = (
+    "In Dify open the app and pick a model in its model settings (add a model provider first under "
+    "Settings, Model Provider); the request itself is fine"
+)
+
+
+def route_hint(route: str | None) -> str:
+    """What to check when Dify has no such route (its HTML or JSON 404)."""
+    if route == "GET /workflow/{id}/events":
+        return "Re-opening a run's event stream needs Dify 1.13 or newer"
+    return "Check the base URL (it should end in /v1) and the Dify version"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0]
+
+
+def run_failed(
+    message: str, *, code: str | None = None, status: int | None = None, route: str | None = None, mode: str = "workflow",
+    node_id: str | None = None, node_title: str | None = None, node_type: str | None = None,
+    workflow_run_id: str | None = None,
+) -> RunFailedError:
+    """The RunFailedError for a run that failed inside Dify: names the failed node when known, keeps Dify's message."""
+    where = f" in node '{node_title or node_id}'" + (f" ({node_type})" if node_type else "") if (node_title or node_id) else ""
+    text = message.removeprefix("Run failed:").strip() or "no reason given"
+    hint = (
+        "Open the run in Dify (Logs) to see the node's inputs and error, fix the node or what it calls, then run again"
+        if where else "Open the run in Dify (Logs) to see which node failed and why, fix it, then run again"
+    )
+    if code and _BY_CODE.get(code, (None,))[0] is ModelError:
+        hint = "The model failed: retry later or check the model provider in Dify; " + hint[0].lower() + hint[1:]
+    return RunFailedError(
+        f"The {mode} run failed{where}: {text}", hint=hint, code=code, status=status, message=message, route=route,
+        node_id=node_id, node_title=node_title, node_type=node_type, workflow_run_id=workflow_run_id,
+    )

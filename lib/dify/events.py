@@ -5,7 +5,8 @@ answer text it adds: "" for events that add none). Events are slotted dataclasse
 from the decoded dict: this runs once per event on the load engine's hot path, where a pydantic
 model nearly doubles the per-event cost (1.4 -> 2.6 µs with framing and JSON; see
 benchmarks/client_overhead.py --micro). Unknown event names become `UnknownEvent`, so a newer Dify
-never breaks a reader. `error` events are not yielded: the stream raises `StreamError` instead.
+never breaks a reader. `error` events are not yielded: the stream raises `StreamError` instead
+(`RunFailedError` when the run failed in a node: then after every event before it, workflow_finished included).
 `event: ping` frames are counted (`Timing.pings`), never yielded.
 """
 from __future__ import annotations

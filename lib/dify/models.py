@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .timing import Timing
@@ -74,7 +75,7 @@ class WorkflowRun(Model):
     id: str
     workflow_id: str | None = None
     status: str | None = None
-    inputs: dict[str, Any] | str | None = None  # current Dify returns a JSON string
+    inputs: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
     error: str | None = None
     total_steps: int | None = None
@@ -82,6 +83,19 @@ class WorkflowRun(Model):
     created_at: int | None = None
     finished_at: int | None = None
     elapsed_time: float | None = None
+
+    @field_validator("inputs", "outputs", mode="before")
+    @classmethod
+    def _json_text(cls, v: Any) -> Any:
+        # Dify 1.12 sends both as JSON text ("{\"topic\": ...}"); other versions as objects.
+        if isinstance(v, (str, bytes)):
+            if not v.strip():
+                return None
+            try:
+                v = orjson.loads(v)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"not JSON: {exc}") from None
+        return v
 
 
 class Page(Model, Generic[T]):

@@ -204,8 +204,9 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
 class CircuitBreaker:
-    """Closed -> open after `failure_threshold` consecutive failures -> half-open after `recovery_time`,
+    """Closed -> open after `failure_threshold` consecutive failed calls -> half-open after `recovery_time`,
     where one probe call goes through: its success closes the circuit, its failure opens it again.
+    The client reports each call once, when it ends (a call and its retries are one failure, not four).
 
     Failures are what says Dify is unwell: connection errors, timeouts, 5xx, broken streams. 4xx and
     429 are answers from a working Dify and count as successes. `on_change(old, new)` is called on
@@ -237,6 +238,12 @@ class CircuitBreaker:
             if self._state == OPEN and self._clock() >= self._opened_at + self.recovery_time:
                 return HALF_OPEN  # what the next call will find
             return self._state
+
+    @property
+    def probing(self) -> bool:
+        """Half-open with its one probe call in flight (other calls fail fast until it reports)."""
+        with self._lock:
+            return self._state == HALF_OPEN and self._probe_started is not None and self._clock() < self._probe_started + self.recovery_time
 
     def retry_in(self) -> float:
         """Seconds until the next call may go through (0 when it may now)."""

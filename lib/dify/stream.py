@@ -13,7 +13,10 @@ from httpx_sse._decoders import SSEDecoder
 from orjson import JSONDecodeError, dumps, loads
 
 from . import errors as E
-from .events import PARSERS, TERMINAL_EVENTS, AgentMessageEvent, ErrorEvent, Event, MessageEndEvent, MessageEvent, UnknownEvent, WorkflowFinishedEvent
+from .events import (
+    PARSERS, TERMINAL_EVENTS, AgentMessageEvent, ErrorEvent, Event, MessageEndEvent, MessageEvent, NodeEvent, UnknownEvent,
+    WorkflowFinishedEvent,
+)
 from .hooks import fire
 from .models import ChatResult, CompletionResult, WorkflowResult
 from .resilience import min_timeout
@@ -39,6 +42,7 @@ class StreamState:
     __slots__ = (
         "call", "route", "hooks", "timing", "_buf", "_cr", "_deadline", "_first_deadline", "parts", "conversation_id",
         "message_id", "task_id", "workflow_run_id", "usage", "metadata", "workflow", "finished", "malformed", "error", "_on_event",
+        "failed_node", "terminal_at",
     )
 
     def __init__(self, call: Call) -> None:
@@ -63,6 +67,8 @@ class StreamState:
         self.malformed = 0
         self._on_event = call.core.hooks.on_event  # read once: the per-event path stays lean
         self.error: E.DifyError | None = None  # an error event seen after other events of its chunk
+        self.failed_node: NodeEvent | None = None  # the node_finished with status failed, if one came
+        self.terminal_at: float | None = None  # when the last terminal event came: the stream's end
 
     @property
     def answer(self) -> str:
@@ -74,8 +80,9 @@ class StreamState:
         return self._deadline
 
     def feed(self, chunk: bytes) -> list[Event]:
-        """The events this chunk completes, in order. An `error` event raises StreamError: at once if
-        it is the chunk's first event, else on the next feed/eof, after the events before it."""
+        """The events this chunk completes, in order. An `error` event raises StreamError (RunFailedError
+        for a failed run): at once if it is the chunk's first event, else on the next feed/eof, after the
+        events before it."""
         if self.error is not None:
             raise self.error
         now = clock()
@@ -94,7 +101,7 @@ class StreamState:
         for frame in frames:
             try:
                 ev = self._frame(frame, now)
-            except E.StreamError as err:
+            except E.DifyError as err:  # an error event: raised after the events before it
                 if not out:
                     raise
                 self.error = err
@@ -153,9 +160,9 @@ class StreamState:
             if name == "text_chunk":
                 text = ev.text
             elif name == "error":
-                raise self.error_event(ev)  # type: ignore[arg-type]
+                raise self.error_event(ev, now)  # type: ignore[arg-type]
             else:
-                self._other(name, ev, d)
+                self._other(name, ev, d, now)
                 text = ""
         if text:
             if t.first_content is None:
@@ -180,10 +187,14 @@ class StreamState:
     def events(self) -> int:
         return self.timing.events
 
-    def _other(self, name: str, ev: Event, d: dict[str, Any]) -> None:
+    def _other(self, name: str, ev: Event, d: dict[str, Any], now: float) -> None:
         if name in TERMINAL_EVENTS:
             self.finished = True
-        if name == "message_end":
+            self.terminal_at = now  # Dify 1.12 ends a chatflow workflow_finished then message_end; others the reverse
+        if name == "node_finished":
+            if ev.status == "failed" and self.failed_node is None:  # type: ignore[attr-defined]
+                self.failed_node = ev  # type: ignore[assignment]
+        elif name == "message_end":
             assert isinstance(ev, MessageEndEvent)
             self.usage = self.timing.usage = ev.usage
             self.metadata = ev.metadata
@@ -225,16 +236,20 @@ class StreamState:
         return None
 
     def _malformed(self, frame: bytes) -> None:
-        # Tolerated: a console must survive a broken frame; it is counted, logged and reported.
+        # Tolerated: a console must survive a broken frame; it is counted, logged and reported. The log
+        # says only its size: a frame is server text that may echo anything, the key included.
         self.malformed += 1
-        log.warning("skipped a malformed SSE frame on %s: %r", self.route, frame[:120])
-        fire(self.hooks.on_malformed, self.route, frame[:200])
+        log.warning("skipped a malformed SSE frame on %s (%d bytes, not JSON)", self.route, len(frame))
+        if self.hooks.on_malformed is not None:
+            text = self.call.core.redact(frame[:200].decode("utf-8", "replace"))
+            fire(self.hooks.on_malformed, self.route, text.encode("utf-8"))
         return None
 
     # endings
 
     def eof(self) -> None:
-        """The server closed the stream cleanly. Raises if it never sent a final event."""
+        """The server closed the stream cleanly. Raises if it never sent a final event, or RunFailedError
+        when the run failed (workflow_finished with status failed and no error event after it)."""
         if self.error is not None:
             raise self.error
         if self._buf.strip():
@@ -242,9 +257,34 @@ class StreamState:
             self._frame(tail, clock())
         if not self.finished:
             raise self.interrupted("the stream ended before its final event (message_end or workflow_finished)")
-        if self.call.core.breaker is not None:
-            self.call.core.breaker.record_success()
-        self.call._done(None, clock())
+        if self.run_failed:
+            raise self.run_failure(None)
+        self.call._done(None, self.terminal_at or clock())
+
+    @property
+    def run_failed(self) -> bool:
+        """The run failed inside Dify: its workflow_finished said status failed."""
+        w = self.workflow
+        return w is not None and w.status == "failed"
+
+    def run_failure(self, ev: ErrorEvent | None, now: float | None = None) -> E.DifyError:
+        """The RunFailedError of this stream: the failed node (from its node_finished), Dify's message
+        (the error event's, else workflow_finished's `error`), what arrived as `.result`."""
+        if self.error is not None:
+            return self.error
+        node, w = self.failed_node, self.workflow
+        message = (ev.message if ev is not None else "") or (w.error if w is not None else "") or (node.data.get("error") if node else "") or ""
+        mode = "chatflow" if self.call.spec.stream_mode == "chat" else "workflow"
+        err = E.run_failed(
+            self.call.core.redact(str(message)), code=ev.code if ev is not None else None,
+            status=ev.status if ev is not None and isinstance(ev.status, int) else None, route=self.route, mode=mode,
+            node_id=node.node_id if node else None, node_title=node.title if node else None,
+            node_type=node.node_type if node else None, workflow_run_id=self.workflow_run_id,
+        )
+        err.partial = self.answer
+        err.result = self.result()
+        self.error = self.call.fail(err, now if now is not None else self.terminal_at)
+        return self.error
 
     def broken(self, exc: Exception) -> E.DifyError | None:
         """The stream failed while being read: the typed error (never retried), or None when the
@@ -252,11 +292,12 @@ class StreamState:
         if self.error is not None:
             return self.error
         if self.finished:
-            log.debug("%s: connection ended with %r after the final event; the answer is complete", self.route, exc)
-            return None
+            log.debug("%s: connection ended with %s after the final event; the answer is complete", self.route, type(exc).__name__)
+            return self.run_failure(None) if self.run_failed else None
         if isinstance(exc, httpx.TimeoutException):
-            if self.timing.first_event is None:
-                return self.timed_out(silent=True)
+            if self.timing.first_event is None or self.call.past_deadline():
+                first = self._first_deadline
+                return self.timed_out(silent=not (first is not None and clock() >= first - 0.002))
             err: E.DifyError = E.IdleTimeoutError(
                 f"The stream of {self.route} sent nothing, not even a ping, for {self.call.timeouts.idle:g} s "
                 f"after {self.events} events",
@@ -281,7 +322,7 @@ class StreamState:
         if self.error is not None:
             return self.error
         t, to = self.timing, self.call.timeouts
-        if t.first_event is None and (self.call.deadline is None or clock() < self.call.deadline):
+        if t.first_event is None and not self.call.past_deadline():
             budget = min_timeout(to.first_event, to.idle) if silent else to.first_event
             err: E.DifyError = E.FirstEventTimeoutError(
                 f"Dify sent no event for {self.route} within {budget:g} s",
@@ -295,7 +336,11 @@ class StreamState:
             )
         return self._fail(err)
 
-    def error_event(self, ev: ErrorEvent) -> E.DifyError:
+    def error_event(self, ev: ErrorEvent, now: float | None = None) -> E.DifyError:
+        """An `error` event: RunFailedError when the run failed in a node (a workflow_finished failed came
+        first, or Dify says "Run failed: ..."), else StreamError (the model failed mid-stream)."""
+        if self.run_failed or (ev.message or "").startswith("Run failed:"):
+            return self.run_failure(ev, now)
         message = self.call.core.redact(ev.message)
         status = ev.status if isinstance(ev.status, int) else None
         err = E.StreamError(
@@ -303,15 +348,11 @@ class StreamState:
             hint="Retry the message, or check the model provider in Dify", code=ev.code, status=status,
             message=message, route=self.route,
         )
-        if status is not None and status >= 500 and self.call.core.breaker is not None:
-            self.call.core.breaker.record_failure(f"stream error {ev.code}")
         err.partial = self.answer
         return self.call.fail(err)
 
     def _fail(self, err: E.DifyError) -> E.DifyError:
         err.partial = self.answer
-        if self.call.core.breaker is not None:
-            self.call.core.breaker.record_failure(type(err).__name__)
         return self.call.fail(err)
 
     # the stream as a result

@@ -20,6 +20,10 @@ def _float(v: Any) -> float:
         return 0.0
 
 
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else _float(v)
+
+
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0
@@ -30,6 +34,8 @@ class Usage:
     total_price: float = 0.0
     currency: str = "USD"
     latency: float = 0.0  # seconds, as Dify measured the model call
+    time_to_first_token: float | None = None  # seconds, Dify >= 1.12's own measure (None when not sent)
+    time_to_generate: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -45,5 +51,7 @@ class Usage:
             total_price=_float(d.get("total_price")),
             currency=d.get("currency") or "USD",
             latency=_float(d.get("latency")),
+            time_to_first_token=_opt_float(d.get("time_to_first_token")),
+            time_to_generate=_opt_float(d.get("time_to_generate")),
             raw=d,
         )

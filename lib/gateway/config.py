@@ -9,7 +9,18 @@
     GATEWAY_CORS_ORIGINS     browser origins allowed to call, comma-separated (default none; `*` for any)
     GATEWAY_CONNECT_TIMEOUT  seconds to connect upstream (default 5)
     GATEWAY_READ_TIMEOUT     seconds without a byte from upstream (default 120; Dify pings every 10 s)
-    GATEWAY_MAX_BODY_MB      largest request body accepted (default 110: Dify's video limit plus room)
+    GATEWAY_MAX_BODY_MB      largest request body accepted (default 110: Dify's video limit plus room); counted
+                             while the body streams in, so a chunked body is refused at the limit, not after
+    GATEWAY_MAX_HEADER_KB    largest request line plus headers, in KiB (default 32: nginx's and gunicorn's scale)
+    GATEWAY_MAX_HEADERS      most header fields in a request (default 100, gunicorn's limit)
+    GATEWAY_HEADER_TIMEOUT   seconds a connection gets to send a request's line and headers (default 10)
+    GATEWAY_BODY_TIMEOUT     seconds a request gets to send its whole body (default 120)
+    GATEWAY_AUTH_FAILURES    failed-auth attempts allowed per client address in GATEWAY_AUTH_WINDOW seconds
+                             before its requests get 429 (default 20 in 60; 0 turns this off)
+    GATEWAY_TRUSTED_PROXIES  addresses of proxies in front whose X-Forwarded-For / Forwarded / X-Real-IP are
+                             believed and passed upstream, comma-separated (default none: those headers are
+                             dropped and the client address is the socket's peer)
+    GATEWAY_READY_CACHE      seconds /ready trusts its last check of the Dify key (GET /info) (default 5)
     GATEWAY_BREAKER_FAILURES consecutive upstream failures that open the breaker (default 5)
     GATEWAY_BREAKER_RECOVERY seconds the breaker stays open before a probe (default 30)
     GATEWAY_MAX_CONNECTIONS  upstream connection pool size (default 1000)
@@ -51,6 +62,14 @@ class GatewaySettings(BaseSettings):
     gateway_connect_timeout: float = 5.0
     gateway_read_timeout: float = 120.0
     gateway_max_body_mb: float = 110.0
+    gateway_max_header_kb: float = 32.0
+    gateway_max_headers: int = 100
+    gateway_header_timeout: float = 10.0
+    gateway_body_timeout: float = 120.0
+    gateway_auth_failures: int = 20
+    gateway_auth_window: float = 60.0
+    gateway_trusted_proxies: str = ""
+    gateway_ready_cache: float = 5.0
     gateway_breaker_failures: int = 5
     gateway_breaker_recovery: float = 30.0
     gateway_max_connections: int = 1000
@@ -77,6 +96,14 @@ class GatewaySettings(BaseSettings):
     def max_body_bytes(self) -> int:
         return int(self.gateway_max_body_mb * 1024 * 1024)
 
+    @property
+    def max_header_bytes(self) -> int:
+        return int(self.gateway_max_header_kb * 1024)
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return [a.strip() for a in self.gateway_trusted_proxies.split(",") if a.strip()]
+
     def check(self) -> GatewaySettings:
         """Raise ConfigError naming what is missing; return self so `GatewaySettings().check()` reads well."""
         if not self.dify_api_key.get_secret_value().strip():
@@ -86,6 +113,11 @@ class GatewaySettings(BaseSettings):
                 "GATEWAY_API_KEYS is not set: give the keys callers must send (comma-separated, `name:key` to name one), "
                 f"e.g. GATEWAY_API_KEYS=website:{DEMO_CALLER_KEY}."
             )
+        for name in ("gateway_max_header_kb", "gateway_header_timeout", "gateway_body_timeout", "gateway_max_body_mb"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.upper()} must be a positive number, got {getattr(self, name)}.")
+        if self.gateway_max_headers < 1:
+            raise ConfigError(f"GATEWAY_MAX_HEADERS must be at least 1, got {self.gateway_max_headers}.")
         names = [c.name for c in self.callers]
         if len(set(names)) != len(names):
             raise ConfigError("GATEWAY_API_KEYS names two callers alike: give each `name:key` a distinct name.")

@@ -315,8 +315,8 @@ def send(base: str, method: str, path: str) -> int:
 def recorded(tmp_path_factory):
     with RecordingUpstream() as up:
         server = start_gateway(tmp_path_factory.mktemp("gw-paths"), up.url, up.GOOD_KEY,
-                               env={"GATEWAY_AUTH_FAILURES": "0"})
-        yield server, up
+                               env={"GATEWAY_AUTH_FAILURES": "0", "GATEWAY_ISOLATE_CALLERS": "false"})
+        yield server, up  # isolation off: queries and bodies pass as sent (test_gateway_isolation covers it)
         server.stop()
 
 

@@ -21,6 +21,9 @@
                              believed and passed upstream, comma-separated (default none: those headers are
                              dropped and the client address is the socket's peer)
     GATEWAY_READY_CACHE      seconds /ready trusts its last check of the Dify key (GET /info) (default 5)
+    GATEWAY_ISOLATE_CALLERS  keep callers apart: each caller's Dify `user` values get a namespace of their own
+                             (`<caller>@gw:<user>` upstream, stripped from answers) (default true)
+    GATEWAY_METRICS_KEY      when set, /metrics answers only `Authorization: Bearer <this key>` (default unset)
     GATEWAY_BREAKER_FAILURES consecutive upstream failures that open the breaker (default 5)
     GATEWAY_BREAKER_RECOVERY seconds the breaker stays open before a probe (default 30)
     GATEWAY_MAX_CONNECTIONS  upstream connection pool size (default 1000)
@@ -29,12 +32,14 @@
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DIFY_CLOUD_URL = "https://api.dify.ai/v1"
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEMO_CALLER_KEY = "gw-demo-key"  # what `make run` uses when GATEWAY_API_KEYS is unset; documented in README
 
 
@@ -70,6 +75,8 @@ class GatewaySettings(BaseSettings):
     gateway_auth_window: float = 60.0
     gateway_trusted_proxies: str = ""
     gateway_ready_cache: float = 5.0
+    gateway_isolate_callers: bool = True
+    gateway_metrics_key: SecretStr = SecretStr("")
     gateway_breaker_failures: int = 5
     gateway_breaker_recovery: float = 30.0
     gateway_max_connections: int = 1000
@@ -121,6 +128,10 @@ class GatewaySettings(BaseSettings):
         names = [c.name for c in self.callers]
         if len(set(names)) != len(names):
             raise ConfigError("GATEWAY_API_KEYS names two callers alike: give each `name:key` a distinct name.")
+        odd = [n for n in names if not _NAME.fullmatch(n)]
+        if odd:  # names go into metric labels and, with isolation, into Dify user ids
+            raise ConfigError(f"GATEWAY_API_KEYS: caller names may hold letters, digits, '.', '_' and '-' only "
+                              f"(at most 64), got {odd[0]!r}.")
         return self
 
 

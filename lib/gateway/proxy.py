@@ -24,6 +24,7 @@ from lib.telemetry import BREAKER_STATES, status_class
 from . import tracing
 from .auth import CallerKeys
 from .config import GatewaySettings
+from .isolation import OWNED, CallerSpace, Refused
 from .logs import request_id
 from .metrics import GatewayMetrics
 from .ratelimit import CallerLimits, FailedAuthLimits
@@ -77,6 +78,8 @@ class Gateway:
         self.auth_failures = FailedAuthLimits(settings.gateway_auth_failures, settings.gateway_auth_window)
         self._drop_request = _DROP_REQUEST if settings.trusted_proxies else _DROP_REQUEST | _FORWARDED
         self._key_verdict: tuple[float, bool] | None = None  # (when, accepted) of the last sign from upstream
+        # caller -> its namespace of Dify users; empty when callers are not kept apart
+        self.spaces = {c.name: CallerSpace(c.name) for c in settings.callers} if settings.gateway_isolate_callers else {}
         self.breaker = CircuitBreaker(settings.gateway_breaker_failures, settings.gateway_breaker_recovery,
                                       on_change=metrics.breaker_changed)
         self._auth = f"Bearer {settings.dify_api_key.get_secret_value().strip()}"
@@ -204,7 +207,16 @@ class Gateway:
             if isinstance(body, Response):
                 response = body
                 return response
-            response = await self._forward(request, method, upstream_path, label, body, rid, caller, started, span)
+            query, content_type = request.scope["query_string"].decode("latin-1"), request.headers.get("content-type", "")
+            space = self.spaces.get(caller)
+            if space is not None:
+                try:
+                    query, body, content_type = space.request(label, query, content_type, body)
+                except Refused as refused:
+                    response = dify_error(refused.status, refused.code, refused.message, rid)
+                    return response
+            response = await self._forward(request, method, upstream_path, query, content_type, label, body, rid,
+                                           caller, space, started, span)
             return response
         finally:
             if not isinstance(response, Relay):  # a relay finishes (metrics, span, log) when its stream ends
@@ -238,9 +250,11 @@ class Gateway:
             return dify_error(400, "bad_request", "The caller left before sending the whole request body.", rid, _CLOSE)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _forward(self, request: Request, method: str, path: str, label: str, body: bytes, rid: str,
-                       caller: str, started: float, span) -> Response:
+    async def _forward(self, request: Request, method: str, path: str, query: str, content_type: str, label: str,
+                       body: bytes, rid: str, caller: str, space: CallerSpace | None, started: float, span) -> Response:
         headers = {k: v for k, v in request.headers.items() if k not in self._drop_request}
+        if content_type:
+            headers["content-type"] = content_type
         headers["authorization"] = self._auth
         headers["x-request-id"] = rid
         headers["accept-encoding"] = "identity"  # bytes pass through as they are: no compressed SSE to hold back
@@ -248,7 +262,6 @@ class Gateway:
         if self.tracer is not None:
             upstream_span = tracing.start_upstream_span(self.tracer, span, method, label, self.base_url.host, self.base_url.port)
             tracing.inject(upstream_span, headers)
-        query = request.url.query
         url = self.base + path + (f"?{query}" if query else "")
         upstream = self.http.build_request(method, url, headers=headers, content=body or None)
         m = self.metrics
@@ -283,12 +296,14 @@ class Gateway:
         raw_headers = [(k.lower(), v) for k, v in resp.headers.raw if k.lower() not in _DROP_RESPONSE]
         raw_headers.append((b"x-request-id", rid.encode()))
         ctype = resp.headers.get("content-type", "")
+        # Only text answers can name a user: files and audio pass through untouched.
+        strip = space if space is not None and ("json" in ctype or "text/event-stream" in ctype) else None
         if "text/event-stream" in ctype or "content-length" not in resp.headers:
             sse = "text/event-stream" in ctype
             if sse:
                 raw_headers += [(b"x-accel-buffering", b"no"), (b"cache-control", b"no-cache")]
             return Relay(self, resp, raw_headers, label=label, method=method, caller=caller, rid=rid, started=started,
-                         span=span, upstream_span=upstream_span, measure_ttft=sse and label in GENERATION)
+                         span=span, upstream_span=upstream_span, measure_ttft=sse and label in GENERATION, space=strip)
         try:
             content = await resp.aread()
         except httpx.HTTPError as exc:
@@ -299,6 +314,11 @@ class Gateway:
         finally:
             await resp.aclose()
         tracing.finish(upstream_span, status)
+        if strip is not None:
+            if label in OWNED and status == 200 and not strip.owns(content):
+                code, message = OWNED[label]
+                return dify_error(404, code, message, rid)  # another caller's: as Dify answers an unknown id
+            content = strip.strip(content)
         out = Response(content, status_code=status)
         out.raw_headers = [h for h in out.raw_headers if h[0] != b"content-type"] + raw_headers
         return out
@@ -333,13 +353,15 @@ class Relay(StreamingResponse):
     """
 
     def __init__(self, gw: Gateway, upstream: httpx.Response, raw_headers: list[tuple[bytes, bytes]], *, label: str,
-                 method: str, caller: str, rid: str, started: float, span, upstream_span, measure_ttft: bool) -> None:
+                 method: str, caller: str, rid: str, started: float, span, upstream_span, measure_ttft: bool,
+                 space: CallerSpace | None = None) -> None:
         super().__init__(self._chunks(), status_code=upstream.status_code)
         self.raw_headers = raw_headers
         self.gw, self.upstream = gw, upstream
         self.label, self.method, self.caller, self.rid, self.started = label, method, caller, rid, started
         self.span, self.upstream_span = span, upstream_span
         self.measure_ttft = measure_ttft
+        self.space = space  # strips the caller's namespace from user ids in the stream
         self.nbytes = 0
         self.error: str | None = None
         self.outcome = "caller_left"  # until the stream ends otherwise
@@ -348,7 +370,10 @@ class Relay(StreamingResponse):
     async def _chunks(self) -> AsyncIterator[bytes]:
         ttft_pending = self.measure_ttft
         try:
-            async for chunk in _raw_chunks(self.upstream):
+            chunks = _raw_chunks(self.upstream)
+            if self.space is not None:
+                chunks = self.space.strip_stream(chunks)
+            async for chunk in chunks:
                 if ttft_pending and b"data:" in chunk:  # the first data event (a ping is not one)
                     ttft_pending = False
                     self.gw.metrics.ttft.labels(self.label).observe(clock() - self.started)

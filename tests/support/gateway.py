@@ -39,7 +39,7 @@ def auth(key: str = CALLER_KEY) -> dict[str, str]:
 
 class RecordingUpstream:
     """A Dify-shaped upstream on a free port (a real uvicorn server in a thread) that records every request
-    it receives: method, the raw path as sent on the wire, query and headers. Any path answers 200 JSON
+    it receives: method, the raw path as sent on the wire, query, headers and the `user` it carried. Any path answers 200 JSON
     with the key `app-good`, Dify's 401 envelope with any other key."""
 
     GOOD_KEY = "app-good"
@@ -50,21 +50,25 @@ class RecordingUpstream:
         import uvicorn
         from starlette.applications import Starlette
         from starlette.requests import Request
-        from starlette.responses import JSONResponse
+        from starlette.responses import JSONResponse, StreamingResponse
         from starlette.routing import Route
 
         self.seen: list[dict] = []
 
         async def anything(request: Request):
-            await request.body()
+            body = await request.body()
             self.seen.append({"method": request.method, "raw_path": request.scope["raw_path"].decode("latin-1"),
                               "query": request.scope["query_string"].decode("latin-1"), "headers": dict(request.headers)})
+            user = self.seen[-1]["user"] = self.user_of(self.seen[-1], body)
             if request.url.path == "/v1/" or request.url.path == "/v1":
                 return JSONResponse({"welcome": "Dify OpenAPI"})
             if request.headers.get("authorization") != f"Bearer {self.GOOD_KEY}":
                 return JSONResponse({"code": "unauthorized", "message": "Access token is invalid", "status": 401},
                                     status_code=401)
-            return JSONResponse({"result": "success", "path": request.url.path})
+            if request.url.path.endswith("/chat-messages") and b'"streaming"' in body:
+                return StreamingResponse(self._events(user), media_type="text/event-stream")
+            return JSONResponse({"result": "success", "path": request.url.path, "user": user,
+                                 "message": f"input_value={{'user': '{user}'}}"})
 
         app = Starlette(routes=[Route("/{path:path}", anything, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])])
         port = free_port()
@@ -87,6 +91,31 @@ class RecordingUpstream:
     def __exit__(self, *exc) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+    @staticmethod
+    def user_of(seen: dict, body: bytes) -> str | None:
+        """The `user` a request carried: JSON body, multipart form field or query string."""
+        import json
+        import re
+        from urllib.parse import parse_qs
+
+        if seen["headers"].get("content-type", "").startswith("application/json") and body:
+            return json.loads(body).get("user")
+        found = re.search(rb'name="user"\r\n\r\n([^\r]*)\r\n', body)
+        if found:
+            return found.group(1).decode()
+        return (parse_qs(seen["query"]).get("user") or [None])[-1]
+
+    @staticmethod
+    async def _events(user: str):
+        """SSE naming the user, cut mid-line between chunks as a network may cut it."""
+        import asyncio
+
+        frame = f'data: {{"event": "message", "answer": "hi", "from": "{user}"}}\n\n'.encode()
+        yield frame[:len(frame) - 12]
+        await asyncio.sleep(0.05)
+        yield frame[len(frame) - 12:]
+        yield f'data: {{"event": "message_end", "metadata": {{}}, "inputs": {{"sys.user_id": "{user}"}}}}\n\n'.encode()
 
     def paths(self, method: str | None = None) -> list[str]:
         """Raw paths received (excluding readiness probes of `/v1/`)."""

@@ -15,6 +15,8 @@
     GATEWAY_MAX_HEADERS      most header fields in a request (default 100, gunicorn's limit)
     GATEWAY_HEADER_TIMEOUT   seconds a connection gets to send a request's line and headers (default 10)
     GATEWAY_BODY_TIMEOUT     seconds a request gets to send its whole body (default 120)
+    GATEWAY_MAX_CLIENT_CONNECTIONS  open caller connections past which new requests get uvicorn's 503 (its
+                             limit_concurrency; default 0: no limit, the head and body deadlines bound slow ones)
     GATEWAY_AUTH_FAILURES    failed-auth attempts allowed per client address in GATEWAY_AUTH_WINDOW seconds
                              before its requests get 429 (default 20 in 60; 0 turns this off)
     GATEWAY_TRUSTED_PROXIES  addresses of proxies in front whose X-Forwarded-For / Forwarded / X-Real-IP are
@@ -71,6 +73,7 @@ class GatewaySettings(BaseSettings):
     gateway_max_headers: int = 100
     gateway_header_timeout: float = 10.0
     gateway_body_timeout: float = 120.0
+    gateway_max_client_connections: int = 0
     gateway_auth_failures: int = 20
     gateway_auth_window: float = 60.0
     gateway_trusted_proxies: str = ""

@@ -172,14 +172,15 @@ class Gateway:
                 return response
             declared = request.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > self.settings.max_body_bytes:
-                response = dify_error(413, "file_too_large", "The request body is larger than the gateway accepts.", rid, _CLOSE)
+                response = self._too_large(rid)
                 return response
             address = request.client.host if request.client else "unknown"
             blocked = self.auth_failures.blocked_for(address)
             if blocked:
                 m.auth_blocked.inc()
+                retry = max(1, round(blocked + 0.5))
                 response = dify_error(429, "too_many_requests", "Too many failed gateway-key attempts from this address; "
-                                      f"retry in {blocked:.0f} s.", rid, {"Retry-After": str(max(1, round(blocked + 0.5)))})
+                                      f"retry in {retry} s.", rid, {"Retry-After": str(retry)})
                 return response
             name = self.keys.caller(request.headers.get("authorization"))
             if name is None:
@@ -229,6 +230,10 @@ class Gateway:
                 log.info("request", extra={"request_id": rid, "method": method, "route": label, "caller": caller,
                                            "status": status, "duration_ms": round(elapsed * 1000, 1)})
 
+    def _too_large(self, rid: str) -> JSONResponse:
+        return dify_error(413, "file_too_large", "The request body is larger than the gateway accepts "
+                          f"({self.settings.gateway_max_body_mb:g} MB, GATEWAY_MAX_BODY_MB).", rid, _CLOSE)
+
     async def read_body(self, request: Request, rid: str) -> bytes | Response:
         """The request body, or the refusal to send: counted as it arrives, so a body without a length
         (chunked) is refused at GATEWAY_MAX_BODY_MB, not after it was all read, and given
@@ -239,8 +244,7 @@ class Gateway:
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
-                        return dify_error(413, "file_too_large", "The request body is larger than the gateway accepts.",
-                                          rid, _CLOSE)
+                        return self._too_large(rid)
                     if chunk:
                         chunks.append(chunk)
         except TimeoutError:

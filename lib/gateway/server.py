@@ -1,7 +1,7 @@
 """Serving the gateway: uvicorn on httptools, with the request-head limits uvicorn does not have.
 
-uvicorn's knobs are used where they exist (keep-alive timeout, backlog, proxy headers only from
-GATEWAY_TRUSTED_PROXIES). Its httptools protocol has no limit on the size or number of headers and
+uvicorn's knobs are used where they exist (keep-alive timeout, backlog, limit_concurrency from
+GATEWAY_MAX_CLIENT_CONNECTIONS, proxy headers only from GATEWAY_TRUSTED_PROXIES). Its httptools protocol has no limit on the size or number of headers and
 no deadline for receiving them (h11_max_incomplete_event_size caps the size only, on the slower h11
 parser, and h11 has no deadline or count either), so `LimitedHttpToolsProtocol` adds, before any
 request reaches the app (so before auth):
@@ -73,9 +73,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self.transport.is_closing():
             return
-        if self.cycle is None or self.cycle.response_complete:
+        if self._reading_head and (self.cycle is None or self.cycle.response_complete):
             self._refuse(HeadRefused(408, f"The request's headers did not arrive within {self.head_timeout:g} s."))
-        else:  # a response is still going out on this connection: no room for a 408
+        else:
+            # Nothing of a request came (a 408 would be read as the answer to the next one sent), or a
+            # response is still going out on this connection: just close.
             self.transport.close()
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -171,5 +173,6 @@ def serve(app, settings: GatewaySettings, *, host: str, port: int, log_level: st
     trusted = settings.trusted_proxies
     uvicorn.run(app, host=host, port=port, loop="uvloop", http=protocol_class(settings), log_config=None,
                 log_level=log_level, access_log=False, timeout_keep_alive=75, backlog=4096,
+                limit_concurrency=settings.gateway_max_client_connections or None,
                 # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: only from proxies named here
                 proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None)

@@ -4,6 +4,7 @@ the namespace never shows in what callers get back (a recording upstream shows w
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -119,6 +120,38 @@ def test_upstream_gets_namespaced_users_and_callers_never_see_the_namespace(tmp_
         ("/v1/files/upload", "web@gw:alice"), ("/v1/chat-messages", "web@gw:alice")]
     (form_seen,) = [s for s in up.seen if s["raw_path"] == "/v1/files/upload"]
     assert int(form_seen["headers"]["content-length"]) > 0
+
+
+def test_a_second_user_hidden_in_a_request_never_reaches_upstream_bare(tmp_path):
+    """Two `user` values in a query, a UTF-16 JSON body (Flask reads it, orjson does not), a form with an
+    unquoted and a second `user` part: upstream sees only the caller's namespaced user."""
+    boundary = "b0undary"
+    form = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+            f'Content-Type: text/plain\r\n\r\nhi\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name=user\r\n\r\nbob\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="user"\r\n\r\nalice\r\n--{boundary}--\r\n').encode()
+    with RecordingUpstream() as up:
+        server = start_gateway(tmp_path, up.url, up.GOOD_KEY)
+        try:
+            r = httpx.get(f"{server.url}/v1/conversations?user=alice&user=bob&limit=5", headers=auth())
+            assert r.status_code == 200
+            r = httpx.post(f"{server.url}/v1/chat-messages", headers={**auth(), "Content-Type": "application/json"},
+                           content=json.dumps({"query": "q", "user": "bob", "inputs": {}}).encode("utf-16"))
+            assert r.status_code == 200 and r.json()["user"] == "bob"
+            r = httpx.post(f"{server.url}/v1/files/upload", content=form,
+                           headers={**auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            assert r.status_code == 200 and r.json()["user"] == "bob"  # the first part, as werkzeug reads it
+            lf_only = form.replace(b"\r\n", b"\n")
+            r = httpx.post(f"{server.url}/v1/files/upload", content=lf_only,
+                           headers={**auth(), "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            assert r.status_code == 400 and "multipart" in r.json()["message"]
+        finally:
+            server.stop()
+    query, chat, upload = up.seen
+    assert parse_qsl(query["query"]) == [("user", "web@gw:alice"), ("limit", "5")]
+    assert json.loads(chat["body"])["user"] == "web@gw:bob"
+    assert upload["body"].count(b'name="user"') == 1 and b"name=user" not in upload["body"]
+    assert b"\r\n\r\nweb@gw:bob\r\n" in upload["body"] and b"\r\n\r\nhi\r\n" in upload["body"]
 
 
 def test_isolation_can_be_turned_off(sim, tmp_path):

@@ -14,6 +14,7 @@ read one object by id without a user (a workflow run, an end user) answer 404 un
 """
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import parse_qsl, urlencode
 
@@ -54,6 +55,11 @@ OWNED = {"/workflows/run/{run_id}": ("not_found", "Workflow run not found."),
 
 # A user id as a JSON string value, or inside a JSON string (a run's `inputs` is one in Dify 1.12).
 _OWNER_FIELDS = re.compile(rb'(?:sys\.user_id|external_user_id)\\*"\s*:\s*\\*"([^"\\]*)')
+
+
+# A form part named `user`, however the name is written (quoted or not, RFC 5987 `name*=`); the head is
+# lower-cased first.
+_USER_PART = re.compile(rb'content-disposition:[^\r\n]*;\s*name\*?\s*=\s*"?(?:[a-z0-9-]*\'[a-z-]*\')?user"?\s*(?:;|\r|$)')
 
 
 class Refused(Exception):
@@ -104,13 +110,17 @@ class CallerSpace:
             raise Refused(400, "invalid_param", "`user` must be a string.")
         return self.user(value)
 
+    # Upstream must read the namespaced user and nothing else: werkzeug's MultiDict.get (query, form)
+    # returns a key's first value, so ours goes first and every other `user` is dropped; a JSON body is
+    # re-encoded with one `user` (Flask reads bytes in UTF-8, -16 or -32, as the stdlib json does).
+
     def _query(self, query: str, optional: bool) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         users = [v for k, v in pairs if k == "user"]
-        name = self._name(users[-1] if users else None, optional)  # the last value, as Flask's args.get reads it
+        name = self._name(users[0] if users else None, optional)
         if name is None:
             return query
-        return urlencode([(k, v) for k, v in pairs if k != "user"] + [("user", name)])
+        return urlencode([("user", name)] + [(k, v) for k, v in pairs if k != "user"])
 
     def _logs_query(self, query: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
@@ -127,7 +137,10 @@ class CallerSpace:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return body, content_type  # Dify answers malformed JSON with its own 400; no user reaches it
+            try:  # a BOM or UTF-16/32: what orjson refuses and Flask still reads
+                data = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                return body, content_type  # Dify cannot read it either: its own 400, no user reaches it
         if not isinstance(data, dict):
             return body, content_type
         name = self._name(data.get("user"), optional)
@@ -137,30 +150,32 @@ class CallerSpace:
         return orjson.dumps(data), content_type
 
     def _form(self, body: bytes, content_type: str, optional: bool) -> bytes:
-        # A byte-level edit of the one `user` part: the file part and every other byte go upstream as sent
-        # (re-encoding the form would mean holding it parsed, up to GATEWAY_MAX_BODY_MB, and a new boundary).
+        # A byte-level edit: the `user` parts are replaced by one namespaced part in front, and the file part
+        # and every other byte go upstream as sent (re-encoding the form would mean holding it parsed, up to
+        # GATEWAY_MAX_BODY_MB, under a new boundary).
         found = re.search(r'boundary="?([^";,]+)"?', content_type or "", re.I)
         if not found or not content_type.lower().startswith("multipart/form-data"):
             return body
         delim = b"--" + found.group(1).encode("latin-1")
         pieces = (b"\r\n" + body).split(b"\r\n" + delim)  # a CRLF in front: the first delimiter reads like the rest
-        seen = False
-        for i in range(1, len(pieces)):
+        parts, users = 0, []
+        for i in range(len(pieces) - 1, 0, -1):
             piece = pieces[i]
             head_end = piece.find(b"\r\n\r\n")
             if head_end < 0 or piece.startswith(b"--"):
                 continue
+            parts += 1
             head = piece[:head_end].lower()
-            if not re.search(rb'content-disposition:[^\r\n]*;\s*name="user"', head) or b"filename=" in head:
-                continue
-            value = piece[head_end + 4:]
-            seen = True
-            name = self._name(value.decode("utf-8", "replace"), optional)
-            if name is not None:
-                pieces[i] = piece[:head_end + 4] + name.encode()
-        if not seen and optional and len(pieces) > 1:
-            extra = (b'\r\nContent-Disposition: form-data; name="user"\r\n\r\n' + self.user(DEFAULT_USER).encode())
-            pieces.insert(len(pieces) - 1, extra)
+            if _USER_PART.search(head) and b"filename" not in head:
+                users.insert(0, piece[head_end + 4:])
+                del pieces[i]
+        if not parts:
+            raise Refused(400, "bad_request", "The gateway could not read this multipart/form-data body: "
+                                              "parts must be separated by CRLF and the boundary.")
+        name = self._name(users[0].decode("utf-8", "replace") if users else None, optional)
+        if name is None:
+            raise Refused(400, "invalid_param", "Arg user must be provided.")  # Dify's own words
+        pieces.insert(1, b'\r\nContent-Disposition: form-data; name="user"\r\n\r\n' + name.encode())
         return (b"\r\n" + delim).join(pieces)[2:]
 
     # -- answers ------------------------------------------------------------------------------------------

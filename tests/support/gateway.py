@@ -58,7 +58,8 @@ class RecordingUpstream:
         async def anything(request: Request):
             body = await request.body()
             self.seen.append({"method": request.method, "raw_path": request.scope["raw_path"].decode("latin-1"),
-                              "query": request.scope["query_string"].decode("latin-1"), "headers": dict(request.headers)})
+                              "query": request.scope["query_string"].decode("latin-1"), "headers": dict(request.headers),
+                              "body": body})
             user = self.seen[-1]["user"] = self.user_of(self.seen[-1], body)
             if request.url.path == "/v1/" or request.url.path == "/v1":
                 return JSONResponse({"welcome": "Dify OpenAPI"})
@@ -104,7 +105,7 @@ class RecordingUpstream:
         found = re.search(rb'name="user"\r\n\r\n([^\r]*)\r\n', body)
         if found:
             return found.group(1).decode()
-        return (parse_qs(seen["query"]).get("user") or [None])[-1]
+        return (parse_qs(seen["query"]).get("user") or [None])[0]
 
     @staticmethod
     async def _events(user: str):

@@ -19,7 +19,7 @@
                              limit_concurrency; default 0: no limit, the head and body deadlines bound slow ones)
     GATEWAY_AUTH_FAILURES    failed-auth attempts allowed per client address in GATEWAY_AUTH_WINDOW seconds
                              before its requests get 429 (default 20 in 60; 0 turns this off)
-    GATEWAY_TRUSTED_PROXIES  addresses of proxies in front whose X-Forwarded-For / Forwarded / X-Real-IP are
+    GATEWAY_TRUSTED_PROXIES  addresses or networks (CIDR) of proxies in front whose X-Forwarded-For / Forwarded / X-Real-IP are
                              believed and passed upstream, comma-separated (default none: those headers are
                              dropped and the client address is the socket's peer)
     GATEWAY_READY_CACHE      seconds /ready trusts its last check of the Dify key (GET /info) (default 5)

@@ -5,11 +5,10 @@ import argparse
 import logging
 import sys
 
-import uvicorn
-
 from .app import create_app
 from .config import ConfigError, GatewaySettings
 from .logs import setup_json_logging
+from .server import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         "gateway starting", extra={"listen": f"http://{args.host}:{args.port}", "upstream": settings.dify_api_base,
                                    "callers": [c.name for c in settings.callers],
                                    "tracing": bool(settings.otel_exporter_otlp_endpoint)})
-    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", log_config=None,
-                log_level=args.log_level, access_log=False, timeout_keep_alive=75, backlog=4096)
+    serve(app, settings, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 

@@ -8,7 +8,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .config import GatewaySettings
+from .auth import CallerKeys
+from .config import Caller, GatewaySettings
 from .metrics import GatewayMetrics
 from .proxy import Gateway
 from .routes import METHODS
@@ -47,8 +48,15 @@ def create_app(settings: GatewaySettings | None = None, *, tracer_provider=None)
         ok, detail = await gw.readiness()
         return JSONResponse(detail, status_code=200 if ok else 503)
 
+    metrics_key = settings.gateway_metrics_key.get_secret_value().strip()
+    metrics_keys = CallerKeys([Caller("metrics", settings.gateway_metrics_key)]) if metrics_key else None
+
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if metrics_keys is not None and metrics_keys.caller(request.headers.get("authorization")) is None:
+            return JSONResponse({"code": "unauthorized", "message": "/metrics needs `Authorization: Bearer "
+                                 "<GATEWAY_METRICS_KEY>`.", "status": 401}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         gw.refresh_breaker_gauge()
         body, content_type = gw.metrics.exposition()
         return Response(body, media_type=content_type)

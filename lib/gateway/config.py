@@ -9,7 +9,23 @@
     GATEWAY_CORS_ORIGINS     browser origins allowed to call, comma-separated (default none; `*` for any)
     GATEWAY_CONNECT_TIMEOUT  seconds to connect upstream (default 5)
     GATEWAY_READ_TIMEOUT     seconds without a byte from upstream (default 120; Dify pings every 10 s)
-    GATEWAY_MAX_BODY_MB      largest request body accepted (default 110: Dify's video limit plus room)
+    GATEWAY_MAX_BODY_MB      largest request body accepted (default 110: Dify's video limit plus room); counted
+                             while the body streams in, so a chunked body is refused at the limit, not after
+    GATEWAY_MAX_HEADER_KB    largest request line plus headers, in KiB (default 32: nginx's and gunicorn's scale)
+    GATEWAY_MAX_HEADERS      most header fields in a request (default 100, gunicorn's limit)
+    GATEWAY_HEADER_TIMEOUT   seconds a connection gets to send a request's line and headers (default 10)
+    GATEWAY_BODY_TIMEOUT     seconds a request gets to send its whole body (default 120)
+    GATEWAY_MAX_CLIENT_CONNECTIONS  open caller connections past which new requests get uvicorn's 503 (its
+                             limit_concurrency; default 0: no limit, the head and body deadlines bound slow ones)
+    GATEWAY_AUTH_FAILURES    failed-auth attempts allowed per client address in GATEWAY_AUTH_WINDOW seconds
+                             before its requests get 429 (default 20 in 60; 0 turns this off)
+    GATEWAY_TRUSTED_PROXIES  addresses or networks (CIDR) of proxies in front whose X-Forwarded-For / Forwarded / X-Real-IP are
+                             believed and passed upstream, comma-separated (default none: those headers are
+                             dropped and the client address is the socket's peer)
+    GATEWAY_READY_CACHE      seconds /ready trusts its last check of the Dify key (GET /info) (default 5)
+    GATEWAY_ISOLATE_CALLERS  keep callers apart: each caller's Dify `user` values get a namespace of their own
+                             (`<caller>@gw:<user>` upstream, stripped from answers) (default true)
+    GATEWAY_METRICS_KEY      when set, /metrics answers only `Authorization: Bearer <this key>` (default unset)
     GATEWAY_BREAKER_FAILURES consecutive upstream failures that open the breaker (default 5)
     GATEWAY_BREAKER_RECOVERY seconds the breaker stays open before a probe (default 30)
     GATEWAY_MAX_CONNECTIONS  upstream connection pool size (default 1000)
@@ -18,12 +34,14 @@
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DIFY_CLOUD_URL = "https://api.dify.ai/v1"
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEMO_CALLER_KEY = "gw-demo-key"  # what `make run` uses when GATEWAY_API_KEYS is unset; documented in README
 
 
@@ -51,6 +69,17 @@ class GatewaySettings(BaseSettings):
     gateway_connect_timeout: float = 5.0
     gateway_read_timeout: float = 120.0
     gateway_max_body_mb: float = 110.0
+    gateway_max_header_kb: float = 32.0
+    gateway_max_headers: int = 100
+    gateway_header_timeout: float = 10.0
+    gateway_body_timeout: float = 120.0
+    gateway_max_client_connections: int = 0
+    gateway_auth_failures: int = 20
+    gateway_auth_window: float = 60.0
+    gateway_trusted_proxies: str = ""
+    gateway_ready_cache: float = 5.0
+    gateway_isolate_callers: bool = True
+    gateway_metrics_key: SecretStr = SecretStr("")
     gateway_breaker_failures: int = 5
     gateway_breaker_recovery: float = 30.0
     gateway_max_connections: int = 1000
@@ -77,6 +106,14 @@ class GatewaySettings(BaseSettings):
     def max_body_bytes(self) -> int:
         return int(self.gateway_max_body_mb * 1024 * 1024)
 
+    @property
+    def max_header_bytes(self) -> int:
+        return int(self.gateway_max_header_kb * 1024)
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return [a.strip() for a in self.gateway_trusted_proxies.split(",") if a.strip()]
+
     def check(self) -> GatewaySettings:
         """Raise ConfigError naming what is missing; return self so `GatewaySettings().check()` reads well."""
         if not self.dify_api_key.get_secret_value().strip():
@@ -86,9 +123,18 @@ class GatewaySettings(BaseSettings):
                 "GATEWAY_API_KEYS is not set: give the keys callers must send (comma-separated, `name:key` to name one), "
                 f"e.g. GATEWAY_API_KEYS=website:{DEMO_CALLER_KEY}."
             )
+        for name in ("gateway_max_header_kb", "gateway_header_timeout", "gateway_body_timeout", "gateway_max_body_mb"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.upper()} must be a positive number, got {getattr(self, name)}.")
+        if self.gateway_max_headers < 1:
+            raise ConfigError(f"GATEWAY_MAX_HEADERS must be at least 1, got {self.gateway_max_headers}.")
         names = [c.name for c in self.callers]
         if len(set(names)) != len(names):
             raise ConfigError("GATEWAY_API_KEYS names two callers alike: give each `name:key` a distinct name.")
+        odd = [n for n in names if not _NAME.fullmatch(n)]
+        if odd:  # names go into metric labels and, with isolation, into Dify user ids
+            raise ConfigError(f"GATEWAY_API_KEYS: caller names may hold letters, digits, '.', '_' and '-' only "
+                              f"(at most 64), got {odd[0]!r}.")
         return self
 
 

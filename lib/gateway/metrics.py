@@ -30,8 +30,10 @@ class GatewayMetrics:
         self.in_flight = Gauge("dify_gateway_requests_in_flight", "Requests being answered, streams included", registry=r)
         self.rate_limited = Counter("dify_gateway_rate_limited", "Requests refused by a caller's rate limit", ["caller"], registry=r)
         self.auth_failures = Counter("dify_gateway_auth_failures", "Requests refused for a missing or unknown caller key", registry=r)
+        self.auth_blocked = Counter("dify_gateway_auth_blocked",
+                                    "Requests refused (429) from an address that failed auth too often", registry=r)
         self.upstream_errors = Counter("dify_gateway_upstream_errors",
-                                       "Upstream failures: connect, timeout, broken stream, breaker open",
+                                       "Upstream failures: connect, timeout, broken stream, breaker open, key refused (401)",
                                        ["route", "kind"], registry=r)
         self.breaker_state = Gauge("dify_gateway_circuit_breaker_state",
                                    "Upstream circuit breaker: 0 closed, 1 half-open, 2 open", registry=r)

@@ -14,7 +14,7 @@ from typing import AsyncIterator
 
 import aiohttp
 import httpx
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -24,9 +24,10 @@ from lib.telemetry import BREAKER_STATES, status_class
 from . import tracing
 from .auth import CallerKeys
 from .config import GatewaySettings
+from .isolation import OWNED, CallerSpace, Refused
 from .logs import request_id
 from .metrics import GatewayMetrics
-from .ratelimit import CallerLimits
+from .ratelimit import CallerLimits, FailedAuthLimits
 from .routes import GENERATION, match
 
 log = logging.getLogger("lib.gateway")
@@ -38,12 +39,18 @@ _DROP_REQUEST = frozenset({
     "transfer-encoding", "upgrade", "content-length", "accept-encoding", "x-request-id", "origin", "referer",
     "x-api-key", "traceparent", "tracestate",
 })
+# Who the client is, as told by a proxy: believed and passed on only from GATEWAY_TRUSTED_PROXIES.
+_FORWARDED = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port",
+                        "x-real-ip"})
 # Never passed back to the caller: hop-by-hop headers and what the gateway's server sets itself.
 _DROP_RESPONSE = frozenset({
     b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"server", b"date", b"set-cookie",
     b"x-request-id", b"access-control-allow-origin", b"access-control-allow-credentials",
 })
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="api"'}
+_CLOSE = {"Connection": "close"}  # refused mid-body: the rest of it is not read
+KEY_REFUSED = ("Dify upstream answered 401: the gateway's Dify key was refused (your gateway key was accepted); "
+               "the gateway's operator must set a valid DIFY_API_KEY.")
 
 
 def dify_error(status: int, code: str, message: str, rid: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -68,6 +75,11 @@ class Gateway:
         self.base_url = httpx.URL(self.base)
         self.keys = CallerKeys(settings.callers)
         self.limits = CallerLimits(settings.gateway_rate_limit, settings.gateway_rate_burst)
+        self.auth_failures = FailedAuthLimits(settings.gateway_auth_failures, settings.gateway_auth_window)
+        self._drop_request = _DROP_REQUEST if settings.trusted_proxies else _DROP_REQUEST | _FORWARDED
+        self._key_verdict: tuple[float, bool] | None = None  # (when, accepted) of the last sign from upstream
+        # caller -> its namespace of Dify users; empty when callers are not kept apart
+        self.spaces = {c.name: CallerSpace(c.name) for c in settings.callers} if settings.gateway_isolate_callers else {}
         self.breaker = CircuitBreaker(settings.gateway_breaker_failures, settings.gateway_breaker_recovery,
                                       on_change=metrics.breaker_changed)
         self._auth = f"Bearer {settings.dify_api_key.get_secret_value().strip()}"
@@ -92,13 +104,24 @@ class Gateway:
     # -- /ready --------------------------------------------------------------------------------------
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Ready when upstream answers and the breaker is closed. The probe is also the breaker's
-        half-open trial, so a gateway taken out of rotation still finds its way back."""
+        """Ready when upstream answers, accepts the gateway's Dify key and the breaker is closed. The key
+        is checked with GET /info (cheap, authenticated) at most every GATEWAY_READY_CACHE seconds, else
+        an unauthenticated GET / shows upstream answers. The probe is also the breaker's half-open trial,
+        so a gateway taken out of rotation still finds its way back."""
         if self.breaker.state == "open":
             return False, {"status": "not ready", "reason": f"circuit breaker open: upstream failed repeatedly; "
                                                             f"next try in {self.breaker.retry_in():.0f} s"}
+        verdict = self._key_verdict
+        fresh = verdict is not None and time.monotonic() - verdict[0] < self.settings.gateway_ready_cache
+        if fresh and not verdict[1]:
+            return False, self._key_refused_detail()
+        check_key = not fresh
+        timeout = httpx.Timeout(min(2.0, self.settings.gateway_connect_timeout))
         try:
-            r = await self.http.get(self.base + "/", timeout=httpx.Timeout(min(2.0, self.settings.gateway_connect_timeout)))
+            if check_key:
+                r = await self.http.get(self.base + "/info", headers={"authorization": self._auth}, timeout=timeout)
+            else:
+                r = await self.http.get(self.base + "/", timeout=timeout)
             await r.aclose()
         except httpx.HTTPError as exc:
             self.breaker.record_failure(type(exc).__name__)
@@ -106,11 +129,21 @@ class Gateway:
         if r.status_code >= 500:
             self.breaker.record_failure(f"HTTP {r.status_code}")
             return False, {"status": "not ready", "reason": f"upstream answered {r.status_code}"}
+        if check_key:
+            self._key_verdict = (time.monotonic(), r.status_code != 401)
+            if r.status_code == 401:
+                return False, self._key_refused_detail()
         if self.breaker.state != "closed":
             self.breaker.record_success()
         state = self.breaker.state
         ok = state == "closed"
-        return ok, {"status": "ready" if ok else "not ready", "upstream": "reachable", "breaker": state}
+        return ok, {"status": "ready" if ok else "not ready", "upstream": "reachable", "dify_key": "accepted",
+                    "breaker": state}
+
+    @staticmethod
+    def _key_refused_detail() -> dict[str, str]:
+        return {"status": "not ready", "upstream": "reachable", "dify_key": "refused",
+                "reason": "the gateway's Dify key was refused by upstream (401): set a valid DIFY_API_KEY"}
 
     def refresh_breaker_gauge(self) -> None:
         self.metrics.breaker_state.set(BREAKER_STATES.get(self.breaker.state, 2))
@@ -120,9 +153,9 @@ class Gateway:
     async def handle(self, request: Request) -> Response:
         started = clock()
         method = request.method
-        path = request.url.path[3:] or "/"  # under /v1
+        path = request.scope["path"][3:] or "/"  # under /v1, percent-decoded
         rid = request_id(request.headers.get("x-request-id"))
-        route, allowed = match(method, path)
+        route, upstream_path, allowed = match(method, path)
         label = route or "other"
         caller = "anonymous"
         m = self.metrics
@@ -137,9 +170,22 @@ class Gateway:
             if not allowed:
                 response = dify_error(405, "method_not_allowed", "The method is not allowed for the requested URL.", rid)
                 return response
+            declared = request.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.settings.max_body_bytes:
+                response = self._too_large(rid)
+                return response
+            address = request.client.host if request.client else "unknown"
+            blocked = self.auth_failures.blocked_for(address)
+            if blocked:
+                m.auth_blocked.inc()
+                retry = max(1, round(blocked + 0.5))
+                response = dify_error(429, "too_many_requests", "Too many failed gateway-key attempts from this address; "
+                                      f"retry in {retry} s.", rid, {"Retry-After": str(retry)})
+                return response
             name = self.keys.caller(request.headers.get("authorization"))
             if name is None:
                 m.auth_failures.inc()
+                self.auth_failures.failed(address)
                 response = dify_error(401, "unauthorized", "A gateway key is required: send `Authorization: Bearer <gateway key>`.",
                                       rid, _UNAUTHORIZED)
                 return response
@@ -158,15 +204,20 @@ class Gateway:
                 response = dify_error(503, "service_unavailable", "Dify upstream is failing; the gateway stopped calling it for now.",
                                       rid, {"Retry-After": str(max(1, round(retry_in + 0.5)))})
                 return response
-            declared = request.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > self.settings.max_body_bytes:
-                response = dify_error(413, "file_too_large", "The request body is larger than the gateway accepts.", rid)
+            body = await self.read_body(request, rid)
+            if isinstance(body, Response):
+                response = body
                 return response
-            body = await request.body()
-            if len(body) > self.settings.max_body_bytes:  # a chunked upload declares no length
-                response = dify_error(413, "file_too_large", "The request body is larger than the gateway accepts.", rid)
-                return response
-            response = await self._forward(request, method, path, label, body, rid, caller, started, span)
+            query, content_type = request.scope["query_string"].decode("latin-1"), request.headers.get("content-type", "")
+            space = self.spaces.get(caller)
+            if space is not None:
+                try:
+                    query, body, content_type = space.request(label, query, content_type, body)
+                except Refused as refused:
+                    response = dify_error(refused.status, refused.code, refused.message, rid)
+                    return response
+            response = await self._forward(request, method, upstream_path, query, content_type, label, body, rid,
+                                           caller, space, started, span)
             return response
         finally:
             if not isinstance(response, Relay):  # a relay finishes (metrics, span, log) when its stream ends
@@ -179,9 +230,35 @@ class Gateway:
                 log.info("request", extra={"request_id": rid, "method": method, "route": label, "caller": caller,
                                            "status": status, "duration_ms": round(elapsed * 1000, 1)})
 
-    async def _forward(self, request: Request, method: str, path: str, label: str, body: bytes, rid: str,
-                       caller: str, started: float, span) -> Response:
-        headers = {k: v for k, v in request.headers.items() if k not in _DROP_REQUEST}
+    def _too_large(self, rid: str) -> JSONResponse:
+        return dify_error(413, "file_too_large", "The request body is larger than the gateway accepts "
+                          f"({self.settings.gateway_max_body_mb:g} MB, GATEWAY_MAX_BODY_MB).", rid, _CLOSE)
+
+    async def read_body(self, request: Request, rid: str) -> bytes | Response:
+        """The request body, or the refusal to send: counted as it arrives, so a body without a length
+        (chunked) is refused at GATEWAY_MAX_BODY_MB, not after it was all read, and given
+        GATEWAY_BODY_TIMEOUT seconds in all, so a body trickled byte by byte cannot hold a connection."""
+        limit, chunks, size = self.settings.max_body_bytes, [], 0
+        try:
+            async with asyncio.timeout(self.settings.gateway_body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        return self._too_large(rid)
+                    if chunk:
+                        chunks.append(chunk)
+        except TimeoutError:
+            return dify_error(408, "request_timeout", "The request body did not arrive within "
+                              f"{self.settings.gateway_body_timeout:g} s.", rid, _CLOSE)
+        except ClientDisconnect:
+            return dify_error(400, "bad_request", "The caller left before sending the whole request body.", rid, _CLOSE)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _forward(self, request: Request, method: str, path: str, query: str, content_type: str, label: str,
+                       body: bytes, rid: str, caller: str, space: CallerSpace | None, started: float, span) -> Response:
+        headers = {k: v for k, v in request.headers.items() if k not in self._drop_request}
+        if content_type:
+            headers["content-type"] = content_type
         headers["authorization"] = self._auth
         headers["x-request-id"] = rid
         headers["accept-encoding"] = "identity"  # bytes pass through as they are: no compressed SSE to hold back
@@ -189,7 +266,6 @@ class Gateway:
         if self.tracer is not None:
             upstream_span = tracing.start_upstream_span(self.tracer, span, method, label, self.base_url.host, self.base_url.port)
             tracing.inject(upstream_span, headers)
-        query = request.url.query
         url = self.base + path + (f"?{query}" if query else "")
         upstream = self.http.build_request(method, url, headers=headers, content=body or None)
         m = self.metrics
@@ -208,6 +284,15 @@ class Gateway:
             return dify_error(502, "bad_gateway", f"The gateway could not reach Dify upstream ({type(exc).__name__}).", rid)
         m.upstream_duration.labels(label).observe(clock() - sent)
         status = resp.status_code
+        if status == 401:
+            # The caller's key was accepted here, so Dify refused the gateway's own: passing its 401 on would
+            # tell the caller their key is wrong.
+            await resp.aclose()
+            self._key_verdict = (time.monotonic(), False)
+            m.upstream_errors.labels(label, "key_refused").inc()
+            tracing.finish(upstream_span, status, "key_refused")
+            log.error("upstream refused the gateway's Dify key", extra={"request_id": rid, "route": label})
+            return dify_error(502, "gateway_upstream_key_refused", KEY_REFUSED, rid)
         if status >= 500:
             self.breaker.record_failure(f"HTTP {status}")
         else:
@@ -215,12 +300,14 @@ class Gateway:
         raw_headers = [(k.lower(), v) for k, v in resp.headers.raw if k.lower() not in _DROP_RESPONSE]
         raw_headers.append((b"x-request-id", rid.encode()))
         ctype = resp.headers.get("content-type", "")
+        # Only text answers can name a user: files and audio pass through untouched.
+        strip = space if space is not None and ("json" in ctype or "text/event-stream" in ctype) else None
         if "text/event-stream" in ctype or "content-length" not in resp.headers:
             sse = "text/event-stream" in ctype
             if sse:
                 raw_headers += [(b"x-accel-buffering", b"no"), (b"cache-control", b"no-cache")]
             return Relay(self, resp, raw_headers, label=label, method=method, caller=caller, rid=rid, started=started,
-                         span=span, upstream_span=upstream_span, measure_ttft=sse and label in GENERATION)
+                         span=span, upstream_span=upstream_span, measure_ttft=sse and label in GENERATION, space=strip)
         try:
             content = await resp.aread()
         except httpx.HTTPError as exc:
@@ -231,6 +318,11 @@ class Gateway:
         finally:
             await resp.aclose()
         tracing.finish(upstream_span, status)
+        if strip is not None:
+            if label in OWNED and status == 200 and not strip.owns(content):
+                code, message = OWNED[label]
+                return dify_error(404, code, message, rid)  # another caller's: as Dify answers an unknown id
+            content = strip.strip(content)
         out = Response(content, status_code=status)
         out.raw_headers = [h for h in out.raw_headers if h[0] != b"content-type"] + raw_headers
         return out
@@ -265,13 +357,15 @@ class Relay(StreamingResponse):
     """
 
     def __init__(self, gw: Gateway, upstream: httpx.Response, raw_headers: list[tuple[bytes, bytes]], *, label: str,
-                 method: str, caller: str, rid: str, started: float, span, upstream_span, measure_ttft: bool) -> None:
+                 method: str, caller: str, rid: str, started: float, span, upstream_span, measure_ttft: bool,
+                 space: CallerSpace | None = None) -> None:
         super().__init__(self._chunks(), status_code=upstream.status_code)
         self.raw_headers = raw_headers
         self.gw, self.upstream = gw, upstream
         self.label, self.method, self.caller, self.rid, self.started = label, method, caller, rid, started
         self.span, self.upstream_span = span, upstream_span
         self.measure_ttft = measure_ttft
+        self.space = space  # strips the caller's namespace from user ids in the stream
         self.nbytes = 0
         self.error: str | None = None
         self.outcome = "caller_left"  # until the stream ends otherwise
@@ -280,7 +374,10 @@ class Relay(StreamingResponse):
     async def _chunks(self) -> AsyncIterator[bytes]:
         ttft_pending = self.measure_ttft
         try:
-            async for chunk in _raw_chunks(self.upstream):
+            chunks = _raw_chunks(self.upstream)
+            if self.space is not None:
+                chunks = self.space.strip_stream(chunks)
+            async for chunk in chunks:
                 if ttft_pending and b"data:" in chunk:  # the first data event (a ping is not one)
                     ttft_pending = False
                     self.gw.metrics.ttft.labels(self.label).observe(clock() - self.started)

@@ -3,58 +3,72 @@
 An allow-list, not a catch-all: the gateway exposes what apps built on one Dify app need, and a
 path that is not here gets Dify's own 404 envelope without reaching upstream. Labels replace ids
 with placeholders so metrics and logs never carry a conversation, message, task or user id.
+
+Each label is also the template of the path sent upstream: an id slot accepts a UUID only (every
+id Dify hands out, task ids included, is one; Dify answers a non-UUID in a typed slot with 404 too),
+and the upstream path is rebuilt from the template and the matched ids. So `..`, `%2e%2e`, an
+encoded or double-encoded slash in a slot never reaches upstream, which gets exactly the route matched.
 """
 from __future__ import annotations
 
 import re
 
-_ID = r"[^/]+"
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
-# (methods, path under /v1, label). Order matters only for readability: patterns do not overlap.
-ROUTES: list[tuple[frozenset[str], str, str]] = [
-    (frozenset({"POST"}), r"/chat-messages", "/chat-messages"),
-    (frozenset({"POST"}), rf"/chat-messages/{_ID}/stop", "/chat-messages/{task_id}/stop"),
-    (frozenset({"POST"}), r"/completion-messages", "/completion-messages"),
-    (frozenset({"POST"}), rf"/completion-messages/{_ID}/stop", "/completion-messages/{task_id}/stop"),
-    (frozenset({"POST"}), r"/workflows/run", "/workflows/run"),
-    (frozenset({"POST"}), rf"/workflows/{_ID}/run", "/workflows/{workflow_id}/run"),
-    (frozenset({"GET"}), rf"/workflows/run/{_ID}", "/workflows/run/{run_id}"),
-    (frozenset({"POST"}), rf"/workflows/tasks/{_ID}/stop", "/workflows/tasks/{task_id}/stop"),
-    (frozenset({"GET"}), r"/workflows/logs", "/workflows/logs"),
-    (frozenset({"GET"}), rf"/workflow/{_ID}/events", "/workflow/{run_id}/events"),
-    (frozenset({"GET"}), r"/parameters", "/parameters"),
-    (frozenset({"GET"}), r"/info", "/info"),
-    (frozenset({"GET"}), r"/meta", "/meta"),
-    (frozenset({"GET"}), r"/site", "/site"),
-    (frozenset({"POST"}), r"/files/upload", "/files/upload"),
-    (frozenset({"GET"}), rf"/files/{_ID}/preview", "/files/{file_id}/preview"),
-    (frozenset({"POST"}), r"/audio-to-text", "/audio-to-text"),
-    (frozenset({"POST"}), r"/text-to-audio", "/text-to-audio"),
-    (frozenset({"POST"}), rf"/messages/{_ID}/feedbacks", "/messages/{message_id}/feedbacks"),
-    (frozenset({"GET"}), r"/app/feedbacks", "/app/feedbacks"),
-    (frozenset({"GET"}), rf"/messages/{_ID}/suggested", "/messages/{message_id}/suggested"),
-    (frozenset({"GET"}), r"/messages", "/messages"),
-    (frozenset({"GET"}), r"/conversations", "/conversations"),
-    (frozenset({"DELETE"}), rf"/conversations/{_ID}", "/conversations/{conversation_id}"),
-    (frozenset({"POST"}), rf"/conversations/{_ID}/name", "/conversations/{conversation_id}/name"),
-    (frozenset({"GET"}), rf"/conversations/{_ID}/variables", "/conversations/{conversation_id}/variables"),
-    (frozenset({"PUT"}), rf"/conversations/{_ID}/variables/{_ID}", "/conversations/{conversation_id}/variables/{variable_id}"),
-    (frozenset({"GET"}), rf"/end-users/{_ID}", "/end-users/{end_user_id}"),
+# (methods, label = the path template under /v1). Templates do not overlap.
+ROUTES: list[tuple[frozenset[str], str]] = [
+    (frozenset({"POST"}), "/chat-messages"),
+    (frozenset({"POST"}), "/chat-messages/{task_id}/stop"),
+    (frozenset({"POST"}), "/completion-messages"),
+    (frozenset({"POST"}), "/completion-messages/{task_id}/stop"),
+    (frozenset({"POST"}), "/workflows/run"),
+    (frozenset({"POST"}), "/workflows/{workflow_id}/run"),
+    (frozenset({"GET"}), "/workflows/run/{run_id}"),
+    (frozenset({"POST"}), "/workflows/tasks/{task_id}/stop"),
+    (frozenset({"GET"}), "/workflows/logs"),
+    (frozenset({"GET"}), "/workflow/{run_id}/events"),
+    (frozenset({"GET"}), "/parameters"),
+    (frozenset({"GET"}), "/info"),
+    (frozenset({"GET"}), "/meta"),
+    (frozenset({"GET"}), "/site"),
+    (frozenset({"POST"}), "/files/upload"),
+    (frozenset({"GET"}), "/files/{file_id}/preview"),
+    (frozenset({"POST"}), "/audio-to-text"),
+    (frozenset({"POST"}), "/text-to-audio"),
+    (frozenset({"POST"}), "/messages/{message_id}/feedbacks"),
+    (frozenset({"GET"}), "/app/feedbacks"),
+    (frozenset({"GET"}), "/messages/{message_id}/suggested"),
+    (frozenset({"GET"}), "/messages"),
+    (frozenset({"GET"}), "/conversations"),
+    (frozenset({"DELETE"}), "/conversations/{conversation_id}"),
+    (frozenset({"POST"}), "/conversations/{conversation_id}/name"),
+    (frozenset({"GET"}), "/conversations/{conversation_id}/variables"),
+    (frozenset({"PUT"}), "/conversations/{conversation_id}/variables/{variable_id}"),
+    (frozenset({"GET"}), "/end-users/{end_user_id}"),
 ]
-_COMPILED = [(methods, re.compile(pattern + r"/?"), label) for methods, pattern, label in ROUTES]
-METHODS = sorted({m for methods, _, _ in ROUTES for m in methods})
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    # `run` in /workflows/run is a literal; /workflows/{workflow_id}/run needs a UUID: they cannot both match
+    return re.compile(re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m.group(1)}>{_UUID})", template) + "/?")
+
+
+_COMPILED = [(methods, _pattern(label), label) for methods, label in ROUTES]
+METHODS = sorted({m for methods, _ in ROUTES for m in methods})
 
 # Generation routes: answers may stream and take minutes; they are what TTFT is measured on.
 GENERATION = frozenset({"/chat-messages", "/completion-messages", "/workflows/run", "/workflows/{workflow_id}/run"})
 
 
-def match(method: str, path: str) -> tuple[str | None, bool]:
-    """(label, method_allowed) for a path under /v1: (None, False) when unknown, (label, False) for a
-    known path with another method (405)."""
+def match(method: str, path: str) -> tuple[str | None, str | None, bool]:
+    """(label, upstream path, method_allowed) for a decoded path under /v1: (None, None, False) when
+    unknown, (label, None, False) for a known path with another method (405). The upstream path is
+    the label with the matched ids put back, lower-cased as Dify prints them."""
     known = None
     for methods, regex, label in _COMPILED:
-        if regex.fullmatch(path):
+        found = regex.fullmatch(path)
+        if found:
             if method in methods:
-                return label, True
+                return label, label.format(**{k: v.lower() for k, v in found.groupdict().items()}), True
             known = label
-    return known, False
+    return known, None, False

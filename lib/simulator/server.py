@@ -170,8 +170,8 @@ class VersionHeaders:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             version = self.sim.profile_of(headers).server_version
-        except DifyError:
-            version = self.sim.default_profile.server_version  # the route answers the bad header
+        except DifyError as exc:  # a bad X-Sim-Dify-Version fails every request, not only those that read it
+            return await exc.response()(scope, receive, send)
         extra = [(b"x-version", version.encode()), (b"x-env", b"PRODUCTION")]
 
         async def send_with_headers(message):

@@ -196,7 +196,7 @@ class Replayer:
                 self.answers[stop[0]] = self.send(self.by_name[stop[0]])
 
         result = stream(self.client, path, key, json.loads(body), headers=headers, on_frame=on_frame)
-        if not media_type(result.headers.get("content-type")) == "text/event-stream":
+        if media_type(result.headers.get("content-type")) != "text/event-stream":
             return answer_from(result.status, result.headers.get("content-type"), result.error or "")
         assert result.complete, f"{x.name}: the simulator's stream broke: {result.error}"
         return Answer(result.status, "text/event-stream", frames=[(f.kind, f.event) for f in result.frames])
@@ -222,20 +222,39 @@ def sim_112(tmp_path_factory):
     server.stop()
 
 
-def replay_diffs(server, exchanges, version_header: dict[str, str]) -> list[Diff]:
+def replay(server, exchanges, version_header: dict[str, str]) -> dict[str, Answer]:
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        answers = Replayer(client, exchanges, version_header).replay()
+        return Replayer(client, exchanges, version_header).replay()
+
+
+def diffs_of(exchanges, answers: dict[str, Answer]) -> list[Diff]:
     return [d for x in exchanges for d in diff(x.name, x.answer, answers[x.name])]
 
 
 @pytest.fixture(scope="module")
-def diffs_112(sim_112, exchanges) -> list[Diff]:
-    return replay_diffs(sim_112, exchanges, {})
+def answers_112(sim_112, exchanges) -> dict[str, Answer]:
+    return replay(sim_112, exchanges, {})
 
 
-def test_every_capture_is_replayed(exchanges):
-    assert len(exchanges) == 80 and len({x.name for x in exchanges}) == 80
-    assert all(target(x.name)[0] for x in exchanges)
+@pytest.fixture(scope="module")
+def diffs_112(exchanges, answers_112) -> list[Diff]:
+    return diffs_of(exchanges, answers_112)
+
+
+def _run_status(answer: Answer) -> str | None:
+    finished = [e for e in answer.events if e["event"] == "workflow_finished"]
+    return finished[-1]["data"]["status"] if finished else None
+
+
+def test_every_capture_is_replayed_as_it_ran(exchanges, answers_112):
+    assert len(exchanges) == 80 and set(answers_112) == {x.name for x in exchanges}
+    for x in exchanges:  # the stops landed mid-stream and the faults played: the runs ended as the real ones
+        if x.answer.frames:
+            assert _run_status(answers_112[x.name]) == _run_status(x.answer), x.name
+    assert _run_status(answers_112["slowwf_streaming_stopped"]) == "stopped"
+    real = {x.name: x.answer for x in exchanges}
+    assert answers_112["chattemplate_blocking"].body["message"] == real["chattemplate_blocking"].body["message"]
+    assert answers_112["wftemplate_blocking"].body["data"]["error"] == real["wftemplate_blocking"].body["data"]["error"]
 
 
 def test_the_1_12_profile_has_the_shapes_of_a_real_dify_1_12(diffs_112):
@@ -278,7 +297,7 @@ VERSION_DIFFERENCES: list[Allowed] = [
 def test_the_1_13_profile_differs_from_1_12_exactly_where_the_releases_do(sim_factory, exchanges):
     # A fresh --dify-version 1.12 server (the replay's history must not leak in), switched by the header.
     server = sim_factory("--fast", "--seed", "7", "--dify-version", "1.12")
-    diffs_113 = replay_diffs(server, exchanges, {"X-Sim-Dify-Version": "1.13"})
+    diffs_113 = diffs_of(exchanges, replay(server, exchanges, {"X-Sim-Dify-Version": "1.13"}))
     beyond_112 = [d for d in diffs_113 if not any(a.matches(d) for a in ALLOWED)]
     unexplained = [d for d in beyond_112 if not any(v.matches(d) for v in VERSION_DIFFERENCES)]
     assert not unexplained, "1.13 differs from 1.12 where no release does:\n" + "\n".join(map(str, unexplained))

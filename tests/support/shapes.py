@@ -29,7 +29,7 @@ class Exchange:
     headers: dict[str, str]
     body: bytes | None
     multipart: tuple[list, dict] | None  # (files as (field, filename, mime), form data)
-    answer: "Answer"
+    answer: Answer
 
 
 @dataclass

@@ -214,3 +214,14 @@ def test_no_model_is_difys_model_config_error(client):
         r = client.post(path, json=body, headers=auth(key, **{"X-Sim-Fault": "no-model"}))
         assert r.status_code == 400 and r.json()["code"] == "invalid_param"
         assert r.json()["message"].startswith("2 validation errors for ModelConfigEntity\nprovider\n")
+
+
+def test_1_12_validation_errors_are_pydantics_sentences(client):
+    body = {"inputs": {}, "user": "prof", "response_mode": "blocking"}
+    r = client.post("/chat-messages", json=body, headers=auth("app-sim-advanced-chat", **V112))
+    assert r.status_code == 400 and r.json()["code"] == "invalid_param"
+    assert r.json()["message"].startswith("1 validation error for ChatRequestPayload\nquery\n  Field required [type=missing")
+    assert client.post("/chat-messages", json=body, headers=auth("app-sim-advanced-chat")).json()["message"] == "query is required"
+    r = client.post("/chat-messages", content=b'{"query": ', headers=auth("app-sim-chat", **V112, **{"Content-Type": "application/json"}))
+    assert r.json() == {"code": "bad_request", "status": 400,
+                        "message": "The browser (or proxy) sent a request that this server could not understand."}

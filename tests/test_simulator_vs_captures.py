@@ -107,6 +107,10 @@ ALLOWED: list[Allowed] = [
             "the captured HTTP Request node's process data"),
     Allowed("wf_blocking", "only-real", "body.data.outputs.audience ['str']", "the captured End node outputs `audience` too"),
     Allowed("wf_streaming", "only-real", "workflow_finished:.data.outputs.audience ['str']", "as wf_blocking"),
+    # Error sentences.
+    Allowed("*_unknown_conversation", "message",
+            "real 'Conversation Not Exists. You have requested this URI [*] but did you mean *' sim 'Conversation Not Exists.'",
+            "Flask-RESTX appends close matches from Dify's whole URL map (console /api routes too), which the sim has not"),
     # App configuration.
     Allowed("*_info", "only-sim", "body.tags[] ['str']", "the sim's demo apps are tagged"),
     Allowed("conversation_variables", "only-sim", "body.data[]*", "the sim's demo chatflow declares conversation variables"),
@@ -291,6 +295,7 @@ VERSION_DIFFERENCES: list[Allowed] = [
     Allowed("wf_run_detail", "only-sim", "body.outputs.*", "1.13 run detail: outputs as an object"),
     Allowed("wf_events_reopen", "*", "*", "1.13 has GET /workflow/:id/events"),
     Allowed("wf_run_detail_unknown", "*", "*", "1.13 sim: 404 not_found for an unknown run"),
+    Allowed("*", "message", "*", "1.13 sim: its own validation sentences (1.12 has pydantic's; no 1.13 capture to copy)"),
 ]
 
 

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import payloads
 from .apps import SimApp
 from .errors import CONVERSATION_NOT_EXISTS, MESSAGE_NOT_EXISTS, NOT_CHAT_APP, DifyError, bad_request, invalid_param, not_found
 from .routes_generation import _int_param
@@ -42,6 +43,8 @@ def routes(sim: Simulator) -> list[Route]:
         params = request.query_params
         user = _user_param(request)
         conversation_id = params.get("conversation_id")
+        if not sim.profile(request).newer_fields:
+            payloads.check(payloads.MessageListQuery, dict(params))  # 1.12's pydantic message (capture 15)
         if not conversation_id:
             raise invalid_param("conversation_id is required")
         if not is_uuid(conversation_id):
@@ -165,6 +168,8 @@ def routes(sim: Simulator) -> list[Route]:
         body = await json_body(request)
         user = require_user(body.get("user"))
         rating = body.get("rating")
+        if not sim.profile(request).newer_fields:
+            payloads.check(payloads.MessageFeedbackPayload, body)  # 1.12's pydantic message (capture 19)
         if rating not in ("like", "dislike", None):
             raise invalid_param("rating must be 'like', 'dislike' or null")
         msg = store.message(app, user, str(request.path_params["message_id"]))

@@ -21,6 +21,7 @@ from .errors import (
     invalid_param,
     not_found,
 )
+from . import payloads
 from .generation import Generation, run_inputs
 from .server import Simulator, abort
 from .state import Conversation, Task, new_id, now, public_message
@@ -42,6 +43,8 @@ def routes(sim: Simulator) -> list[Route]:
         user = require_user(body.get("user"))
         if not app.is_chat_family:
             raise NOT_CHAT_APP
+        if not sim.profile(request).newer_fields:
+            payloads.check(payloads.ChatRequestPayload, body)  # 1.12's pydantic messages (captures 25-27)
         query = body.get("query")
         if query is None:
             raise invalid_param("query is required")

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.support.procs import start_simulator
-from tests.support.shapes import CONTENT_EVENTS, Answer, Diff, Exchange, answer_from, diff, load_captures, media_type
+from tests.support.shapes import (CONTENT_EVENTS, Answer, Diff, Exchange, answer_from, diff, dify_headers, load_captures,
+                                  media_type)
 from tests.support.sse import stream
 
 CHATFLOW, WORKFLOW, CHAT, COMPLETION = "app-sim-advanced-chat", "app-sim-workflow", "app-sim-chat", "app-sim-completion"
@@ -179,7 +180,7 @@ class Replayer:
             r = self.client.request(x.method, path, headers=headers, files=parts, data=data)
         else:
             r = self.client.request(x.method, path, headers=headers, content=body)
-        answer = answer_from(r.status_code, r.headers.get("content-type"), r.text)
+        answer = answer_from(r.status_code, r.headers.get("content-type"), r.text, r.headers.multi_items())
         learn_ids(x.answer.body, answer.body, self.ids)
         return answer
 
@@ -201,9 +202,10 @@ class Replayer:
 
         result = stream(self.client, path, key, json.loads(body), headers=headers, on_frame=on_frame)
         if media_type(result.headers.get("content-type")) != "text/event-stream":
-            return answer_from(result.status, result.headers.get("content-type"), result.error or "")
+            return answer_from(result.status, result.headers.get("content-type"), result.error or "", result.headers.multi_items())
         assert result.complete, f"{x.name}: the simulator's stream broke: {result.error}"
-        return Answer(result.status, "text/event-stream", frames=[(f.kind, f.event) for f in result.frames])
+        return Answer(result.status, "text/event-stream", frames=[(f.kind, f.event) for f in result.frames],
+                      headers=dify_headers(result.headers.multi_items()))
 
     def replay(self) -> dict[str, Answer]:
         for x in self.by_name.values():
@@ -276,6 +278,7 @@ def test_every_allowed_difference_still_exists(diffs_112):
 _HISTORY_1_13 = ("extra_contents", "message_tokens", "answer_tokens", "total_tokens", "provider_response_latency",
                  "total_price", "currency")
 VERSION_DIFFERENCES: list[Allowed] = [
+    Allowed("*", "header", "x-version real '1.12.0' sim '1.13.3'", "the release in Dify's X-Version header"),
     Allowed("*", "opening-ping", "real False sim True", "1.13 relays workflow/chatflow streams from Redis: an opening ping"),
     Allowed("*chat*_streaming*", "sequence", "* | sim *message_end workflow_finished",
             "1.13 chatflow sends message_end before workflow_finished"),

@@ -156,7 +156,7 @@ def routes(sim: Simulator) -> list[Route]:
                 "created_from": "service-api",
                 "created_by_role": "end_user",
                 "created_by_account": None,
-                "created_by_end_user": {"id": sim.store.end_user(app, r["_user"])["id"], "type": "service_api",
+                "created_by_end_user": {"id": sim.store.end_user(app, r["_user"])["id"], "type": "service-api",
                                         "is_anonymous": False, "session_id": r["_user"]},
                 "created_at": r["created_at"],
                 "details": None,

@@ -37,6 +37,7 @@ WERKZEUG_404 = (
     "<p>The requested URL was not found on the server. If you entered the URL manually please check your "
     "spelling and try again.</p>\n"
 )
+CORS_HEADERS = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"X-Env, X-Trace-Id, X-Version")]
 GENERATION_PATHS = ("/v1/chat-messages", "/v1/completion-messages", "/v1/workflows/run")
 
 
@@ -176,13 +177,16 @@ class VersionHeaders:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
+                # Flask-CORS marks what the Service API answers; werkzeug's own 404/405 pass it by (captures 40, 41).
+                cors = [] if scope.get("sim.routing_error") else CORS_HEADERS
+                message = {**message, "headers": [*message.get("headers", []), *cors, *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
+    request.scope["sim.routing_error"] = True
     if exc.status_code == 404:
         try:
             html = request.app.state.sim.profile(request).html_404

@@ -40,6 +40,7 @@ class Answer:
     body: Any = None  # decoded JSON (None for an empty body), or the text when it is not JSON
     is_json: bool = False
     frames: list[tuple[str, dict | None]] | None = None  # a stream: ("ping", None) | ("data", event)
+    headers: dict[str, str] = field(default_factory=dict)  # Dify's own headers (DIFY_HEADERS) as sent
 
     @property
     def events(self) -> list[dict]:
@@ -50,16 +51,24 @@ def media_type(content_type: str | None) -> str | None:
     return content_type.split(";")[0].strip().lower() if content_type else None
 
 
-def answer_from(status: int, content_type: str | None, text: str) -> Answer:
-    mtype = media_type(content_type)
+DIFY_HEADERS = ("x-version", "x-env", "access-control-allow-origin", "access-control-expose-headers")
+
+
+def dify_headers(headers) -> dict[str, str]:
+    """The headers Dify itself adds (version, environment, CORS) from (name, value) pairs."""
+    return {k.lower(): v for k, v in headers if k.lower() in DIFY_HEADERS}
+
+
+def answer_from(status: int, content_type: str | None, text: str, headers=()) -> Answer:
+    mtype, extra = media_type(content_type), dify_headers(headers)
     if mtype == "text/event-stream":
-        return Answer(status, mtype, frames=parse_sse(text))
+        return Answer(status, mtype, frames=parse_sse(text), headers=extra)
     if not text.strip():
-        return Answer(status, mtype, None, is_json=True)
+        return Answer(status, mtype, None, is_json=True, headers=extra)
     try:
-        return Answer(status, mtype, json.loads(text), is_json=True)
+        return Answer(status, mtype, json.loads(text), is_json=True, headers=extra)
     except ValueError:
-        return Answer(status, mtype, text)
+        return Answer(status, mtype, text, headers=extra)
 
 
 def parse_sse(text: str) -> list[tuple[str, dict | None]]:
@@ -87,7 +96,7 @@ def load_captures() -> list[Exchange]:
         assert (method, path) == (entry["method"], entry["path"]), entry["file"]
         ctype = next((v for k, v in entry["headers"] if k.lower() == "content-type"), None)
         out.append(Exchange(entry["name"], entry["file"], method, path, headers, body, multipart,
-                            answer_from(entry["status"], ctype, entry["body"])))
+                            answer_from(entry["status"], ctype, entry["body"], entry["headers"])))
     return out
 
 
@@ -153,7 +162,7 @@ def node_types(events: list[dict]) -> list[str]:
 @dataclass(frozen=True)
 class Diff:
     capture: str
-    kind: str  # status | media-type | code | message | body | opening-ping | sequence | graph | node-status | only-real | only-sim | types
+    kind: str  # status | media-type | header | code | message | body | opening-ping | sequence | graph | node-status | only-real | only-sim | types
     detail: str
 
     def __str__(self) -> str:
@@ -184,6 +193,9 @@ def diff(name: str, real: Answer, sim: Answer) -> list[Diff]:
         d.add("status", f"real {real.status} sim {sim.status}")
     if real.media_type != sim.media_type:
         d.add("media-type", f"real {real.media_type} sim {sim.media_type}")
+    for name in DIFY_HEADERS:
+        if real.headers.get(name) != sim.headers.get(name):
+            d.add("header", f"{name} real {real.headers.get(name)!r} sim {sim.headers.get(name)!r}")
     if real.frames is not None and sim.frames is not None:
         _diff_streams(d, real, sim)
     elif real.is_json and sim.is_json:

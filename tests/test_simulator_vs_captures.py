@@ -16,8 +16,17 @@ import httpx
 import pytest
 
 from tests.support.procs import start_simulator
-from tests.support.shapes import (CONTENT_EVENTS, Answer, Diff, Exchange, answer_from, diff, dify_headers, load_captures,
-                                  media_type)
+from tests.support.shapes import (
+    CONTENT_EVENTS,
+    Answer,
+    Diff,
+    Exchange,
+    answer_from,
+    diff,
+    dify_headers,
+    load_captures,
+    media_type,
+)
 from tests.support.sse import stream
 
 CHATFLOW, WORKFLOW, CHAT, COMPLETION = "app-sim-advanced-chat", "app-sim-workflow", "app-sim-chat", "app-sim-completion"

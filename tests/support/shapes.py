@@ -193,9 +193,9 @@ def diff(name: str, real: Answer, sim: Answer) -> list[Diff]:
         d.add("status", f"real {real.status} sim {sim.status}")
     if real.media_type != sim.media_type:
         d.add("media-type", f"real {real.media_type} sim {sim.media_type}")
-    for name in DIFY_HEADERS:
-        if real.headers.get(name) != sim.headers.get(name):
-            d.add("header", f"{name} real {real.headers.get(name)!r} sim {sim.headers.get(name)!r}")
+    for header in DIFY_HEADERS:
+        if real.headers.get(header) != sim.headers.get(header):
+            d.add("header", f"{header} real {real.headers.get(header)!r} sim {sim.headers.get(header)!r}")
     if real.frames is not None and sim.frames is not None:
         _diff_streams(d, real, sim)
     elif real.is_json and sim.is_json:

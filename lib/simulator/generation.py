@@ -341,7 +341,7 @@ def _run_nodes(gen: Generation, nodes: list[tuple[str, str, str, float]], llm_ev
             t += ttft * share if pre_llm else 0.0
             inputs = outputs = run_inputs(gen, start_node=True)
         elif (node_id, node_type, title, share) == FAILING_NODE:
-            inputs = {k: v for k, v in gen.inputs.items()}
+            inputs = dict(gen.inputs)
             status, error = "failed", NODE_FAILED_ERROR
             gen.exceptions_count += 1
         elif node_type == "answer":
@@ -391,7 +391,8 @@ def workflow_finished(gen: Generation, status: str, error: str | None = None) ->
 
 def _run_end(gen: Generation) -> tuple[str, str | None]:
     """The run's final status and error, after its nodes ran."""
-    if gen.node_failure:  # a chatflow reports the failed run as an error, a workflow only in its data
+    if gen.node_failure and gen.exceptions_count:  # the failing node ran (a stop before it wins)
+        # A chatflow reports the failed run as an error, a workflow only in its data.
         gen.status = "error"
         gen.error = f"Run failed: {NODE_FAILED_ERROR}" if gen.app.mode == "advanced-chat" else NODE_FAILED_ERROR
         return "failed", NODE_FAILED_ERROR

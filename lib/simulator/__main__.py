@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from . import APPS, FAULTS, Latency, SimConfig, create_app
+from .profiles import DEFAULT_VERSION, PROFILES
 
 
 def _fault_rate(text: str) -> tuple[str, float]:
@@ -39,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-active-requests", type=int, default=0, help="per-app concurrent request limit, 0 = off (Dify's 429 past it)")
     p.add_argument("--fault", type=_fault_rate, action="append", default=[], metavar="NAME=RATE",
                    help=f"inject a fault into this share of generation calls; NAME in {', '.join(FAULTS)}")
+    p.add_argument("--dify-version", choices=list(PROFILES), default=DEFAULT_VERSION,
+                   help=f"which Dify release to behave as (default {DEFAULT_VERSION}, the newest); "
+                        "a request's X-Sim-Dify-Version header overrides it")
     p.add_argument("--ping-interval", type=float, default=10.0, help="seconds of quiet before an `event: ping` (default 10)")
     p.add_argument("--stall-limit", type=float, default=300.0, help="seconds a stalled stream stays open")
     p.add_argument("--log-level", default="warning")
@@ -57,6 +61,7 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         max_active_requests=args.max_active_requests,
         ping_interval_s=args.ping_interval,
         stall_limit_s=args.stall_limit,
+        dify_version=args.dify_version,
     )
 
 

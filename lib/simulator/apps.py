@@ -40,37 +40,47 @@ class SimApp:
             "author_name": "Dify Console simulator",
         }
 
-    def parameters(self) -> dict:
+    def parameters(self, newer_fields: bool = True) -> dict:
+        """GET /parameters. Workflow-based apps answer from their workflow's features, basic apps from the
+        model config, so the two families differ in shape as a real Dify 1.12 shows (captures 02, 50, 75, 78)."""
         upload_types = ["image", "document"] if self.file_upload else []
+        workflow = self.is_workflow_based
+        if workflow:
+            tts = {"enabled": self.text_to_speech, "language": "", "voice": ""}
+        else:
+            tts = {"enabled": self.text_to_speech}
+        if self.text_to_speech:
+            tts.update(voice="alloy", language="en-US", autoPlay="disabled")
+        image = {"enabled": self.file_upload and not workflow, "number_limits": 3, "detail": "high",
+                 "transfer_methods": ["remote_url", "local_file"]}
+        if workflow:
+            file_upload = {"allowed_file_extensions": [], "allowed_file_types": upload_types,
+                           "allowed_file_upload_methods": ["local_file", "remote_url"], "enabled": self.file_upload,
+                           "fileUploadConfig": dict(FILE_UPLOAD_CONFIG), "number_limits": 3}
+        elif self.file_upload:
+            file_upload = {"image": image, "enabled": True, "allowed_file_types": upload_types,
+                           "allowed_file_extensions": [], "allowed_file_upload_methods": ["remote_url", "local_file"],
+                           "number_limits": 3}
+        else:
+            file_upload = {"image": image}  # a basic app without uploads has only the legacy switch
+        opening = self.opening_statement if self.opening_statement is not None or not workflow else ""
         return {
-            "opening_statement": self.opening_statement,
+            "opening_statement": opening,
             "suggested_questions": list(self.suggested_questions),
             "suggested_questions_after_answer": {"enabled": self.suggested_after_answer},
             "speech_to_text": {"enabled": self.speech_to_text},
-            "text_to_speech": {"enabled": self.text_to_speech, "voice": "alloy", "language": "en-US", "autoPlay": "disabled"},
+            "text_to_speech": tts,
             "retriever_resource": {"enabled": self.retriever_resource},
             "annotation_reply": {"enabled": False},
             "more_like_this": {"enabled": False},
-            "sensitive_word_avoidance": {"enabled": False, "type": "", "configs": []},
-            "user_input_form": copy.deepcopy(self.input_form),
-            "file_upload": {
-                "image": {
-                    "enabled": self.file_upload,
-                    "number_limits": 3,
-                    "detail": "high",
-                    "transfer_methods": ["remote_url", "local_file"],
-                },
-                "enabled": self.file_upload,
-                "allowed_file_types": upload_types,
-                "allowed_file_extensions": [],
-                "allowed_file_upload_methods": ["remote_url", "local_file"],
-                "number_limits": 3,
-            },
+            "user_input_form": [_public_field(item, workflow, newer_fields) for item in self.input_form],
+            "sensitive_word_avoidance": {"enabled": False} if workflow else {"enabled": False, "type": "", "configs": []},
+            "file_upload": file_upload,
             "system_parameters": {
-                "file_size_limit": 15,
                 "image_file_size_limit": 10,
-                "audio_file_size_limit": 50,
                 "video_file_size_limit": 100,
+                "audio_file_size_limit": 50,
+                "file_size_limit": 15,
                 "workflow_file_upload_limit": 10,
             },
         }
@@ -78,13 +88,13 @@ class SimApp:
     def site(self) -> dict:
         return {
             "title": self.name,
-            "chat_color_theme": "#1C64F2",
+            "chat_color_theme": None,
             "chat_color_theme_inverted": False,
             "icon_type": "emoji",
             "icon": "🤖",
             "icon_background": "#E0F2FE",
             "icon_url": None,
-            "description": self.description,
+            "description": None,  # the site's own description, unset unless edited (capture 04)
             "copyright": None,
             "privacy_policy": None,
             "custom_disclaimer": "",
@@ -102,6 +112,24 @@ class SimApp:
                 "calculator": {"background": "#E0F2FE", "content": "🧮"},
             }
         }
+
+
+FILE_UPLOAD_CONFIG = {"audio_file_size_limit": 50, "batch_count_limit": 5, "file_size_limit": 15,
+                      "image_file_size_limit": 10, "video_file_size_limit": 100, "workflow_file_upload_limit": 10}
+
+
+def _public_field(item: dict, workflow: bool, newer_fields: bool) -> dict:
+    """A form control as /parameters shows it: a workflow's Start variables carry `type` and `options`, and
+    no empty `default`; `hint` and `placeholder` are newer than 1.12."""
+    ((control, spec),) = copy.deepcopy(item).items()
+    if workflow:
+        spec.setdefault("options", [])
+        if spec.get("default") in ("", None):
+            spec.pop("default", None)
+        if not newer_fields:
+            spec.pop("hint", None)
+            spec.pop("placeholder", None)
+    return {control: spec}
 
 
 def _field(control: str, variable: str, label: str, *, required: bool, workflow: bool = False, **extra) -> dict:

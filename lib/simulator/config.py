@@ -4,6 +4,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from .profiles import DEFAULT_VERSION
+
 FAULTS = (
     "429",
     "429-retry-after",
@@ -17,9 +19,13 @@ FAULTS = (
     "error-event",
     "malformed-event",
     "slow-headers",
+    "node-failed",
+    "no-model",
 )
 # Faults that happen inside a stream (after some events); the rest happen before headers.
 STREAM_FAULTS = frozenset({"drop", "stall", "error-event", "malformed-event"})
+# Faults the generation itself plays (a workflow node fails), in both response modes.
+RUN_FAULTS = frozenset({"node-failed"})
 
 
 @dataclass
@@ -53,6 +59,7 @@ class SimConfig:
     stall_limit_s: float = 300.0  # a stalled stream gives up after this long, client or not
     slow_headers_s: float = 2.0
     drop_after: int = 3
+    dify_version: str = DEFAULT_VERSION  # the profile of requests without X-Sim-Dify-Version
 
     def latency_for(self, ttft_ms: str | None, tokens_per_s: str | None) -> Latency:
         """The latency of one request: the model, or none in --fast mode, or the request's own override."""

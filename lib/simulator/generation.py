@@ -16,6 +16,7 @@ from typing import Any, Generator
 
 from .apps import SimApp
 from .config import Latency
+from .profiles import PROFILES, Profile
 from .state import Conversation, Task, new_id, now
 from .text import count_tokens, tokenize, usage_block, write_answer
 
@@ -38,6 +39,9 @@ class Generation:
     conversation: Conversation | None = None
     history_tokens: int = 0
     response_mode: str = "streaming"
+    profile: Profile = field(default_factory=lambda: PROFILES["1.13"])
+    end_user_id: str = ""
+    node_failure: bool = False  # the node-failed fault: a Template node fails as in captures 71-74
     message_id: str = field(default_factory=new_id)
     workflow_run_id: str = field(default_factory=new_id)
     created_at: int = field(default_factory=now)
@@ -52,7 +56,10 @@ class Generation:
     retriever_resources: list[dict] = field(default_factory=list)
     outputs: dict | None = None
     workflow_status: str | None = None
+    run_error: str | None = None  # workflow_finished's error (a stop's "Stopped by user." included)
     total_steps: int = 0
+    first_content_at: float | None = None  # monotonic time the first answer piece went out
+    exceptions_count: int = 0
 
     @property
     def outcome(self) -> str:
@@ -85,7 +92,10 @@ class Generation:
         return SYSTEM_PROMPT_TOKENS + count_tokens(self.query) + count_tokens(inputs_text) + self.history_tokens
 
     def finish_usage(self) -> dict:
-        self.usage = usage_block(self.prompt_tokens(), len(self.answer_parts), time.monotonic() - self.started)
+        end = time.monotonic()
+        first = self.first_content_at if self.first_content_at is not None else end
+        self.usage = usage_block(self.prompt_tokens(), len(self.answer_parts), end - self.started,
+                                 time_to_first_token=first - self.started, time_to_generate=end - first)
         return self.usage
 
     # Envelopes ---------------------------------------------------------------------------------
@@ -99,6 +109,10 @@ class Generation:
         ev["message_id"] = self.message_id
         ev["created_at"] = self.created_at
         return ev
+
+    def metadata(self, usage: dict) -> dict:
+        """message_end's and a blocking answer's `metadata`, keys as Dify sends them."""
+        return {"annotation_reply": None, "retriever_resources": self.retriever_resources, "usage": usage}
 
     def error_event(self, code: str, status: int, message: str) -> dict:
         if self.app.mode == "workflow":
@@ -131,6 +145,8 @@ def _stream_text(gen: Generation, t: float, event: str, text: str, wrap=None) ->
             ev["answer"] = piece
         sent = yield t, ev
         if sent:
+            if gen.first_content_at is None:
+                gen.first_content_at = time.monotonic()
             gen.answer_parts.append(piece)
         if gen.task.stopped:
             break
@@ -141,10 +157,7 @@ def _stream_text(gen: Generation, t: float, event: str, text: str, wrap=None) ->
 def _message_end(gen: Generation) -> dict:
     ev = gen.base("message_end")
     ev["id"] = gen.message_id
-    metadata: dict[str, Any] = {"usage": gen.finish_usage()}
-    if gen.retriever_resources:
-        metadata["retriever_resources"] = gen.retriever_resources
-    ev["metadata"] = metadata
+    ev["metadata"] = gen.metadata(gen.finish_usage())
     ev["files"] = []
     return ev
 
@@ -231,35 +244,77 @@ def _agent(gen: Generation) -> Script:
 
 
 # Workflow-based modes -------------------------------------------------------------------------
-def _node(gen: Generation, event: str, node_id: str, node_type: str, title: str, index: int, **data) -> dict:
-    ev = gen.base(event)
+# The error of the Template node that fails under the node-failed fault, as Dify 1.12 reported it (captures 71-74).
+NODE_FAILED_ERROR = ("Failed to execute code, which is likely a network issue, please check if the sandbox "
+                     "service is running. ( Error: [Errno 111] Connection refused )")
+STOPPED_ERROR = "Stopped by user."
+FAILING_NODE = ("tmpl", "template-transform", "Template", 0.0)
+
+
+def _form_inputs(gen: Generation) -> dict:
+    """The run's user inputs: every form variable, null when not given (as the Start node sees them)."""
+    out: dict[str, Any] = {}
+    for item in gen.app.input_form:
+        (spec,) = item.values()
+        out[spec["variable"]] = gen.inputs.get(spec["variable"])
+    out.update({k: v for k, v in gen.inputs.items() if k not in out})
+    return out
+
+
+def run_inputs(gen: Generation, *, start_node: bool = False) -> dict:
+    """workflow_started's `inputs`: the form plus Dify's `sys.*` variables (the Start node adds a few)."""
+    inputs = _form_inputs(gen)
+    inputs.update({"sys.files": [dict(f) for f in gen.files], "sys.user_id": gen.user, "sys.app_id": gen.app.id,
+                   "sys.workflow_id": gen.app.workflow_id, "sys.workflow_run_id": gen.workflow_run_id})
+    if gen.app.mode == "advanced-chat":
+        inputs["sys.query"] = gen.query
+        if start_node:
+            inputs["sys.conversation_id"] = gen.conversation_id
+        inputs["sys.dialogue_count"] = len(gen.conversation.message_ids) + 1 if gen.conversation else 1
+    elif start_node:
+        inputs["sys.timestamp"] = gen.created_at
+    return inputs
+
+
+def _node_started(gen: Generation, exec_id: str, node_id: str, node_type: str, title: str, index: int) -> dict:
+    ev = gen.base("node_started")
     ev["workflow_run_id"] = gen.workflow_run_id
-    payload = {
-        "id": f"{gen.workflow_run_id[:8]}-{node_id}",
-        "node_id": node_id,
-        "node_type": node_type,
-        "title": title,
-        "index": index,
-        "predecessor_node_id": None if index == 1 else "prev",
-        "inputs": data.pop("inputs", None),
-        "created_at": now(),
-        "extras": {},
-    }
-    payload.update(data)
-    ev["data"] = payload
+    ev["data"] = {"id": exec_id, "node_id": node_id, "node_type": node_type, "title": title, "index": index,
+                  "predecessor_node_id": None, "inputs": None, "inputs_truncated": False, "created_at": now(),
+                  "extras": {}, "iteration_id": None, "loop_id": None, "agent_strategy": None}
+    return ev
+
+
+def _node_finished(gen: Generation, exec_id: str, node_id: str, node_type: str, title: str, index: int, *,
+                   inputs: dict, outputs: dict, status: str, elapsed: float, created_at: int,
+                   error: str | None = None, execution_metadata: dict | None = None) -> dict:
+    ev = gen.base("node_finished")
+    ev["workflow_run_id"] = gen.workflow_run_id
+    ev["data"] = {"id": exec_id, "node_id": node_id, "node_type": node_type, "title": title, "index": index,
+                  "predecessor_node_id": None, "inputs": inputs, "inputs_truncated": False,
+                  "process_data": {}, "process_data_truncated": False, "outputs": outputs, "outputs_truncated": False,
+                  "status": status, "error": error, "elapsed_time": round(elapsed, 6),
+                  "execution_metadata": execution_metadata, "created_at": created_at, "finished_at": now(),
+                  "files": [], "iteration_id": None, "loop_id": None}
     return ev
 
 
 def _run_nodes(gen: Generation, nodes: list[tuple[str, str, str, float]], llm_event: str) -> Generator:
-    """Start/finish each node in turn; the LLM node streams the answer. Returns the end offset."""
+    """Start/finish each node in turn; the LLM node streams the answer. Returns the end offset.
+
+    A stop leaves the running node without its node_finished (as Dify does); the node-failed fault's
+    Template node finishes `failed` and ends the run.
+    """
     t = 0.0
     ttft = gen.latency.ttft(gen.rng)
     pre_llm = sum(share for *_, share in nodes if share)  # share of TTFT spent before the LLM node
     for index, (node_id, node_type, title, share) in enumerate(nodes, start=1):
-        node_start = t
-        yield t, _node(gen, "node_started", node_id, node_type, title, index, inputs=gen.inputs)
+        node_start, created_at, exec_id = t, now(), new_id()
+        gen.total_steps = index
+        yield t, _node_started(gen, exec_id, node_id, node_type, title, index)
+        inputs: dict[str, Any] = {}
         outputs: dict[str, Any] = {}
-        extra: dict[str, Any] = {}
+        status, error, metadata = "succeeded", None, None
         if node_type == "llm":
             t = max(t, ttft)
             if llm_event == "text_chunk":
@@ -269,23 +324,37 @@ def _run_nodes(gen: Generation, nodes: list[tuple[str, str, str, float]], llm_ev
                     return ev
                 t = yield from _stream_text(gen, t, "text_chunk", gen.full_answer(), wrap=wrap)
             else:
-                t = yield from _stream_text(gen, t, "message", gen.full_answer())
+                def wrap(piece: str) -> dict:
+                    ev = gen.base("message")
+                    ev.update(id=gen.message_id, answer=piece, from_variable_selector=["llm", "text"])
+                    return ev
+                t = yield from _stream_text(gen, t, "message", gen.full_answer(), wrap=wrap)
             usage = gen.finish_usage()
-            outputs = {"text": gen.answer}
-            extra["execution_metadata"] = {"total_tokens": usage["total_tokens"], "total_price": usage["total_price"], "currency": "USD"}
+            inputs, outputs = {}, {"text": gen.answer}
+            metadata = {"total_tokens": usage["total_tokens"], "total_price": usage["total_price"], "currency": "USD"}
         elif node_type == "knowledge-retrieval":
             t += ttft * share
             gen.retriever_resources = _citations(gen)
+            inputs = {"query": gen.query}
             outputs = {"result": [{"content": r["content"], "title": r["document_name"]} for r in gen.retriever_resources]}
-        else:
+        elif node_type == "start":
             t += ttft * share if pre_llm else 0.0
-            outputs = dict(gen.inputs) if node_type == "start" else {"text": gen.answer}
-        status = "stopped" if gen.task.stopped else "succeeded"
-        gen.total_steps = index
-        yield t, _node(gen, "node_finished", node_id, node_type, title, index, inputs=gen.inputs,
-                       process_data=None, outputs=outputs, status=status, error=None,
-                       elapsed_time=round(t - node_start, 6), finished_at=now(), files=[], **extra)
-        if gen.task.stopped:
+            inputs = outputs = run_inputs(gen, start_node=True)
+        elif (node_id, node_type, title, share) == FAILING_NODE:
+            inputs = dict(gen.inputs)
+            status, error = "failed", NODE_FAILED_ERROR
+            gen.exceptions_count += 1
+        elif node_type == "answer":
+            inputs, outputs = {}, {"answer": gen.answer, "files": []}
+        elif node_type == "template-transform":
+            inputs, outputs = {"text": gen.answer}, {"output": gen.answer}
+        else:  # end
+            inputs = outputs = {"text": gen.answer}
+        finished = _node_finished(gen, exec_id, node_id, node_type, title, index, inputs=inputs, outputs=outputs,
+                                  status=status, error=error, elapsed=t - node_start, created_at=created_at,
+                                  execution_metadata=metadata)
+        sent = yield t, finished
+        if gen.task.stopped or sent is False or status == "failed":
             break
     return t
 
@@ -293,8 +362,10 @@ def _run_nodes(gen: Generation, nodes: list[tuple[str, str, str, float]], llm_ev
 def _workflow_started(gen: Generation) -> dict:
     ev = gen.base("workflow_started")
     ev["workflow_run_id"] = gen.workflow_run_id
-    ev["data"] = {"id": gen.workflow_run_id, "workflow_id": gen.app.workflow_id, "inputs": gen.inputs,
-                  "created_at": gen.created_at, "reason": "initial"}
+    ev["data"] = {"id": gen.workflow_run_id, "workflow_id": gen.app.workflow_id, "inputs": run_inputs(gen),
+                  "created_at": gen.created_at}
+    if gen.profile.newer_fields:
+        ev["data"]["reason"] = "initial"
     return ev
 
 
@@ -302,34 +373,64 @@ def workflow_finished(gen: Generation, status: str, error: str | None = None) ->
     ev = gen.base("workflow_finished")
     ev["workflow_run_id"] = gen.workflow_run_id
     usage = gen.usage or gen.finish_usage()
-    gen.workflow_status = status
-    gen.outputs = {"answer": gen.answer} if gen.app.mode == "advanced-chat" else {"text": gen.answer}
+    gen.workflow_status, gen.run_error = status, error
+    if status != "succeeded":
+        gen.outputs = {}
+    elif gen.app.mode == "advanced-chat":
+        gen.outputs = {"answer": gen.answer, "files": []}
+    else:
+        gen.outputs = {"text": gen.answer}
     ev["data"] = {"id": gen.workflow_run_id, "workflow_id": gen.app.workflow_id, "status": status,
                   "outputs": gen.outputs, "error": error, "elapsed_time": round(time.monotonic() - gen.started, 6),
                   "total_tokens": usage["total_tokens"], "total_steps": gen.total_steps,
-                  "created_at": gen.created_at, "finished_at": now(), "exceptions_count": 0, "files": []}
+                  "created_by": {"id": gen.end_user_id, "user": gen.user},
+                  "created_at": gen.created_at, "finished_at": now(), "exceptions_count": gen.exceptions_count,
+                  "files": []}
     return ev
+
+
+def _run_end(gen: Generation) -> tuple[str, str | None]:
+    """The run's final status and error, after its nodes ran."""
+    if gen.node_failure and gen.exceptions_count:  # the failing node ran (a stop before it wins)
+        # A chatflow reports the failed run as an error, a workflow only in its data.
+        gen.status = "error"
+        gen.error = f"Run failed: {NODE_FAILED_ERROR}" if gen.app.mode == "advanced-chat" else NODE_FAILED_ERROR
+        return "failed", NODE_FAILED_ERROR
+    if gen.task.stopped:
+        gen.status = "stopped"
+        return "stopped", STOPPED_ERROR
+    return "succeeded", None
 
 
 def _chatflow(gen: Generation) -> Script:
     yield 0.0, _workflow_started(gen)
+    last = FAILING_NODE if gen.node_failure else ("answer", "answer", "Answer", 0.0)
     nodes = [("start", "start", "Start", 0.0), ("knowledge", "knowledge-retrieval", "Knowledge Retrieval", 0.3),
-             ("llm", "llm", "LLM", 0.0), ("answer", "answer", "Answer", 0.0)]
+             ("llm", "llm", "LLM", 0.0), last]
     t = yield from _run_nodes(gen, nodes, "message")
-    if gen.task.stopped:
-        gen.status = "stopped"
-    yield t, _message_end(gen)
-    yield t, workflow_finished(gen, "stopped" if gen.task.stopped else "succeeded")
+    status, error = _run_end(gen)
+    if status == "failed":  # Dify: workflow_finished failed, then an error event, no message_end
+        yield t, workflow_finished(gen, status, error)
+        yield t, gen.error_event("invalid_param", 400, gen.error)
+        return
+    if gen.profile.message_end_last:
+        yield t, workflow_finished(gen, status, error)
+        yield t, _message_end(gen)
+    else:
+        yield t, _message_end(gen)
+        yield t, workflow_finished(gen, status, error)
 
 
 def _workflow(gen: Generation) -> Script:
     yield 0.0, _workflow_started(gen)
-    nodes = [("start", "start", "Start", 0.0), ("llm", "llm", "LLM", 0.0),
-             ("template", "template-transform", "Format output", 0.0), ("end", "end", "End", 0.0)]
+    if gen.node_failure:  # Start -> Template fails, as capture 72 (the End node never runs: nothing streams)
+        nodes = [("start", "start", "Start", 0.0), FAILING_NODE]
+    else:
+        nodes = [("start", "start", "Start", 0.0), ("llm", "llm", "LLM", 0.0),
+                 ("template", "template-transform", "Format output", 0.0), ("end", "end", "End", 0.0)]
     t = yield from _run_nodes(gen, nodes, "text_chunk")
-    if gen.task.stopped:
-        gen.status = "stopped"
-    yield t, workflow_finished(gen, "stopped" if gen.task.stopped else "succeeded")
+    status, error = _run_end(gen)
+    yield t, workflow_finished(gen, status, error)
 
 
 def _citations(gen: Generation) -> list[dict]:

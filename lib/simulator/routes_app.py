@@ -24,9 +24,12 @@ def routes(sim: Simulator) -> list[Route]:
                 return JSONResponse(record)
         raise DifyError(404, "end_user_not_found", "End user not found.")
 
+    async def parameters(request: Request) -> Response:
+        return JSONResponse(sim.app_for(request).parameters(newer_fields=sim.profile(request).newer_fields))
+
     return [
         Route("/v1/info", simple("info"), methods=["GET"]),
-        Route("/v1/parameters", simple("parameters"), methods=["GET"]),
+        Route("/v1/parameters", parameters, methods=["GET"]),
         Route("/v1/meta", simple("meta"), methods=["GET"]),
         Route("/v1/site", simple("site"), methods=["GET"]),
         Route("/v1/end-users/{end_user_id:uuid}", end_user, methods=["GET"]),

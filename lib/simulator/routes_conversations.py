@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import payloads
 from .apps import SimApp
 from .errors import CONVERSATION_NOT_EXISTS, MESSAGE_NOT_EXISTS, NOT_CHAT_APP, DifyError, bad_request, invalid_param, not_found
 from .routes_generation import _int_param
@@ -42,6 +43,8 @@ def routes(sim: Simulator) -> list[Route]:
         params = request.query_params
         user = _user_param(request)
         conversation_id = params.get("conversation_id")
+        if not sim.profile(request).newer_fields:
+            payloads.check(payloads.MessageListQuery, dict(params))  # 1.12's pydantic message (capture 15)
         if not conversation_id:
             raise invalid_param("conversation_id is required")
         if not is_uuid(conversation_id):
@@ -60,7 +63,7 @@ def routes(sim: Simulator) -> list[Route]:
         return JSONResponse({
             "limit": limit,
             "has_more": len(ids) > len(page),
-            "data": [public_message(store.messages[mid]) for mid in page],
+            "data": [_history_item(sim.profile(request), store.messages[mid]) for mid in page],
         })
 
     async def conversations(request: Request) -> Response:
@@ -71,8 +74,11 @@ def routes(sim: Simulator) -> list[Route]:
         if sort_by not in SORTS:
             raise invalid_param("sort_by must be one of created_at, -created_at, updated_at, -updated_at")
         key, reverse = SORTS[sort_by]
+        user = _user_param(request)
+        if user is None and sim.profile(request).conversations_need_user:
+            return JSONResponse({"limit": limit, "has_more": False, "data": []})  # 1.12 (capture 10)
         # Insertion order breaks ties, so pagination stays stable within one second.
-        items = store.user_conversations(app, _user_param(request))
+        items = store.user_conversations(app, user)
         order = {c.id: i for i, c in enumerate(items)}
         items.sort(key=lambda c: (key(c), order[c.id]), reverse=reverse)
         last_id = params.get("last_id")
@@ -92,11 +98,13 @@ def routes(sim: Simulator) -> list[Route]:
             user = body.get("user") or None
         conv = store.conversation(app, user, str(request.path_params["conversation_id"]))
         if conv is None:
+            if sim.profile(request).delete_unknown_conversation_204:  # 1.12 (capture 48)
+                return Response(status_code=204, media_type="application/json")
             raise CONVERSATION_NOT_EXISTS
         del store.conversations[conv.id]
         for mid in conv.message_ids:
             store.messages.pop(mid, None)
-        return Response(status_code=204)
+        return Response(status_code=204, media_type="application/json")
 
     async def conversation_rename(request: Request) -> Response:
         app = sim.app_for(request)
@@ -160,6 +168,8 @@ def routes(sim: Simulator) -> list[Route]:
         body = await json_body(request)
         user = require_user(body.get("user"))
         rating = body.get("rating")
+        if not sim.profile(request).newer_fields:
+            payloads.check(payloads.MessageFeedbackPayload, body)  # 1.12's pydantic message (capture 19)
         if rating not in ("like", "dislike", None):
             raise invalid_param("rating must be 'like', 'dislike' or null")
         msg = store.message(app, user, str(request.path_params["message_id"]))
@@ -276,6 +286,18 @@ def routes(sim: Simulator) -> list[Route]:
         Route("/v1/apps/annotation-reply/{action}", annotation_reply, methods=["POST"]),
         Route("/v1/apps/annotation-reply/{action}/status/{job_id}", annotation_reply_status, methods=["GET"]),
     ]
+
+
+# History fields newer than 1.12 (the contract's "newer builds"); a 1.12 history item has none of them.
+NEWER_HISTORY_FIELDS = frozenset({"extra_contents", "message_tokens", "answer_tokens", "total_tokens",
+                                  "provider_response_latency", "total_price", "currency"})
+
+
+def _history_item(profile, msg: dict) -> dict:
+    item = public_message(msg)
+    if not profile.newer_fields:
+        item = {k: v for k, v in item.items() if k not in NEWER_HISTORY_FIELDS}
+    return item
 
 
 def _variables(app: SimApp, conv) -> dict[str, dict]:

@@ -58,6 +58,9 @@ def routes(sim: Simulator) -> list[Route]:
         app = sim.app_for(request)
         upload, user = await _single_file(request, DifyError(400, "no_file_uploaded", "Please upload your file."))
         name = upload.filename or ""
+        profile = sim.profile(request)
+        if not name and not profile.newer_fields:  # 1.12 sees no file in a part without a name (capture 45)
+            raise DifyError(400, "no_file_uploaded", "Please upload your file.")
         if not name:
             raise DifyError(400, "filename_not_exists_error", "The specified filename does not exist.")
         if "/" in name or "\\" in name:
@@ -82,6 +85,9 @@ def routes(sim: Simulator) -> list[Route]:
             "original_url": None, "user_id": end_user["id"], "tenant_id": end_user["tenant_id"],
             "conversation_id": None, "file_key": f"upload_files/{file_id}.{extension}", "reference": None,
         }
+        if not profile.newer_fields:  # 1.12's upload answer (captures 42, 43)
+            record.update(preview_url=None, user_id=None, file_key=None)
+            del record["reference"]
         store.files[file_id] = {**record, "_bytes": data, "_app": app.key, "_user": user}
         return JSONResponse(record, status_code=201)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,7 +21,8 @@ from .errors import (
     invalid_param,
     not_found,
 )
-from .generation import Generation
+from . import payloads
+from .generation import Generation, run_inputs
 from .server import Simulator, abort
 from .state import Conversation, Task, new_id, now, public_message
 from .streaming import SSEResponse, collect, frame, pace
@@ -27,6 +30,10 @@ from .text import request_rng
 from .validation import is_uuid, json_body, require_user, response_mode, validate_files, validate_inputs
 
 HISTORY_TOKEN_CAP = 2000  # prompt growth from earlier turns, as a memory window would cap it
+RUN_DETAIL_KEYS = ("id", "workflow_id", "status", "inputs", "outputs", "error", "total_steps", "total_tokens",
+                   "created_at", "finished_at", "elapsed_time")
+UUID_NIL = "00000000-0000-0000-0000-000000000000"  # parent_message_id of Service API messages (capture 11)
+JSON_UTF8 = "application/json; charset=utf-8"  # Dify's content type of blocking generation answers
 
 
 def routes(sim: Simulator) -> list[Route]:
@@ -36,6 +43,8 @@ def routes(sim: Simulator) -> list[Route]:
         user = require_user(body.get("user"))
         if not app.is_chat_family:
             raise NOT_CHAT_APP
+        if not sim.profile(request).newer_fields:
+            payloads.check(payloads.ChatRequestPayload, body)  # 1.12's pydantic messages (captures 25-27)
         query = body.get("query")
         if query is None:
             raise invalid_param("query is required")
@@ -50,7 +59,8 @@ def routes(sim: Simulator) -> list[Route]:
         if app.mode == "advanced-chat" and body.get("workflow_id"):
             _check_workflow_id(app, body["workflow_id"])
         if conversation is None:
-            conversation = Conversation(id=new_id(), app_key=app.key, user=user, inputs=inputs)
+            conversation = Conversation(id=new_id(), app_key=app.key, user=user, inputs=inputs,
+                                        introduction=app.opening_statement or "")
             if body.get("auto_generate_name", True) is not False:
                 conversation.name = " ".join(query.split())[:40]
             sim.store.conversations[conversation.id] = conversation
@@ -105,10 +115,16 @@ def routes(sim: Simulator) -> list[Route]:
         app = sim.app_for(request)
         if not app.is_workflow_based:
             raise NOT_WORKFLOW_APP
+        profile = sim.profile(request)
         run = sim.store.runs.get(str(request.path_params["run_id"]))
         if run is None or run["_app"] != app.key:
+            if profile.unknown_run_null_record:  # 1.12: 200 with every field null (capture 55)
+                return JSONResponse({k: None for k in RUN_DETAIL_KEYS})
             raise not_found("Workflow run not found.")
-        return JSONResponse({k: v for k, v in run.items() if not k.startswith("_") and k != "workflow_run"})
+        detail = {k: run[k] for k in RUN_DETAIL_KEYS}
+        if profile.run_detail_json_strings:  # 1.12: inputs and outputs are JSON text (capture 53)
+            detail["outputs"] = orjson.dumps(detail["outputs"]).decode()
+        return JSONResponse(detail)
 
     async def workflow_logs(request: Request) -> Response:
         app = sim.app_for(request)
@@ -140,7 +156,7 @@ def routes(sim: Simulator) -> list[Route]:
                 "created_from": "service-api",
                 "created_by_role": "end_user",
                 "created_by_account": None,
-                "created_by_end_user": {"id": sim.store.end_user(app, r["_user"])["id"], "type": "service_api",
+                "created_by_end_user": {"id": sim.store.end_user(app, r["_user"])["id"], "type": "service-api",
                                         "is_anonymous": False, "session_id": r["_user"]},
                 "created_at": r["created_at"],
                 "details": None,
@@ -151,6 +167,8 @@ def routes(sim: Simulator) -> list[Route]:
 
     async def workflow_events(request: Request) -> Response:
         """Re-open a run's stream (>= 1.13). Runs here finish before anyone resumes: one final event."""
+        if not sim.profile(request).workflow_events:
+            raise HTTPException(404)  # the route does not exist before 1.13 (capture 54)
         app = sim.app_for(request)
         user = require_user(request.query_params.get("user"))
         if not app.is_workflow_based:
@@ -232,7 +250,8 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
         )
     store.active[app.key] = active + 1
     sim.metrics.active.labels(app.mode).inc()
-    store.end_user(app, user)
+    end_user = store.end_user(app, user)
+    profile = sim.profile(request)
     latency = config.latency_for(request.headers.get("x-sim-ttft-ms"), request.headers.get("x-sim-tokens-per-s"))
     task = Task(id=new_id(), app_key=app.key, user=user)
     store.tasks[task.id] = task
@@ -245,15 +264,18 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
         app=app, user=user, query=query, inputs=inputs, files=files, task=task, latency=latency,
         rng=request_rng(config.seed, "latency", str(next(sim.counter))),
         seed=config.seed, conversation=conversation, history_tokens=min(history, HISTORY_TOKEN_CAP),
-        response_mode=mode,
+        response_mode=mode, profile=profile, end_user_id=end_user["id"],
     )
     done = lambda g: _finish(sim, g)  # noqa: E731
     fault = sim.stream_fault(request)
+    if fault is not None and fault.name == "node-failed":
+        gen.node_failure = app.is_workflow_based  # other modes have no nodes to fail: they run normally
+        fault = None
     if mode == "streaming":
         stream = pace(
             gen,
             ping_interval=config.ping_interval_s,
-            opening_ping=app.is_workflow_based,
+            opening_ping=app.is_workflow_based and profile.opening_ping,
             fault=fault,
             stall_limit=config.stall_limit_s,
             on_done=done,
@@ -271,7 +293,9 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
         return Response(status_code=500)  # never sent: the connection is gone
     if fault is not None and fault.name == "error-event":
         raise DifyError(400, "completion_request_error", "[simulated fault] The model provider returned an error.")
-    return JSONResponse(_blocking_body(gen))
+    if gen.node_failure and app.mode == "advanced-chat":  # a chatflow's failed run is an error (capture 73)
+        raise invalid_param(gen.error)
+    return JSONResponse(_blocking_body(gen), media_type=JSON_UTF8)
 
 
 def _blocking_body(gen: Generation) -> dict:
@@ -288,13 +312,11 @@ def _blocking_body(gen: Generation) -> dict:
         "message_id": gen.message_id,
         "mode": gen.app.mode,
         "answer": gen.answer,
-        "metadata": {"usage": gen.usage},
+        "metadata": gen.metadata(gen.usage),
         "created_at": gen.created_at,
     }
     if gen.conversation is not None:
         body["conversation_id"] = gen.conversation.id
-    if gen.retriever_resources:
-        body["metadata"]["retriever_resources"] = gen.retriever_resources
     return body
 
 
@@ -305,7 +327,7 @@ def _run_record(gen: Generation) -> dict:
         "workflow_id": gen.app.workflow_id,
         "status": gen.workflow_status or ("failed" if gen.status == "error" else "succeeded"),
         "outputs": gen.outputs if gen.outputs is not None else {"text": gen.answer},
-        "error": gen.error,
+        "error": gen.run_error if gen.workflow_status is not None else gen.error,
         "elapsed_time": round(time.monotonic() - gen.started, 6),
         "total_tokens": usage["total_tokens"],
         "total_steps": gen.total_steps,
@@ -327,10 +349,9 @@ def _finish(sim: Simulator, gen: Generation) -> None:
     metrics.generations.labels(gen.app.mode, gen.response_mode, gen.outcome).inc()
     metrics.output_tokens.labels(gen.app.mode).inc(len(gen.answer_parts))
     if gen.app.is_workflow_based:
-        import orjson
-
         record = _run_record(gen)
-        record.update(inputs=orjson.dumps(gen.inputs).decode(), _app=gen.app.key, _user=gen.user, _task=gen.task.id)
+        record.update(inputs=orjson.dumps(run_inputs(gen, start_node=True)).decode(), _app=gen.app.key, _user=gen.user,
+                      _task=gen.task.id)
         store.runs[gen.workflow_run_id] = record
     if gen.app.mode == "workflow":
         return
@@ -338,7 +359,7 @@ def _finish(sim: Simulator, gen: Generation) -> None:
     message = {
         "id": gen.message_id,
         "conversation_id": gen.conversation_id,
-        "parent_message_id": gen.conversation.message_ids[-1] if gen.conversation and gen.conversation.message_ids else None,
+        "parent_message_id": UUID_NIL,
         "inputs": gen.inputs,
         "query": gen.query,
         "answer": gen.answer,

@@ -13,15 +13,31 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .apps import APPS, SimApp
-from .config import STREAM_FAULTS, SimConfig
-from .errors import INTERNAL, UNAUTHORIZED_HEADERS, DifyError
+from .config import RUN_FAULTS, STREAM_FAULTS, SimConfig
+from .errors import INTERNAL, UNAUTHORIZED_HEADERS, DifyError, invalid_param
 from .faults import Fault, FaultPlan
 from .metrics import CountRequests, SimMetrics
+from .profiles import PROFILES, VERSION_HEADER, Profile, UnknownVersion, profile_named
 from .state import Store
 
 log = logging.getLogger("lib.simulator")
 
-SERVER_VERSION = "1.13.3"
+SERVER_VERSION = PROFILES["1.13"].server_version
+PASS_THROUGH_FAULTS = STREAM_FAULTS | RUN_FAULTS  # played by the route, not before headers
+# Dify's answer when the app's model has no provider configured (captures 76-80).
+NO_MODEL_MESSAGE = (
+    "2 validation errors for ModelConfigEntity\nprovider\n  Input should be a valid string [type=string_type, "
+    "input_value=None, input_type=NoneType]\n    For further information visit https://errors.pydantic.dev/2.11/v/string_type\n"
+    "model\n  Input should be a valid string [type=string_type, input_value=None, input_type=NoneType]\n"
+    "    For further information visit https://errors.pydantic.dev/2.11/v/string_type"
+)
+# werkzeug's NotFound page, byte for byte as Dify 1.12 sends it for an unknown route (capture 40).
+WERKZEUG_404 = (
+    "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n"
+    "<p>The requested URL was not found on the server. If you entered the URL manually please check your "
+    "spelling and try again.</p>\n"
+)
+CORS_HEADERS = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"X-Env, X-Trace-Id, X-Version")]
 GENERATION_PATHS = ("/v1/chat-messages", "/v1/completion-messages", "/v1/workflows/run")
 
 
@@ -34,6 +50,20 @@ class Simulator:
         self.faults = FaultPlan(config)
         self.metrics = SimMetrics()
         self.counter = itertools.count()  # request number: seeds each request's latency jitter
+        self.default_profile = profile_named(config.dify_version)
+
+    def profile_of(self, headers) -> Profile:
+        """The request's Dify version: its X-Sim-Dify-Version header, else --dify-version."""
+        wanted = headers.get(VERSION_HEADER)
+        if not wanted:
+            return self.default_profile
+        try:
+            return profile_named(wanted)
+        except UnknownVersion as exc:
+            raise DifyError(400, "bad_request", f"X-Sim-Dify-Version: {exc}") from None
+
+    def profile(self, request: Request) -> Profile:
+        return self.profile_of(request.headers)
 
     def app_for(self, request: Request) -> SimApp:
         """Dify's auth checks, in Dify's order; returns the app the key belongs to."""
@@ -49,8 +79,9 @@ class Simulator:
         return app
 
     def stream_fault(self, request: Request) -> Fault | None:
+        """The request's fault when the route plays it (in-stream faults and node-failed)."""
         fault = request.scope.get("sim.fault")
-        return fault if fault and fault.name in STREAM_FAULTS else None
+        return fault if fault and fault.name in PASS_THROUGH_FAULTS else None
 
 
 def _error_page(status: int, title: str) -> Response:
@@ -93,7 +124,7 @@ class FaultInjection:
             fault = self.sim.faults.pick(headers, generation=generation)
             if fault is not None:
                 self.sim.metrics.faults.labels(fault.name).inc()
-        if fault is None or fault.name in STREAM_FAULTS:
+        if fault is None or fault.name in PASS_THROUGH_FAULTS:
             scope["sim.fault"] = fault
             return await self.app(scope, receive, send)
         if fault.name == "slow-headers":
@@ -109,6 +140,8 @@ class FaultInjection:
             response = PlainTextResponse("Too Many Requests", status_code=429, headers={"Retry-After": fault.retry_after})
         elif fault.name == "500":
             response = INTERNAL.response()
+        elif fault.name == "no-model":
+            response = invalid_param(NO_MODEL_MESSAGE).response()
         else:
             response = _error_page(int(fault.name), _PROXY_PAGES[fault.name])
         await response(scope, receive, send)
@@ -126,7 +159,41 @@ async def _dify_error(request: Request, exc: DifyError) -> Response:
     return exc.response()
 
 
+class VersionHeaders:
+    """Dify's `X-Version` and `X-Env` headers on every /v1 response, by the request's profile."""
+
+    def __init__(self, app, sim: Simulator):
+        self.app, self.sim = app, sim
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            version = self.sim.profile_of(headers).server_version
+        except DifyError as exc:  # a bad X-Sim-Dify-Version fails every request, not only those that read it
+            return await exc.response()(scope, receive, send)
+        extra = [(b"x-version", version.encode()), (b"x-env", b"PRODUCTION")]
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                # Flask-CORS marks what the Service API answers; werkzeug's own 404/405 pass it by (captures 40, 41).
+                cors = [] if scope.get("sim.routing_error") else CORS_HEADERS
+                message = {**message, "headers": [*message.get("headers", []), *cors, *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 async def _http_error(request: Request, exc: HTTPException) -> Response:
+    request.scope["sim.routing_error"] = True
+    if exc.status_code == 404:
+        try:
+            html = request.app.state.sim.profile(request).html_404
+        except DifyError:
+            html = False
+        if html:
+            return Response(WERKZEUG_404, status_code=404, media_type="text/html; charset=utf-8")
     messages = {
         404: "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.",
         405: "The method is not allowed for the requested URL.",
@@ -146,7 +213,7 @@ def create_app(config: SimConfig | None = None) -> CaptureTransport:
     sim = Simulator(config or SimConfig())
 
     async def welcome(request: Request) -> Response:
-        return JSONResponse({"welcome": "Dify OpenAPI", "api_version": "v1", "server_version": SERVER_VERSION})
+        return JSONResponse({"welcome": "Dify OpenAPI", "api_version": "v1", "server_version": sim.profile(request).server_version})
 
     async def sim_requests(request: Request) -> Response:
         key = request.query_params.get("key", "")
@@ -176,4 +243,4 @@ def create_app(config: SimConfig | None = None) -> CaptureTransport:
         exception_handlers={DifyError: _dify_error, HTTPException: _http_error, Exception: _unexpected},
     )
     starlette.state.sim = sim
-    return CaptureTransport(CountRequests(FaultInjection(starlette, sim), sim.metrics))
+    return CaptureTransport(CountRequests(VersionHeaders(FaultInjection(starlette, sim), sim), sim.metrics))

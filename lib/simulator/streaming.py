@@ -60,8 +60,8 @@ async def pace(
                     last_sent = now
                     continue
                 await asyncio.sleep(min(target - now, next_ping - now, STOP_POLL_S))
-            if gen.task.stopped and _is_content(event):
-                sent = False  # stopped while waiting: this piece never went out
+            if gen.task.stopped and (_is_content(event) or event.get("event") == "node_finished"):
+                sent = False  # stopped while waiting: this piece never went out, the running node never finishes
                 continue
             if fault and sent_events >= fault.after_events:
                 if fault.name == "error-event":

@@ -173,8 +173,9 @@ PRICE_UNIT = Decimal("0.001")
 _Q = Decimal("0.0000001")
 
 
-def usage_block(prompt_tokens: int, completion_tokens: int, latency_s: float) -> dict:
-    """Dify's `metadata.usage`: token counts as ints, prices as decimal strings, latency in seconds."""
+def usage_block(prompt_tokens: int, completion_tokens: int, latency_s: float,
+                time_to_first_token: float = 0.0, time_to_generate: float = 0.0) -> dict:
+    """Dify's `metadata.usage`: token counts as ints, prices as decimal strings, latency and timings in seconds."""
     prompt_price = (PROMPT_UNIT_PRICE * PRICE_UNIT * prompt_tokens).quantize(_Q, ROUND_HALF_UP)
     completion_price = (COMPLETION_UNIT_PRICE * PRICE_UNIT * completion_tokens).quantize(_Q, ROUND_HALF_UP)
     return {
@@ -190,4 +191,6 @@ def usage_block(prompt_tokens: int, completion_tokens: int, latency_s: float) ->
         "total_price": str(prompt_price + completion_price),
         "currency": "USD",
         "latency": round(latency_s, 6),
+        "time_to_first_token": round(time_to_first_token, 3),
+        "time_to_generate": round(time_to_generate, 3),
     }

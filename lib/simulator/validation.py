@@ -27,6 +27,10 @@ async def json_body(request: Request) -> dict[str, Any]:
 
         body = orjson.loads(raw)
     except ValueError:
+        if not request.app.state.sim.profile(request).newer_fields:
+            from .payloads import MALFORMED_JSON
+
+            raise bad_request(MALFORMED_JSON) from None  # 1.12 (captures 28, 59)
         raise bad_request("Failed to decode JSON object: the request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise bad_request("Invalid JSON payload received or JSON payload is empty.")

@@ -18,6 +18,10 @@ REFRESH = {"Off": None, "2 s": 2, "5 s": 5, "10 s": 10, "30 s": 30}
 GRID = [("request_rate", "error_ratio"), ("latency", "ttft"), ("output_tokens", "in_flight"),
         ("retries", "rate_limits"), ("breaker", None)]
 url = prometheus_url()
+# Streamlit fades a fragment's elements while it reruns: with a refresh every few seconds the charts would
+# be dimmed much of the time. The live panels (a container keyed `metrics_live`) keep full opacity; their
+# caption's "Updated" time says when they last changed.
+st.html("<style>.st-key-metrics_live [data-stale='true'] {opacity: 1 !important; transition: none !important;}</style>")
 
 target = current_target()
 
@@ -71,6 +75,12 @@ sel = selector(jobs, instances)
 
 @st.fragment(run_every=every)
 def live_panels(sel: str, range_s: int) -> None:
+    """Only this reruns on each refresh, not the page (whose PromQL result stays as it is)."""
+    with st.container(key="metrics_live"):
+        panels(sel, range_s)
+
+
+def panels(sel: str, range_s: int) -> None:
     end = utcnow()
     start = end - timedelta(seconds=range_s)
     step, window = step_seconds(range_s), rate_window(range_s)

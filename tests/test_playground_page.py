@@ -7,6 +7,7 @@ cut, breaker open): each an st.error with the client's sentence, never an except
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,13 @@ def widget(items, label: str):
 
 
 def texts(elements) -> list[str]:
-    return [e.value for e in elements]
+    """Each element's text as the reader sees it (the page escapes Markdown in plain answers: undone here)."""
+    return [shown(e.value) for e in elements]
+
+
+def shown(markdown: str) -> str:
+    text = re.sub(r"\\([\\`*_{}\[\]()<>#+\-.!|~$=:])", r"\1", markdown).replace("&nbsp;", " ")
+    return text.replace("  \n", "\n")
 
 
 def timing_captions(at: AppTest) -> list[str]:

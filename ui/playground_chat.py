@@ -12,6 +12,7 @@ from lib.dify import DifyError
 from lib.playground.conversations import load_earlier
 from lib.playground.form import validate_inputs
 from lib.playground.live import LiveRun, RunRequest
+from lib.playground.markdown import safe_markdown
 from lib.playground.transcript import Turn
 from ui.playground_form import pending_file, raw_values, render_form
 from ui.playground_state import PageContext, PendingSend, flash
@@ -88,7 +89,7 @@ def _welcome(page: PageContext, *, first: bool) -> None:
 
 def _show_turn(page: PageContext, turn: Turn, live: LiveRun | None) -> None:
     with st.chat_message("user"):
-        st.markdown(turn.query)
+        st.markdown(safe_markdown(turn.query))
         if turn.files:
             st.caption(":material/attach_file: " + ", ".join(turn.files))
     with st.chat_message("assistant"):

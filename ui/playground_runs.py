@@ -37,15 +37,23 @@ def runs_view(page: PageContext) -> None:
         session.form_error = None
     if session.pending is not None:
         _start_pending(page)
+    following = None
     for turn in reversed(page.transcript.turns):
-        with st.container(border=True):
+        # st.empty().container(): a fresh box. A plain container at this place would keep the elements the
+        # previous run drew there (the older run's caption, faded) until this script run ends, that is,
+        # until the new run has streamed to its end.
+        with st.empty().container(border=True):
             _run_header(turn)
             live = session.live if session.live is not None and session.live.turn is turn else None
             if live is not None and not live.done.is_set():
-                follow_live(live)
-                st.rerun()
+                following = (st.container(), live)  # followed once the older runs are drawn under it
+                continue
             show_answer(turn)
             feedback(turn, page.client, page.user)
+    if following is not None:
+        with following[0]:
+            follow_live(following[1])
+        st.rerun()
 
 
 def _has_query_box(page: PageContext) -> bool:

@@ -14,6 +14,7 @@ import streamlit as st
 
 from lib.dify import DifyClient, DifyError
 from lib.playground.live import LiveRun
+from lib.playground.markdown import safe_markdown
 from lib.playground.transcript import Turn, format_seconds, node_rows, progress_lines
 from ui.playground_state import flash
 
@@ -48,13 +49,18 @@ def follow_live(live: LiveRun, *, stop_label: str = "Stop") -> None:
         else:
             progress.empty()
 
-    st.write_stream(live.follow(on_tick=tick))
+    # Not st.write_stream: it renders the raw text as Markdown; each redraw goes through safe_markdown.
+    answer = st.empty()
+    for _ in live.follow(on_tick=tick):
+        with live.lock:
+            text = live.turn.answer
+        answer.markdown(safe_markdown(text))
 
 
 def show_answer(turn: Turn) -> None:
     """A finished turn's answer (or outputs), status, error, details and timing caption."""
     if turn.answer:
-        st.markdown(turn.answer)
+        st.markdown(safe_markdown(turn.answer))
     elif turn.outputs:
         st.json(turn.outputs)
     elif turn.status == "done":
@@ -65,7 +71,7 @@ def show_answer(turn: Turn) -> None:
     if turn.status == "stopped":
         st.caption(":material/stop_circle: Stopped: the answer above is what arrived before the stop.")
     if turn.error:
-        st.error(turn.error)
+        st.error(turn.error, icon=":material/error:")
     show_details(turn)
     if turn.stats:
         st.caption(turn.stats.caption())

@@ -209,10 +209,26 @@ def test_conversations_open_rename_delete_and_new(sim):
     at.button(key=f"pg:rename:{first.conversation_id}").click().run()
     assert_clean(at)
     assert at.sidebar.button(key=f"pg:open:{first.conversation_id}").label == "▸ Renamed ✨"
+    # Delete asks first (Dify cannot undo it); Cancel keeps the conversation.
     at.button(key=f"pg:delete:{second.conversation_id}").click().run()
     assert_clean(at)
-    assert "Conversation deleted." in texts(at.success)
+    assert texts(at.sidebar.warning) == [
+        "Delete the conversation “Newest question” and all its messages from Dify? This cannot be undone."]
+    at.sidebar.button(key=f"pg:delete-no:{second.conversation_id}").click().run()
+    assert_clean(at)
+    assert not at.sidebar.warning and len([b for b in at.sidebar.button if b.key and b.key.startswith("pg:open:")]) == 2
+    with DifyClient(sim.url, KEYS["chat"]) as client:
+        assert len(client.conversations(user=user).data) == 2
+    # Confirmed: gone from Dify and the list, and the page says which one went.
+    at.button(key=f"pg:delete:{second.conversation_id}").click().run()
+    at.sidebar.button(key=f"pg:delete-yes:{second.conversation_id}").click().run()
+    assert_clean(at)
+    assert texts(at.success) == [f"Deleted the conversation “Newest question” ({second.conversation_id[:8]}…) "
+                                 "and its messages from Dify."]
+    assert not at.sidebar.warning
     assert [b.label for b in at.sidebar.button if b.key and b.key.startswith("pg:open:")] == ["▸ Renamed ✨"]
+    with DifyClient(sim.url, KEYS["chat"]) as client:
+        assert [c.id for c in client.conversations(user=user).data] == [first.conversation_id]
     click(at, "New conversation", where=at.sidebar)
     assert timing_captions(at) == [] and any(b.label == "What can you do?" for b in at.button)
 
@@ -273,6 +289,9 @@ def test_workflow_runs_with_outputs_and_a_node_timeline(sim):
     assert "text" in at.json[0].value
     nodes = at.dataframe[0].value
     assert nodes["type"].tolist() == ["start", "llm", "template-transform", "end"]
+    # Tokens: the LLM's count, blank for the nodes without one (never None, which the grid shows as "None").
+    assert not nodes["tokens"].isna().any() and "None" not in nodes["tokens"].astype(str).tolist()
+    assert int(nodes["tokens"][1].replace(",", "")) > 0 and nodes["tokens"][0] == ""
     assert timing_captions(at)[0].startswith("First token")
 
 

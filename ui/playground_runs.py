@@ -37,24 +37,26 @@ def runs_view(page: PageContext) -> None:
         session.form_error = None
     if session.pending is not None:
         _start_pending(page)
+    # A run streams in a box of its own above the finished ones. Drawn where a finished run's box was, it
+    # would keep that box's elements (a caption, the outputs, faded) until it has streamed to its end:
+    # Streamlit reuses a container's old children until the script run is over.
+    live_box = st.container()
     following = None
     for turn in reversed(page.transcript.turns):
-        # st.empty().container(): a fresh box. A plain container at this place would keep the elements the
-        # previous run drew there (the older run's caption, faded) until this script run ends, that is,
-        # until the new run has streamed to its end.
-        with st.empty().container(border=True):
+        live = session.live if session.live is not None and session.live.turn is turn else None
+        if live is not None and not live.done.is_set():
+            following = (turn, live)  # followed once the finished runs are drawn, at their usual places
+            continue
+        with st.container(border=True):
             _run_header(turn)
-            live = session.live if session.live is not None and session.live.turn is turn else None
-            if live is not None and not live.done.is_set():
-                following = (st.container(), live)  # followed once the older runs are drawn under it
-                continue
             show_answer(turn)
             feedback(turn, page.client, page.user)
     if following is not None:
-        with following[0]:
-            follow_live(following[1])
+        turn, live = following
+        with live_box, st.container(border=True):
+            _run_header(turn)
+            follow_live(live)
         st.rerun()
-
 
 def _has_query_box(page: PageContext) -> bool:
     return page.profile.kind == "completion" and page.profile.field("query") is None

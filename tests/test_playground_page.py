@@ -353,12 +353,14 @@ def test_a_target_added_for_the_session_is_used_and_its_key_never_shown(sim):
     assert any(s.startswith("Added My chat app") for s in texts(at.success))
     send(at, "Through the added target")
     assert len(timing_captions(at)) == 1
-    add_target(at, "Secret app", sim.url, SECRET)  # a wrong key: Dify answers 401
+    add_target(at, "Secret app", sim.url, SECRET)  # a wrong key: Dify answers 401, and nothing is added
     errors = texts(at.error)
-    assert any("Access token is invalid" in e and "API Access" in e for e in errors), errors
-    assert "app-…WXYZ" in rendered_text(at)
+    assert any(e.startswith("Not added: ") and "Access token is invalid" in e and "API Access" in e for e in errors), errors
+    assert not texts(at.success)  # no "Added" over the error
+    assert "Secret app" not in at.sidebar.selectbox(key="target_name").options
+    assert at.sidebar.selectbox(key="target_name").value == "My chat app"
+    assert widget(at.text_input, "Name").value == "Secret app"  # the typing is kept, to fix and send again
     assert SECRET not in rendered_text(at) and SECRET[4:] not in rendered_text(at)
-    assert widget(at.text_input, "API key").value == ""
 
 
 def test_add_target_form_explains_what_is_wrong_and_keeps_the_typing(sim):
@@ -371,9 +373,19 @@ def test_add_target_form_explains_what_is_wrong_and_keeps_the_typing(sim):
     assert texts(at.error) == ["A configured target is already named 'Simulator · chat': pick another name."]
 
 
-def test_unreachable_url_then_breaker_open(sim):
+def test_unreachable_url_is_not_added_and_a_target_gone_down_opens_the_breaker(sim_factory):
     at = open_page()
     add_target(at, "Nowhere", f"http://127.0.0.1:{free_port()}/v1", SECRET)
+    [error] = texts(at.error)
+    assert error.startswith("Not added: Could not connect to 127.0.0.1") and "Check the base URL" in error
+    assert "Nowhere" not in at.sidebar.selectbox(key="target_name").options
+    assert "Target: **Simulator · chat**" in texts(at.markdown)  # the page goes on with the target it had
+    # A target that answered when added and went down since: the client's sentence, then its breaker opens.
+    doomed = sim_factory("--fast")
+    add_target(at, "Going down", doomed.url, KEYS["chat"])
+    assert at.sidebar.selectbox(key="target_name").value == "Going down"
+    doomed.stop()
+    widget(at.selectbox, "App mode").set_value("chat").run()  # asks Dify for the app again
     [error] = texts(at.error)
     assert error.startswith("Could not connect to 127.0.0.1") and "Check the base URL" in error
     assert [b.label for b in at.button if b.label == "Add and use"] and widget(at.selectbox, "App mode")  # still usable
@@ -386,8 +398,15 @@ def test_a_server_that_is_not_dify(sim):
     with html_server() as url:
         at = open_page()
         add_target(at, "Website", url, SECRET)
-    [error] = texts(at.error)
-    assert "instead of Dify's JSON" in error and "Welcome to Example Corp" in error and "end in /v1" in error
+        [error] = texts(at.error)
+        assert error.startswith("Not added: ") and "instead of Dify's JSON" in error and "Welcome to Example Corp" in error
+        assert "end in /v1" in error  # the URL given had /v1: that is the advice
+        # Given without /v1, the console adds it: no advice to do what was done; say what was tried instead.
+        add_target(at, "Website", url.removesuffix("/v1") + "/api/", SECRET)
+        [error] = texts(at.error)
+        assert "end in /v1" not in error and "instead of Dify's JSON" in error
+        assert f"The console added /v1 to the URL you gave ({url.removesuffix('/v1')}/api/v1)" in error
+    assert "Website" not in at.sidebar.selectbox(key="target_name").options
     assert SECRET not in rendered_text(at)
 
 

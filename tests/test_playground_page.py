@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.dify import DifyClient
 from tests.conftest import KEYS
+from tests.support.gateway import CALLER_KEY, start_gateway
 from tests.support.html_server import html_server
 from tests.support.procs import free_port
 
@@ -392,6 +393,20 @@ def test_unreachable_url_is_not_added_and_a_target_gone_down_opens_the_breaker(s
     click(at, "Retry")
     [error] = texts(at.error)
     assert "failed repeatedly" in error and "not calling it until" in error  # the circuit breaker is open
+
+
+def test_a_wrong_gateway_key_says_the_gateway_refused_it(sim, tmp_path):
+    gateway = start_gateway(tmp_path, sim.url)
+    try:
+        at = open_page()
+        add_target(at, "Via my gateway", gateway.url, "gw-not-a-caller-key-0000")
+        [error] = texts(at.error)
+        assert error.startswith("Not added: The gateway did not accept this key") and "GATEWAY_API_KEYS" in error
+        assert "is required" not in error and "API Access" not in error
+        add_target(at, "Via my gateway", gateway.url, CALLER_KEY)
+        assert at.sidebar.selectbox(key="target_name").value == "Via my gateway"
+    finally:
+        gateway.stop()
 
 
 def test_a_server_that_is_not_dify(sim):

@@ -30,7 +30,18 @@ def check_target(target: Target, typed_url: str) -> AppProfile:
             raise TargetCheckFailed(str(err)) from None
 
 
+def explain(err: DifyError) -> str:
+    """The client's sentence, but for the console's gateway refusing a caller key: its 401 reads "A gateway
+    key is required" even when a wrong key was sent, and the client's hint is about Dify app keys."""
+    if err.status == 401 and (err.message or "").startswith("A gateway key is required"):
+        return ("The gateway did not accept this key: it is not one of its caller keys (GATEWAY_API_KEYS; "
+                "`make run` prints its demo key). Through the gateway, use a gateway caller key, not the Dify app's key.")
+    return str(err)
+
+
 def _sentence(err: DifyError, base_url: str, typed_url: str) -> str:
+    if err.status == 401:
+        return explain(err)
     if "/v1" not in err.hint or _path(typed_url).endswith("/v1"):
         return str(err)
     # The URL typed had no /v1 and the console added it: the client's "should end in /v1" is moot.

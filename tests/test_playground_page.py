@@ -167,6 +167,11 @@ def test_app_inputs_go_with_the_first_message_and_are_checked(sim):
 
 def test_file_upload_is_sent_the_dify_way(sim):
     at = open_page()
+    # The widgets say the app's own limit (system_parameters: documents 15 MB, images 10 MB), not Streamlit's 200 MB.
+    assert at.chat_input[0].proto.max_upload_size_mb == 15
+    workflow = open_page("Simulator · workflow")
+    uploaders = [el.proto for el in workflow.get("file_uploader")]
+    assert uploaders and all(u.max_upload_size_mb == 15 for u in uploaders), [(u.label, u.max_upload_size_mb) for u in uploaders]
     at.chat_input[0].upload("notes.txt", b"hello from a file", "text/plain").set_value("Read my notes").run()
     assert_clean(at)
     assert any("You attached 1 file(s): notes.txt" in m for m in texts(at.markdown))

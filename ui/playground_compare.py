@@ -84,7 +84,7 @@ def _lane_setup(page: PageContext, targets: list[Target], how: str):
             st.markdown(f"**{label} · {target.name}** · {profile.name} ({profile.mode_label})")
             if profile.fields:
                 with st.expander(f"Inputs {label}", expanded=how == VARIANTS):
-                    render_form(profile.fields, scope)
+                    render_form(profile.fields, scope, max_upload_mb=profile.upload.widget_limit_mb())
     return a, b
 
 

@@ -21,14 +21,14 @@ def runs_view(page: PageContext) -> None:
     scope = page.scope(VIEW)
     action = "Generate" if profile.kind == "completion" else "Run"
     with st.form(f"pg:run-form:{scope}", enter_to_submit=False):
-        render_form(profile.fields, scope)
+        render_form(profile.fields, scope, max_upload_mb=profile.upload.widget_limit_mb())
         if _has_query_box(page):
             set_default(_query_key(page), "")
             st.text_area("Query", key=_query_key(page), height=80,
                          help="Sent as the request's `query` (text generators from older Dify builds read it).")
         if profile.upload.can_upload:
             st.file_uploader("Files", key=_files_key(page), accept_multiple_files=True,
-                             type=profile.upload.widget_extensions(),
+                             type=profile.upload.widget_extensions(), max_upload_size=profile.upload.widget_limit_mb(),
                              help=f"Sent with the run, up to {profile.upload.number_limit} ({', '.join(profile.upload.types)}).")
         st.form_submit_button(action, type="primary", on_click=_queue, args=(page,), disabled=session.busy,
                               icon=":material/play_arrow:")

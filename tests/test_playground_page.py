@@ -18,6 +18,7 @@ from tests.conftest import KEYS
 from tests.support.gateway import CALLER_KEY, start_gateway
 from tests.support.html_server import html_server
 from tests.support.procs import free_port
+from tests.support.replay import replay_server
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -453,3 +454,33 @@ def test_a_stream_cut_midway_keeps_the_partial_answer(sim_factory, monkeypatch):
         user = at.session_state["pgv:user"]
         sent = [m.query for c in client.conversations(user=user).data for m in client.messages(c.id, user=user).data]
     assert sent == ["Cut me off", "Cut me off"]
+
+
+# -- a run that fails in a node (the exact bytes of a real Dify 1.12.1) ------------------------------------
+
+
+def test_a_failed_workflow_or_chatflow_run_is_a_failure_with_the_nodes_message(sim):
+    """Real captures of a Template node failing (no code sandbox): the page shows a failure naming the node and
+    Dify's message, and keeps the node timeline with that node marked failed."""
+    dify_message = "Failed to execute code, which is likely a network issue"
+    with replay_server() as url:
+        at = open_page()
+        add_target(at, "Failing workflow", url, "app-replay-failing-workflow")
+        widget(at.text_input, "Topic *").set_value("testing")
+        click(at, "Run")
+        [error] = texts(at.error)
+        assert "failed" in error and "Template" in error and dify_message in error, error
+        assert "check the inputs" not in error and "the model failed" not in error
+        nodes = at.dataframe[0].value
+        assert nodes["node"].tolist() == ["Start", "Template"]
+        assert nodes["status"].tolist() == ["✅ succeeded", "❌ failed"]
+        assert dify_message in nodes["error"][1]
+        assert not timing_captions(at) or "tokens/s" not in timing_captions(at)[0]
+
+        add_target(at, "Failing chatflow", url, "app-replay-failing-chatflow")
+        send(at, "fail please")
+        [error] = texts(at.error)
+        assert "failed" in error and "Template" in error and dify_message in error, error
+        assert "check the inputs" not in error and "the model failed" not in error
+        nodes = at.dataframe[0].value
+        assert "❌ failed" in nodes["status"].tolist() and "Template" in nodes["node"].tolist()

@@ -174,7 +174,9 @@ class LiveRun:
             error = str(err)
             self._mark_failed_node(err)
         except DifyError as err:
-            error = str(err)
+            # A chatflow's failed run ends workflow_finished (failed) then an `error` event: the first says
+            # which node failed and why, which a client without RunFailedError reads as a generic stream error.
+            error = turn.error if self.recorder.run_failed and turn.error else str(err)
             if err.partial and len(err.partial) > len(turn.answer):
                 turn.answer = err.partial
         except UploadRejected as err:

@@ -56,7 +56,7 @@ def _keep_markdown(text: str) -> str:
             in_fence = not in_fence
             lines.append(line)
             continue
-        lines.append(line if in_fence else _escape_dollars(line) + _BREAK_MARK)
+        lines.append(line if in_fence or not line.strip() else _escape_dollars(line) + _BREAK_MARK)
     out = "\n".join(lines)
     # Hard breaks only where a line goes on: not before a blank line, a fence or the end (nothing to break).
     return re.sub(re.escape(_BREAK_MARK) + r"(?=\n\s*\n|\n {0,3}(```|~~~)|$)", "", out).replace(_BREAK_MARK, "  ")

@@ -28,6 +28,7 @@ class TurnRecorder:
     def __init__(self, turn: Turn) -> None:
         self.turn = turn
         self.usage: Usage | None = None
+        self.run_failed = False  # workflow_finished said "failed": turn.error says where and why
         self._pieces: list[str] = []
 
     def apply(self, ev: Event, timing: Timing | None = None) -> bool:
@@ -64,6 +65,7 @@ class TurnRecorder:
             turn.outputs = dict(ev.outputs or {})
             if ev.status == "failed" and ev.error:
                 turn.error = failed_run_sentence(turn, ev.error)
+                self.run_failed = True
             if ev.status == "stopped":
                 turn.status = "stopped"
             return True

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -233,3 +234,35 @@ def test_the_rendered_prometheus_config_is_valid(tmp_path):
     assert promtool, "promtool is missing: make test installs the Debian package prometheus"
     r = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_prometheus_that_keeps_dying_is_restarted_with_growing_backoff(tmp_path):
+    """A service with a status file (Prometheus) that exits at once: restarted again and again, each wait longer
+    than the last, the status file saying "restarting", and the supervisor never giving up the others."""
+    run_console = load_script()
+    run_console.RESTART_BACKOFF = (0.1, 0.2, 0.4, 0.8)  # the real steps are seconds; the sequence is what counts
+    status = tmp_path / "status.json"
+    dying = run_console.Service("prometheus", [sys.executable, "-c", "import sys; sys.exit(3)"], free_port(),
+                                "http://127.0.0.1:1/-/ready", status_file=status)
+    sup = run_console.Supervisor()
+    said: list[str] = []
+    sup.say = said.append
+    sup.start(dying)
+    sup.mark_ready(dying)
+    watcher = threading.Thread(target=sup.watch, daemon=True)
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 30
+        while sum("restarting it in" in line for line in said) < 4:
+            assert time.monotonic() < deadline, said
+            time.sleep(0.05)
+        state = json.loads(status.read_text())
+        assert state["state"] == "restarting" and state["exit_code"] == 3 and state["restarts"] == 1
+    finally:
+        sup.stop_requested.set()
+        watcher.join(timeout=10)
+        sup.stop_all()
+    delays = [re.search(r"restarting it in ([\d.]+) s", line).group(1) for line in said if "restarting it in" in line]
+    assert delays[:4] == ["0.1", "0.2", "0.4", "0.8"], said
+    assert all("exit code 3" in line for line in said if "restarting it in" in line)
+    assert not watcher.is_alive()

@@ -33,7 +33,7 @@ def check_target(target: Target, typed_url: str) -> AppProfile:
 def explain(err: DifyError) -> str:
     """The client's sentence, but for the console's gateway refusing a caller key: its 401 reads "A gateway
     key is required" even when a wrong key was sent, and the client's hint is about Dify app keys."""
-    if err.status == 401 and (err.message or "").startswith("A gateway key is required"):
+    if err.status == 401 and "gateway key" in (err.message or "").lower():  # the gateway's 401, whatever its wording
         return ("The gateway did not accept this key: it is not one of its caller keys (GATEWAY_API_KEYS; "
                 "`make run` prints its demo key). Through the gateway, use a gateway caller key, not the Dify app's key.")
     return str(err)

@@ -4,10 +4,14 @@ Used by `make run` and by the tests; a missing binary is an error that says how 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -61,3 +65,68 @@ def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 
             pass
         time.sleep(0.1)
     raise TimeoutError(f"prometheus at {url} not ready after {timeout:.0f} s")
+
+
+# -- what make run's supervisor tells the Metrics page about the Prometheus it runs -----------------
+# The supervisor writes a small JSON file (PROMETHEUS_STATUS_FILE, beside Prometheus's storage) each time
+# Prometheus stops or comes back; the page reads it. A file rather than probing: only the supervisor knows
+# that Prometheus died and when, and that a restart is on its way.
+STATUS_ENV = "PROMETHEUS_STATUS_FILE"
+
+
+@dataclass(frozen=True)
+class PrometheusStatus:
+    state: str  # "running", "restarting" (stopped; next attempt at next_attempt_at) or "starting"
+    stopped_at: float | None = None  # epoch seconds of the last unexpected stop
+    exit_code: int | None = None
+    restarted_at: float | None = None  # epoch seconds it was ready again after that stop
+    next_attempt_at: float | None = None
+    restarts: int = 0  # unexpected stops so far
+
+    def sentence(self) -> str | None:
+        """What the Metrics page says; None while Prometheus never stopped."""
+        if self.stopped_at is None:
+            return None
+        stopped = f"Prometheus stopped at {_clock(self.stopped_at)} UTC" + (
+            f" ({exit_reason(self.exit_code)})" if self.exit_code is not None else "")
+        if self.state == "running" and self.restarted_at is not None:
+            again = f" (it has stopped {self.restarts} times so far)" if self.restarts > 1 else ""
+            return (f"{stopped} and was restarted at {_clock(self.restarted_at)} UTC by `make run`{again}; "
+                    "the charts have no samples for the time it was down.")
+        if self.state == "restarting" and self.next_attempt_at is not None:
+            return f"{stopped}; `make run` is restarting it (next attempt at {_clock(self.next_attempt_at)} UTC)."
+        return f"{stopped}; `make run` is restarting it."
+
+
+def write_status(path: Path, status: PrometheusStatus) -> None:
+    """Atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(status)))
+    os.replace(tmp, path)
+
+
+def read_status(path: str | Path | None = None) -> PrometheusStatus | None:
+    """The supervisor's last word (PROMETHEUS_STATUS_FILE when no path); None when there is none."""
+    path = path or os.environ.get(STATUS_ENV)
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+        return PrometheusStatus(**{k: data[k] for k in data if k in PrometheusStatus.__dataclass_fields__})
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def exit_reason(code: int) -> str:
+    """Popen's returncode in words: -9 is "killed by SIGKILL"."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _clock(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%H:%M:%S")

@@ -6,6 +6,7 @@ import streamlit as st
 from lib.charts.metrics import result_figure, timeseries_figure
 from lib.panels import PANELS_BY_KEY, rate_window, selector, step_seconds
 from lib.prom import Prom, PrometheusUnavailable, PromQLError, prometheus_url, query_range_any, utcnow
+from lib.prometheus_process import read_status
 from ui import current_target, require_shell
 from ui.clients import ensure_metrics_server
 
@@ -17,6 +18,10 @@ REFRESH = {"Off": None, "2 s": 2, "5 s": 5, "10 s": 10, "30 s": 30}
 GRID = [("request_rate", "error_ratio"), ("latency", "ttft"), ("output_tokens", "in_flight"),
         ("retries", "rate_limits"), ("breaker", None)]
 url = prometheus_url()
+# Streamlit fades a fragment's elements while it reruns: with a refresh every few seconds the charts would
+# be dimmed much of the time. The live panels (a container keyed `metrics_live`) keep full opacity; their
+# caption's "Updated" time says when they last changed.
+st.html("<style>.st-key-metrics_live [data-stale='true'] {opacity: 1 !important; transition: none !important;}</style>")
 
 target = current_target()
 
@@ -29,17 +34,33 @@ c_range, c_refresh, c_jobs, c_targets = st.columns([1, 1, 2, 2])
 range_s = RANGES[c_range.selectbox("Time range", list(RANGES), index=1, key="metrics_range")]
 every = REFRESH[c_refresh.selectbox("Refresh", list(REFRESH), index=2, key="metrics_refresh")]
 
+
+
+def supervisor_news(unreachable: str | None = None) -> None:
+    """What `make run` says about the Prometheus it runs (it died, it is restarting, it came back); else,
+    when Prometheus does not answer, why and how to fix it."""
+    status = read_status()  # None unless make run started Prometheus
+    news = status.sentence() if status else None
+    if news and status.state != "running":
+        st.warning(news, icon=":material/restart_alt:")
+    elif unreachable:
+        st.error(f"**Prometheus is unreachable.** {unreachable}", icon=":material/error:")
+    elif news:
+        st.info(news, icon=":material/history:")
+
+
 try:
     with Prom(url, timeout=3) as prom:
         targets = prom.targets()
 except PrometheusUnavailable as exc:
-    st.error(f"**Prometheus is unreachable.** {exc}", icon=":material/error:")
+    unreachable = str(exc)
 
     @st.fragment(run_every=5)
     def wait_for_prometheus() -> None:
-        """Come back by itself once Prometheus answers (it may be starting)."""
+        """Come back by itself once Prometheus answers (it may be starting, or being restarted by make run)."""
         if Prom(url, timeout=2).ready():
             st.rerun(scope="app")
+        supervisor_news(unreachable)
         st.caption("Checking again every 5 s ...")
 
     wait_for_prometheus()
@@ -54,6 +75,12 @@ sel = selector(jobs, instances)
 
 @st.fragment(run_every=every)
 def live_panels(sel: str, range_s: int) -> None:
+    """Only this reruns on each refresh, not the page (whose PromQL result stays as it is)."""
+    with st.container(key="metrics_live"):
+        panels(sel, range_s)
+
+
+def panels(sel: str, range_s: int) -> None:
     end = utcnow()
     start = end - timedelta(seconds=range_s)
     step, window = step_seconds(range_s), rate_window(range_s)
@@ -62,9 +89,13 @@ def live_panels(sel: str, range_s: int) -> None:
             frames = {key: prom.panel(PANELS_BY_KEY[key], sel, start, end, step, window)
                       for row in GRID for key in row if key}
             up = prom.targets()
-    except (PrometheusUnavailable, PromQLError) as exc:
+    except PrometheusUnavailable as exc:
+        supervisor_news(str(exc))
+        return
+    except PromQLError as exc:
         st.error(f"**Prometheus query failed.** {exc}", icon=":material/error:")
         return
+    supervisor_news()
     for row in GRID:
         cols = st.columns(2)
         for col, key in zip(cols, row):
@@ -85,9 +116,11 @@ live_panels(sel, range_s)
 
 st.subheader("PromQL")
 with st.form("metrics_promql"):
-    query = st.text_area("Query", value=st.session_state.get("metrics_promql_last", ("", ""))[0],
+    # Keyed, no value=: the box keeps what was typed. (A value= of the last query gave the widget a new
+    # identity on each run, so every other edit came back as the query before.)
+    query = st.text_area("Query", key="metrics_promql_query",
                          placeholder='sum by (job, route) (rate(dify_gateway_requests_total[1m]))', height=80)
-    as_chart = st.radio("Result as", ["Chart over the time range", "Table, now"], horizontal=True) == "Chart over the time range"
+    as_chart = st.radio("Result as", ["Chart over the time range", "Table, now"], horizontal=True, key="metrics_promql_as") == "Chart over the time range"
     if st.form_submit_button("Run query") and query.strip():
         st.session_state["metrics_promql_last"] = (query.strip(), as_chart)
 

@@ -12,6 +12,11 @@ CONSOLE_METRICS_PORT (9464, the app's own /metrics), SIMULATOR_ARGS (extra simul
 upstream (else the gateway fronts the simulator's chat app); GATEWAY_API_KEYS (default
 `demo:gw-demo-key`); PROMETHEUS_URL uses a Prometheus already running instead of starting one;
 PROMETHEUS_DATA_DIR (data/prometheus) holds its storage.
+
+Prometheus is not essential: if it dies, the rest keeps running and it is restarted with backoff
+(1 s, 2 s, 4 s ... 30 s; from 1 s again after it stayed up a minute). Each stop and return is written to
+PROMETHEUS_DATA_DIR/status.json, which the Metrics page reads to say what happened. Any other service
+dying stops everything (exit 1), as its absence would make the console lie.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -34,12 +39,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lib.gateway.config import DEMO_CALLER_KEY  # noqa: E402
-from lib.prometheus_process import INSTALL_HINT, PrometheusNotFound, prometheus_argv  # noqa: E402
+from lib.prometheus_process import (  # noqa: E402
+    INSTALL_HINT, STATUS_ENV, PrometheusNotFound, PrometheusStatus, exit_reason, prometheus_argv, write_status,
+)
 from lib.settings import SIMULATOR_APPS, SettingsError, default_target, load_targets, read_secrets_file  # noqa: E402
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 60.0  # seconds for a service to answer its ready URL
 STOP_TIMEOUT = 8.0  # seconds between SIGTERM and SIGKILL
+RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # seconds before each successive restart attempt
+STABLE_AFTER = 60.0  # seconds up after which the next stop starts the backoff from its first step
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class Service:
     also_binds: dict[str, int] = field(default_factory=dict)  # other ports it listens on, by their variable
     url: str = ""  # what the banner shows
     prepare: Callable[[], None] | None = None  # run just before starting it (e.g. write its config)
+    status_file: Path | None = None  # set: not essential; restarted with backoff when it dies, reported here
 
 
 def services(environ: Mapping[str, str]) -> list[Service]:
@@ -81,6 +91,7 @@ def services(environ: Mapping[str, str]) -> list[Service]:
         ),
     ]
     prometheus_url = (environ.get("PROMETHEUS_URL") or "").strip().rstrip("/")
+    status_file = ""
     if not prometheus_url:
         prom_port = _port(environ, "PROMETHEUS_PORT", 9090)
         prometheus_url = f"http://{HOST}:{prom_port}"
@@ -92,15 +103,17 @@ def services(environ: Mapping[str, str]) -> list[Service]:
         scrape = {"console": f"{HOST}:{metrics_port}", "gateway": f"{HOST}:{gw_port}", "simulator": f"{HOST}:{sim_port}"}
         planned.append(Service(
             "prometheus", argv or [], prom_port, f"{prometheus_url}/-/ready", url=prometheus_url,
-            prepare=partial(write_prometheus_config, data_dir, scrape),
+            prepare=partial(write_prometheus_config, data_dir, scrape), status_file=data_dir / "status.json",
         ))
+        status_file = str(data_dir / "status.json")
     planned.append(Service(
         "streamlit",
         [py, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.address={HOST}",
          f"--server.port={ui_port}", "--browser.gatherUsageStats=false"],
         ui_port,
         f"http://{HOST}:{ui_port}/_stcore/health",
-        env={"SIMULATOR_URL": sim_url, "PROMETHEUS_URL": prometheus_url, "CONSOLE_METRICS_PORT": str(metrics_port)},
+        env={"SIMULATOR_URL": sim_url, "PROMETHEUS_URL": prometheus_url, "CONSOLE_METRICS_PORT": str(metrics_port),
+             STATUS_ENV: status_file},
         also_binds={"CONSOLE_METRICS_PORT": metrics_port},
         url=f"http://{HOST}:{ui_port}",
     ))
@@ -143,6 +156,7 @@ class Supervisor:
         self._relays: list[threading.Thread] = []
         self.stop_requested = threading.Event()
         self._print_lock = threading.Lock()
+        self.keepers: dict[str, Keeper] = {}  # by service name: the services restarted when they die
 
     def request_stop(self, signum: int, _frame: object) -> None:
         self.stop_requested.set()
@@ -152,6 +166,8 @@ class Supervisor:
             print(text, flush=True)
 
     def start(self, service: Service) -> subprocess.Popen:
+        if service.status_file is not None and service.name not in self.keepers:  # first start: no stale news
+            write_status(service.status_file, PrometheusStatus(state="starting"))
         if service.prepare is not None:
             service.prepare()
         proc = subprocess.Popen(
@@ -196,13 +212,26 @@ class Supervisor:
         return False
 
     def watch(self) -> int:
-        """Block until a stop is requested (exit 0) or a service dies (exit 1)."""
+        """Block until a stop is requested (exit 0) or an essential service dies (exit 1); restart the others."""
         while not self.stop_requested.wait(0.3):
-            for service, proc in self.running:
-                if proc.poll() is not None:
+            for service, proc in list(self.running):
+                keeper = self.keepers.get(service.name)
+                if keeper is not None:
+                    keeper.tick(proc)
+                elif proc.poll() is not None:
                     self.say(f"ERROR: {service.name} exited unexpectedly with code {proc.returncode}.")
                     return 1
         return 0
+
+    def mark_ready(self, service: Service) -> None:
+        """A service that is restarted when it dies is up: from now on its keeper watches it."""
+        if service.status_file is not None:
+            self.keepers[service.name] = Keeper(self, service)
+
+    def replace(self, service: Service) -> subprocess.Popen:
+        """Start `service` again, in place of its dead process."""
+        self.running = [(s, p) for s, p in self.running if s.name != service.name]
+        return self.start(service)
 
     def stop_all(self) -> None:
         """SIGTERM every process group, SIGKILL what is left after STOP_TIMEOUT."""
@@ -219,6 +248,70 @@ class Supervisor:
         for relay in self._relays:  # print the services' last words
             relay.join(timeout=1.0)
         self.running.clear()
+
+
+class Keeper:
+    """Restarts a non-essential service (Prometheus) when it dies, with backoff, and records each stop and
+    return in its status file. Driven by Supervisor.watch's ticks, so it never blocks a stop request for long."""
+
+    def __init__(self, sup: Supervisor, service: Service) -> None:
+        self.sup, self.service = sup, service
+        self.state = "running"  # running -> waiting (dead, restart at next_at) -> starting (until ready)
+        self.attempt = 0  # index into RESTART_BACKOFF
+        self.up_since = time.monotonic()
+        self.next_at = 0.0
+        self.started_at = 0.0
+        self.status = PrometheusStatus(state="running")
+        self._write()
+
+    def tick(self, proc: subprocess.Popen) -> None:
+        now = time.monotonic()
+        if self.state in ("running", "starting") and proc.poll() is not None:
+            self._stopped(proc.returncode, now)
+        elif self.state == "waiting" and now >= self.next_at:
+            self.sup.say(f"Restarting {self.service.name} (attempt {self.attempt}) ...")
+            self.sup.replace(self.service)
+            self.state, self.started_at = "starting", now
+        elif self.state == "starting":
+            if self._answers():
+                self.state, self.up_since = "running", now
+                self.status = replace(self.status, state="running", restarted_at=time.time(), next_attempt_at=None)
+                self._write()
+                self.sup.say(f"{self.service.name} is back on port {self.service.port}.")
+            elif now - self.started_at > READY_TIMEOUT:
+                self.sup.say(f"{self.service.name} did not answer {self.service.ready_url} within {READY_TIMEOUT:.0f} s.")
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+                self._stopped(proc.returncode, now)
+
+    def _stopped(self, code: int | None, now: float) -> None:
+        if self.state == "running" and now - self.up_since >= STABLE_AFTER:
+            self.attempt = 0  # it ran fine for a while: this is a new incident, not a crash loop
+        delay = RESTART_BACKOFF[min(self.attempt, len(RESTART_BACKOFF) - 1)]
+        self.attempt += 1
+        self.state, self.next_at = "waiting", now + delay
+        first_stop = self.status.state == "running"  # not a failed restart attempt
+        self.status = replace(
+            self.status, state="restarting", exit_code=code, next_attempt_at=time.time() + delay,
+            stopped_at=time.time() if first_stop else self.status.stopped_at,
+            restarts=self.status.restarts + (1 if first_stop else 0),
+        )
+        self._write()
+        self.sup.say(f"WARNING: {self.service.name} stopped ({exit_reason(code)}); restarting it in {delay:g} s "
+                     "(the other services keep running).")
+
+    def _answers(self) -> bool:
+        try:
+            with httpx.Client(trust_env=False, timeout=0.5) as http:
+                return http.get(self.service.ready_url).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _write(self) -> None:
+        try:
+            write_status(self.service.status_file, self.status)
+        except OSError as exc:  # a full disk must not take the console down; the page then probes
+            self.sup.say(f"WARNING: could not write {self.service.status_file}: {exc}")
 
 
 def main() -> int:
@@ -242,6 +335,7 @@ def main() -> int:
             sup.say(f"Starting {service.name} on port {service.port} ...")
             if not sup.wait_ready(service, sup.start(service)):
                 return 0 if sup.stop_requested.is_set() else 1
+            sup.mark_ready(service)
         sup.say(_banner(planned))
         return sup.watch()
     finally:

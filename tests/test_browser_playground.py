@@ -14,7 +14,7 @@ from lib.dify import DifyClient
 from lib.simulator.text import write_answer
 from tests.conftest import KEYS
 from tests.support.browser import (
-    SIDEBAR, assert_no_exception, expect, open_app, screenshot, start_console, start_console_simulator, wait_for_rerun,
+    SIDEBAR, assert_no_exception, choose, expect, open_app, screenshot, start_console, start_console_simulator, wait_for_rerun,
 )
 
 PACE = ("--ttft-ms", "200", "--tokens-per-s", "30", "--jitter", "0")
@@ -88,6 +88,12 @@ def test_tokens_stream_in_and_stop_keeps_the_partial_answer(page, paced_console,
     assert len(stopped) < 0.6 * len(whole), f"the stopped answer did not end early: {len(stopped)} of {len(whole)} chars"
     captions = page.get_by_text(re.compile(r"^First token \d"))
     expect(captions).to_have_count(2)
+    # The stopped answer's rate is over its streaming time, and its usage is labelled as Dify's for the stopped run.
+    stats = captions.last.inner_text()
+    assert re.search(r"Stopped at [\d.]+ (ms|s) · [\d.]+ tokens/s while streaming \([\d.]+ (ms|s)\) · "
+                     r"Dify's usage for the stopped run: \d+ output tokens, \$[\d.]+$", stats), stats
+    rate = float(re.search(r"([\d.]+) tokens/s", stats).group(1))
+    assert 20 <= rate <= 40, f"the simulator streams 30 tokens/s, the caption says {rate}"
     assert_no_exception(page)
     screenshot(page, tmp_path / "stopped.png")
 
@@ -97,3 +103,69 @@ def test_tokens_stream_in_and_stop_keeps_the_partial_answer(page, paced_console,
         messages = client.messages(conversation.id, user=user).data
     assert [m.query for m in messages] == ["สวัสดีครับ ช่วยอธิบายการสตรีมแบบสั้น ๆ 🙏", "Tell me everything about streaming"]
     assert " ".join(messages[1].answer.split()) == " ".join(stopped.split())
+
+
+def test_plain_text_shows_as_typed_and_markdown_stays_markdown(page, paced_console, tmp_path):
+    """Messages and answers: `17*23` is not italics, a pasted log keeps its lines, `$` is no LaTeX; a list
+    and a code block still render as such."""
+    open_app(page, paced_console, "/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Playground")
+
+    ask(page, "what is 17*23? and 2*3, for $5 or $10")
+    user = page.locator(f"{MESSAGES}").filter(has=page.locator("[data-testid='stChatMessageAvatarUser']")).last
+    expect(user).to_contain_text("what is 17*23? and 2*3, for $5 or $10")
+    expect(page.get_by_text(re.compile(r"^First token \d"))).to_have_count(1)
+    wait_for_rerun(page)
+    answer = page.locator(MESSAGES).last
+    expect(answer).to_contain_text('You asked: "what is 17*23? and 2*3, for $5 or $10"')
+    expect(answer.get_by_text("Citations (2)")).to_be_visible()
+    answer.get_by_text("Citations (2)").click()
+    expect(answer).to_contain_text("retrieved for “what is 17*23? and 2*3, for $5 or $10”")
+    assert page.locator(f"{MESSAGES} em, {MESSAGES} .katex").count() == 0  # no italics, no math
+
+    log = "2026-12-03 13:02:11 INFO start\n  worker 1 ready\n2026-12-03 13:02:12 WARN slow_disk_write # 3"
+    ask(page, log)
+    expect(page.get_by_text(re.compile(r"^First token \d"))).to_have_count(2)
+    wait_for_rerun(page)
+    user = page.locator(MESSAGES).filter(has=page.locator("[data-testid='stChatMessageAvatarUser']")).last
+    lines = [line.replace("\xa0", " ").rstrip() for line in user.locator("[data-testid='stMarkdownContainer']").first.inner_text().split("\n")]
+    assert lines == log.split("\n"), lines
+
+    ask(page, "Steps:\n\n- first **step**\n- second\n\n```\nprint(2*3)\n```")
+    expect(page.get_by_text(re.compile(r"^First token \d"))).to_have_count(3)
+    wait_for_rerun(page)
+    user = page.locator(MESSAGES).filter(has=page.locator("[data-testid='stChatMessageAvatarUser']")).last
+    assert user.locator("li").all_inner_texts() == ["first step", "second"]
+    assert user.locator("strong").inner_text() == "step"
+    assert user.locator("pre code").inner_text().strip() == "print(2*3)"
+    assert_no_exception(page)
+    screenshot(page, tmp_path / "markdown.png")
+
+
+def test_a_new_workflow_run_shows_nothing_of_the_run_before(page, paced_console, tmp_path):
+    open_app(page, paced_console, "/")
+    choose(page, "Target", "Simulator · workflow")
+    expect(page.get_by_role("button", name="Run")).to_be_visible()
+    page.get_by_role("textbox", name="Topic *").fill("bridges")
+    page.get_by_role("button", name="Run").click()
+    expect(page.get_by_text(re.compile(r"^First token \d"))).to_have_count(1)
+    wait_for_rerun(page)
+
+    page.get_by_role("textbox", name="Topic *").fill("rivers")
+    page.get_by_role("button", name="Run").click()
+    stop = page.locator("button:visible", has_text="Stop")
+    expect(stop).to_be_visible()
+    # While the new run streams, its box holds nothing of the run before it (its caption, its outputs).
+    seen = []
+    while stop.count():
+        box = page.locator("[data-testid='stVerticalBlock']", has=stop, has_text="topic: rivers").last
+        if box.count():
+            seen.append((box.get_by_text(re.compile(r"^First token \d")).count(), box.get_by_text("Outputs", exact=True).count()))
+        page.wait_for_timeout(100)
+    assert len(seen) > 5 and all(s == (0, 0) for s in seen), seen
+    expect(page.get_by_text(re.compile(r"^First token \d"))).to_have_count(2)
+    wait_for_rerun(page)
+
+    screenshot(page, tmp_path / "workflow.png")
+    assert_no_exception(page)
+

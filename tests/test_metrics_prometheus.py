@@ -17,6 +17,7 @@ from lib import telemetry
 from lib.dify import DifyClient, RetryPolicy, TokenBucket
 from lib.panels import PANELS, PANELS_BY_KEY, selector
 from lib.prom import Prom, PrometheusUnavailable, PromQLError, query_range_any, utcnow
+from lib.prometheus_process import PrometheusStatus, write_status
 from tests.support.gateway import CALLER_KEY, OTHER_KEY, start_gateway
 from tests.support.procs import free_port, start_simulator
 from tests.support.prometheus import start_prometheus
@@ -207,3 +208,16 @@ def test_the_grafana_dashboards_queries_are_valid_promql(stack):
             for target in panel["targets"]:
                 expr = target["expr"].replace("$job", ".+").replace("$instance", ".+").replace("$__rate_interval", "10s")
                 prom.instant(expr)  # raises PromQLError on a syntax error
+
+
+def test_the_page_says_make_run_is_restarting_prometheus(monkeypatch, tmp_path):
+    """While make run's supervisor restarts a dead Prometheus (its status file says so), the page says that,
+    not "unreachable, start it with make run"."""
+    status = tmp_path / "status.json"
+    write_status(status, PrometheusStatus(state="restarting", stopped_at=1_700_000_000.0, exit_code=-9,
+                                          next_attempt_at=1_700_000_004.0, restarts=1))
+    monkeypatch.setenv("PROMETHEUS_STATUS_FILE", str(status))
+    at = metrics_page(monkeypatch, f"http://127.0.0.1:{free_port()}")
+    assert not at.error, [e.value for e in at.error]
+    assert [w.value for w in at.warning] == [
+        "Prometheus stopped at 22:13:20 UTC (killed by SIGKILL); `make run` is restarting it (next attempt at 22:13:24 UTC)."]

@@ -177,6 +177,15 @@ def test_stop_keeps_the_partial_answer_and_its_timing(clients):
     assert history[-1].answer == turn.answer  # Dify stored what arrived: the turn kept exactly that
     assert 40 < len(turn.answer) < 250
     assert turn.stats.ttft_s is not None and turn.stats.total_s < 3.0 and turn.stats.output_tokens > 3
+    # The rate is over the streaming time (first piece to last): about the simulator's 25 tokens/s, not
+    # Dify's token count over a span that the stop's wait stretches or shrinks.
+    stats = turn.stats
+    assert stats.stopped and stats.streamed_s is not None and 0 < stats.streamed_s < stats.total_s
+    assert 18 < stats.tokens_per_s < 32, stats
+    caption = stats.caption()
+    assert caption.startswith("First token ") and " · Stopped at " in caption and "tokens/s while streaming" in caption
+    assert "Dify's usage for the stopped run: " in caption and "output tokens" in caption and "$" in caption
+    assert turn.as_dict()["stats"]["stopped"] is True
 
 
 def test_a_run_nobody_watches_is_stopped(clients):
@@ -354,3 +363,49 @@ def test_stop_from_another_thread_while_the_worker_reads(clients):
     stopper.start()
     stopper.join(5)
     assert live.join(10) and turn.status == "stopped" and turn.answer
+
+
+class _RaisesAtTheEnd:
+    """An EventStream that, after its events, raises RunFailedError as lib/dify's client does for a failed
+    run (issue 9). A stand-in for a client that does not yet; the events are the real ones over HTTP."""
+
+    def __init__(self, stream, error):
+        self._stream, self._error = stream, error
+
+    def __iter__(self):
+        yield from self._stream
+        raise self._error
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def test_a_run_failed_error_at_the_end_of_the_stream_keeps_the_timeline_and_its_sentence():
+    from lib.dify import RunFailedError
+    from tests.support.replay import replay_server
+
+    error = RunFailedError("The workflow run failed in node “Template” (template-transform): Failed to execute code",
+                           node_title="Template", node_type="template-transform", message="Failed to execute code")
+
+    class Client(DifyClient):
+        def stream_workflow(self, *args, **kwargs):
+            return _RaisesAtTheEnd(super().stream_workflow(*args, **kwargs), error)
+
+    with replay_server() as url, Client(url, "app-replay-failing-workflow") as client:
+        turn = Turn(query="", kind="workflow")
+        LiveRun(client, RunRequest(kind="workflow", user="lib-failed", inputs={"topic": "x"}), turn).run()
+    assert turn.status == "error" and turn.error == str(error)
+    assert [(n.title, n.status) for n in turn.nodes] == [("Start", "succeeded"), ("Template", "failed")]
+
+
+def test_safe_markdown_shows_plain_text_as_typed_and_keeps_real_markdown():
+    from lib.playground.markdown import escape_markdown, looks_like_markdown, safe_markdown
+
+    assert safe_markdown("what is 17*23? 17*23 = 391") == r"what is 17\*23? 17\*23 \= 391"
+    assert safe_markdown("costs $5 or $10 :smile:") == r"costs \$5 or \$10 \:smile\:"
+    assert safe_markdown("line one\n  line two\n\nnext") == "line one  \n&nbsp;&nbsp;line two\n\nnext"
+    assert escape_markdown("# not a heading\n1. not a list") == "\\# not a heading  \n1\\. not a list"
+    md = "Steps:\n\n- first **step**\n- second\n\n```\nprint(2*3)\n```\nIt costs $5 `echo $HOME`"
+    assert looks_like_markdown(md)
+    assert safe_markdown(md) == "Steps:\n\n- first **step**  \n- second\n\n```\nprint(2*3)\n```\nIt costs \\$5 `echo $HOME`"
+    assert not looks_like_markdown("2026-12-03 13:02:11 INFO start_worker * 3")

@@ -7,6 +7,7 @@ cut, breaker open): each an st.error with the client's sentence, never an except
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ from streamlit.testing.v1 import AppTest
 
 from lib.dify import DifyClient
 from tests.conftest import KEYS
+from tests.support.gateway import CALLER_KEY, start_gateway
 from tests.support.html_server import html_server
 from tests.support.procs import free_port
+from tests.support.replay import replay_server
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -70,7 +73,13 @@ def widget(items, label: str):
 
 
 def texts(elements) -> list[str]:
-    return [e.value for e in elements]
+    """Each element's text as the reader sees it (the page escapes Markdown in plain answers: undone here)."""
+    return [shown(e.value) for e in elements]
+
+
+def shown(markdown: str) -> str:
+    text = re.sub(r"\\([\\`*_{}\[\]()<>#+\-.!|~$=:])", r"\1", markdown).replace("&nbsp;", " ")
+    return text.replace("  \n", "\n")
 
 
 def timing_captions(at: AppTest) -> list[str]:
@@ -159,6 +168,11 @@ def test_app_inputs_go_with_the_first_message_and_are_checked(sim):
 
 def test_file_upload_is_sent_the_dify_way(sim):
     at = open_page()
+    # The widgets say the app's own limit (system_parameters: documents 15 MB, images 10 MB), not Streamlit's 200 MB.
+    assert at.chat_input[0].proto.max_upload_size_mb == 15
+    workflow = open_page("Simulator · workflow")
+    uploaders = [el.proto for el in workflow.get("file_uploader")]
+    assert uploaders and all(u.max_upload_size_mb == 15 for u in uploaders), [(u.label, u.max_upload_size_mb) for u in uploaders]
     at.chat_input[0].upload("notes.txt", b"hello from a file", "text/plain").set_value("Read my notes").run()
     assert_clean(at)
     assert any("You attached 1 file(s): notes.txt" in m for m in texts(at.markdown))
@@ -202,10 +216,26 @@ def test_conversations_open_rename_delete_and_new(sim):
     at.button(key=f"pg:rename:{first.conversation_id}").click().run()
     assert_clean(at)
     assert at.sidebar.button(key=f"pg:open:{first.conversation_id}").label == "▸ Renamed ✨"
+    # Delete asks first (Dify cannot undo it); Cancel keeps the conversation.
     at.button(key=f"pg:delete:{second.conversation_id}").click().run()
     assert_clean(at)
-    assert "Conversation deleted." in texts(at.success)
+    assert texts(at.sidebar.warning) == [
+        "Delete the conversation “Newest question” and all its messages from Dify? This cannot be undone."]
+    at.sidebar.button(key=f"pg:delete-no:{second.conversation_id}").click().run()
+    assert_clean(at)
+    assert not at.sidebar.warning and len([b for b in at.sidebar.button if b.key and b.key.startswith("pg:open:")]) == 2
+    with DifyClient(sim.url, KEYS["chat"]) as client:
+        assert len(client.conversations(user=user).data) == 2
+    # Confirmed: gone from Dify and the list, and the page says which one went.
+    at.button(key=f"pg:delete:{second.conversation_id}").click().run()
+    at.sidebar.button(key=f"pg:delete-yes:{second.conversation_id}").click().run()
+    assert_clean(at)
+    assert texts(at.success) == [f"Deleted the conversation “Newest question” ({second.conversation_id[:8]}…) "
+                                 "and its messages from Dify."]
+    assert not at.sidebar.warning
     assert [b.label for b in at.sidebar.button if b.key and b.key.startswith("pg:open:")] == ["▸ Renamed ✨"]
+    with DifyClient(sim.url, KEYS["chat"]) as client:
+        assert [c.id for c in client.conversations(user=user).data] == [first.conversation_id]
     click(at, "New conversation", where=at.sidebar)
     assert timing_captions(at) == [] and any(b.label == "What can you do?" for b in at.button)
 
@@ -266,6 +296,9 @@ def test_workflow_runs_with_outputs_and_a_node_timeline(sim):
     assert "text" in at.json[0].value
     nodes = at.dataframe[0].value
     assert nodes["type"].tolist() == ["start", "llm", "template-transform", "end"]
+    # Tokens: the LLM's count, blank for the nodes without one (never None, which the grid shows as "None").
+    assert not nodes["tokens"].isna().any() and "None" not in nodes["tokens"].astype(str).tolist()
+    assert int(nodes["tokens"][1].replace(",", "")) > 0 and nodes["tokens"][0] == ""
     assert timing_captions(at)[0].startswith("First token")
 
 
@@ -327,12 +360,14 @@ def test_a_target_added_for_the_session_is_used_and_its_key_never_shown(sim):
     assert any(s.startswith("Added My chat app") for s in texts(at.success))
     send(at, "Through the added target")
     assert len(timing_captions(at)) == 1
-    add_target(at, "Secret app", sim.url, SECRET)  # a wrong key: Dify answers 401
+    add_target(at, "Secret app", sim.url, SECRET)  # a wrong key: Dify answers 401, and nothing is added
     errors = texts(at.error)
-    assert any("Access token is invalid" in e and "API Access" in e for e in errors), errors
-    assert "app-…WXYZ" in rendered_text(at)
+    assert any(e.startswith("Not added: ") and "Access token is invalid" in e and "API Access" in e for e in errors), errors
+    assert not texts(at.success)  # no "Added" over the error
+    assert "Secret app" not in at.sidebar.selectbox(key="target_name").options
+    assert at.sidebar.selectbox(key="target_name").value == "My chat app"
+    assert widget(at.text_input, "Name").value == "Secret app"  # the typing is kept, to fix and send again
     assert SECRET not in rendered_text(at) and SECRET[4:] not in rendered_text(at)
-    assert widget(at.text_input, "API key").value == ""
 
 
 def test_add_target_form_explains_what_is_wrong_and_keeps_the_typing(sim):
@@ -345,9 +380,19 @@ def test_add_target_form_explains_what_is_wrong_and_keeps_the_typing(sim):
     assert texts(at.error) == ["A configured target is already named 'Simulator · chat': pick another name."]
 
 
-def test_unreachable_url_then_breaker_open(sim):
+def test_unreachable_url_is_not_added_and_a_target_gone_down_opens_the_breaker(sim_factory):
     at = open_page()
     add_target(at, "Nowhere", f"http://127.0.0.1:{free_port()}/v1", SECRET)
+    [error] = texts(at.error)
+    assert error.startswith("Not added: Could not connect to 127.0.0.1") and "Check the base URL" in error
+    assert "Nowhere" not in at.sidebar.selectbox(key="target_name").options
+    assert "Target: **Simulator · chat**" in texts(at.markdown)  # the page goes on with the target it had
+    # A target that answered when added and went down since: the client's sentence, then its breaker opens.
+    doomed = sim_factory("--fast")
+    add_target(at, "Going down", doomed.url, KEYS["chat"])
+    assert at.sidebar.selectbox(key="target_name").value == "Going down"
+    doomed.stop()
+    widget(at.selectbox, "App mode").set_value("chat").run()  # asks Dify for the app again
     [error] = texts(at.error)
     assert error.startswith("Could not connect to 127.0.0.1") and "Check the base URL" in error
     assert [b.label for b in at.button if b.label == "Add and use"] and widget(at.selectbox, "App mode")  # still usable
@@ -356,12 +401,33 @@ def test_unreachable_url_then_breaker_open(sim):
     assert "failed repeatedly" in error and "not calling it until" in error  # the circuit breaker is open
 
 
+def test_a_wrong_gateway_key_says_the_gateway_refused_it(sim, tmp_path):
+    gateway = start_gateway(tmp_path, sim.url)
+    try:
+        at = open_page()
+        add_target(at, "Via my gateway", gateway.url, "gw-not-a-caller-key-0000")
+        [error] = texts(at.error)
+        assert error.startswith("Not added: The gateway did not accept this key") and "GATEWAY_API_KEYS" in error
+        assert "is required" not in error and "API Access" not in error
+        add_target(at, "Via my gateway", gateway.url, CALLER_KEY)
+        assert at.sidebar.selectbox(key="target_name").value == "Via my gateway"
+    finally:
+        gateway.stop()
+
+
 def test_a_server_that_is_not_dify(sim):
     with html_server() as url:
         at = open_page()
         add_target(at, "Website", url, SECRET)
-    [error] = texts(at.error)
-    assert "instead of Dify's JSON" in error and "Welcome to Example Corp" in error and "end in /v1" in error
+        [error] = texts(at.error)
+        assert error.startswith("Not added: ") and "instead of Dify's JSON" in error and "Welcome to Example Corp" in error
+        assert "end in /v1" in error  # the URL given had /v1: that is the advice
+        # Given without /v1, the console adds it: no advice to do what was done; say what was tried instead.
+        add_target(at, "Website", url.removesuffix("/v1") + "/api/", SECRET)
+        [error] = texts(at.error)
+        assert "end in /v1" not in error and "instead of Dify's JSON" in error
+        assert f"The console added /v1 to the URL you gave ({url.removesuffix('/v1')}/api/v1)" in error
+    assert "Website" not in at.sidebar.selectbox(key="target_name").options
     assert SECRET not in rendered_text(at)
 
 
@@ -388,3 +454,33 @@ def test_a_stream_cut_midway_keeps_the_partial_answer(sim_factory, monkeypatch):
         user = at.session_state["pgv:user"]
         sent = [m.query for c in client.conversations(user=user).data for m in client.messages(c.id, user=user).data]
     assert sent == ["Cut me off", "Cut me off"]
+
+
+# -- a run that fails in a node (the exact bytes of a real Dify 1.12.1) ------------------------------------
+
+
+def test_a_failed_workflow_or_chatflow_run_is_a_failure_with_the_nodes_message(sim):
+    """Real captures of a Template node failing (no code sandbox): the page shows a failure naming the node and
+    Dify's message, and keeps the node timeline with that node marked failed."""
+    dify_message = "Failed to execute code, which is likely a network issue"
+    with replay_server() as url:
+        at = open_page()
+        add_target(at, "Failing workflow", url, "app-replay-failing-workflow")
+        widget(at.text_input, "Topic *").set_value("testing")
+        click(at, "Run")
+        [error] = texts(at.error)
+        assert "failed" in error and "Template" in error and dify_message in error, error
+        assert "check the inputs" not in error and "the model failed" not in error
+        nodes = at.dataframe[0].value
+        assert nodes["node"].tolist() == ["Start", "Template"]
+        assert nodes["status"].tolist() == ["✅ succeeded", "❌ failed"]
+        assert dify_message in nodes["error"][1]
+        assert not timing_captions(at) or "tokens/s" not in timing_captions(at)[0]
+
+        add_target(at, "Failing chatflow", url, "app-replay-failing-chatflow")
+        send(at, "fail please")
+        [error] = texts(at.error)
+        assert "failed" in error and "Template" in error and dify_message in error, error
+        assert "check the inputs" not in error and "the model failed" not in error
+        nodes = at.dataframe[0].value
+        assert "❌ failed" in nodes["status"].tolist() and "Template" in nodes["node"].tolist()

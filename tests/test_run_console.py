@@ -3,16 +3,20 @@ stops them all on Ctrl-C."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import psutil
+from streamlit.testing.v1 import AppTest
 
 from tests.support.procs import ROOT, free_port
 
@@ -58,7 +62,7 @@ def load_script():
     return module
 
 
-def test_starts_every_service_and_ctrl_c_stops_everything(tmp_path):
+def test_starts_every_service_survives_prometheus_dying_and_ctrl_c_stops_everything(tmp_path, monkeypatch):
     ports = dict(zip(PORT_VARS, distinct_ports(len(PORT_VARS))))
     log = tmp_path / "run_console.log"
     proc = launch(log, PROMETHEUS_DATA_DIR=tmp_path / "prometheus", **ports)
@@ -95,6 +99,43 @@ def test_starts_every_service_and_ctrl_c_stops_everything(tmp_path):
                            "gateway": f"127.0.0.1:{ports['GATEWAY_PORT']}",
                            "simulator": f"127.0.0.1:{ports['SIMULATOR_PORT']}"}
         assert (tmp_path / "prometheus" / "tsdb").is_dir()
+        assert answers(f"{host}:{ports['PROMETHEUS_PORT']}/-/ready")
+
+        # Prometheus dies: the rest stays up, the supervisor restarts it and says so, and so does the Metrics page.
+        status_file = tmp_path / "prometheus" / "status.json"
+        assert json.loads(status_file.read_text())["state"] == "running"
+        [prometheus] = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name() == "prometheus"]
+        prometheus.kill()
+        prometheus.wait(timeout=10)
+        deadline = time.monotonic() + 60
+        while json.loads(status_file.read_text())["state"] != "restarting":
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        for url in (f"{host}:{ports['SIMULATOR_PORT']}/v1/", f"{host}:{ports['GATEWAY_PORT']}/health",
+                    f"{host}:{ports['STREAMLIT_PORT']}/_stcore/health"):
+            assert answers(url), f"{url} went down with Prometheus:\n{log.read_text()}"
+        assert proc.poll() is None
+        assert "WARNING: prometheus stopped (killed by SIGKILL); restarting it in 1 s" in log.read_text()
+        deadline = time.monotonic() + 60
+        while json.loads(status_file.read_text())["state"] != "running":
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert answers(f"{host}:{ports['PROMETHEUS_PORT']}/-/ready")
+        assert f"prometheus is back on port {ports['PROMETHEUS_PORT']}" in log.read_text()
+        [restarted] = [p for p in psutil.Process(proc.pid).children(recursive=True) if p.name() == "prometheus"]
+        assert restarted.pid != prometheus.pid
+        # The page the console serves reads the same status file (make run hands it PROMETHEUS_STATUS_FILE).
+        for name, value in {"PROMETHEUS_URL": f"{host}:{ports['PROMETHEUS_PORT']}", "PROMETHEUS_STATUS_FILE": str(status_file),
+                            "CONSOLE_METRICS_PORT": str(free_port())}.items():
+            monkeypatch.setenv(name, value)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.run()
+        at.switch_page("pages/metrics.py").run()
+        assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+        [news] = [i.value for i in at.info if "Prometheus stopped" in i.value]
+        assert re.fullmatch(r"Prometheus stopped at \d\d:\d\d:\d\d UTC \(killed by SIGKILL\) and was restarted at "
+                            r"\d\d:\d\d:\d\d UTC by `make run`; the charts have no samples for the time it was down\.", news), news
+
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 4
 
@@ -193,3 +234,35 @@ def test_the_rendered_prometheus_config_is_valid(tmp_path):
     assert promtool, "promtool is missing: make test installs the Debian package prometheus"
     r = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_prometheus_that_keeps_dying_is_restarted_with_growing_backoff(tmp_path):
+    """A service with a status file (Prometheus) that exits at once: restarted again and again, each wait longer
+    than the last, the status file saying "restarting", and the supervisor never giving up the others."""
+    run_console = load_script()
+    run_console.RESTART_BACKOFF = (0.1, 0.2, 0.4, 0.8)  # the real steps are seconds; the sequence is what counts
+    status = tmp_path / "status.json"
+    dying = run_console.Service("prometheus", [sys.executable, "-c", "import sys; sys.exit(3)"], free_port(),
+                                "http://127.0.0.1:1/-/ready", status_file=status)
+    sup = run_console.Supervisor()
+    said: list[str] = []
+    sup.say = said.append
+    sup.start(dying)
+    sup.mark_ready(dying)
+    watcher = threading.Thread(target=sup.watch, daemon=True)
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 30
+        while sum("restarting it in" in line for line in said) < 4:
+            assert time.monotonic() < deadline, said
+            time.sleep(0.05)
+        state = json.loads(status.read_text())
+        assert state["state"] == "restarting" and state["exit_code"] == 3 and state["restarts"] == 1
+    finally:
+        sup.stop_requested.set()
+        watcher.join(timeout=10)
+        sup.stop_all()
+    delays = [re.search(r"restarting it in ([\d.]+) s", line).group(1) for line in said if "restarting it in" in line]
+    assert delays[:4] == ["0.1", "0.2", "0.4", "0.8"], said
+    assert all("exit code 3" in line for line in said if "restarting it in" in line)
+    assert not watcher.is_alive()

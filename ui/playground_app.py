@@ -6,6 +6,7 @@ import streamlit as st
 
 from lib.dify import DifyClient, DifyError
 from lib.playground.app_profile import MODE_KINDS, MODE_LABELS, AppProfile, UnsupportedModeError, load_profile
+from lib.playground.targets import explain
 from lib.settings import Target
 from ui.playground_state import VALUE_PREFIX, profile_cache, set_default, target_id
 
@@ -25,7 +26,9 @@ def app_profile(target: Target, client: DifyClient) -> AppProfile | None:
     if key not in cache:
         try:
             cache[key] = (load_profile(client, mode=mode), None)
-        except (DifyError, UnsupportedModeError) as err:
+        except DifyError as err:
+            cache[key] = (None, explain(err))
+        except UnsupportedModeError as err:
             cache[key] = (None, str(err))
     profile, error = cache[key]
     if error is not None:

@@ -12,6 +12,7 @@ from lib.dify import DifyError
 from lib.playground.conversations import load_earlier
 from lib.playground.form import validate_inputs
 from lib.playground.live import LiveRun, RunRequest
+from lib.playground.markdown import safe_markdown
 from lib.playground.transcript import Turn
 from ui.playground_form import pending_file, raw_values, render_form
 from ui.playground_state import PageContext, PendingSend, flash
@@ -49,7 +50,8 @@ def _chat_input(page: PageContext) -> None:
     key = f"pg:chat-input:{page.scope(VIEW)}"
     kwargs = {}
     if upload.can_upload:
-        kwargs = {"accept_file": "multiple", "file_type": upload.widget_extensions()}
+        # The app's own size limit, not Streamlit's 200 MB default, on the widget.
+        kwargs = {"accept_file": "multiple", "file_type": upload.widget_extensions(), "max_upload_size": upload.widget_limit_mb()}
     st.chat_input(
         f"Message {page.profile.name}", key=key, on_submit=_on_submit, args=(page, key),
         disabled=page.session.busy, **kwargs,
@@ -73,7 +75,7 @@ def _inputs_form(page: PageContext) -> None:
     with st.expander(title, expanded=bool(page.profile.required_fields) and not page.transcript.turns):
         if started:
             st.caption("Dify keeps the inputs a conversation started with. Start a new conversation to change them.")
-        render_form(fields, page.scope(VIEW), disabled=started)
+        render_form(fields, page.scope(VIEW), disabled=started, max_upload_mb=page.profile.upload.widget_limit_mb())
 
 
 def _welcome(page: PageContext, *, first: bool) -> None:
@@ -88,7 +90,7 @@ def _welcome(page: PageContext, *, first: bool) -> None:
 
 def _show_turn(page: PageContext, turn: Turn, live: LiveRun | None) -> None:
     with st.chat_message("user"):
-        st.markdown(turn.query)
+        st.markdown(safe_markdown(turn.query))
         if turn.files:
             st.caption(":material/attach_file: " + ", ".join(turn.files))
     with st.chat_message("assistant"):

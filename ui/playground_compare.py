@@ -8,6 +8,7 @@ from lib.playground.app_profile import AppProfile
 from lib.playground.compare import CompareRun, Lane, start_compare, stats_rows
 from lib.playground.form import validate_inputs
 from lib.playground.live import RunRequest
+from lib.playground.markdown import safe_markdown
 from lib.playground.transcript import progress_lines
 from lib.settings import Target
 from ui.clients import get_client
@@ -83,7 +84,7 @@ def _lane_setup(page: PageContext, targets: list[Target], how: str):
             st.markdown(f"**{label} · {target.name}** · {profile.name} ({profile.mode_label})")
             if profile.fields:
                 with st.expander(f"Inputs {label}", expanded=how == VARIANTS):
-                    render_form(profile.fields, scope)
+                    render_form(profile.fields, scope, max_upload_mb=profile.upload.widget_limit_mb())
     return a, b
 
 
@@ -129,7 +130,7 @@ def _show(compare: CompareRun) -> None:
                 continue
             with run.lock:
                 text, lines = run.turn.answer, progress_lines(run.turn)
-            answer.markdown(text + ("" if run.done.is_set() else " ▌"))
+            answer.markdown(safe_markdown(text) + ("" if run.done.is_set() else " ▌"))
             progress.caption("  \n".join(lines) if lines else ("Waiting for the first token…" if not text else " "))
         seen = now
         if compare.done:

@@ -21,7 +21,7 @@ def field_key(scope: str, f: FormField) -> str:
     return f"pgf:{scope}:{f.variable}" if f.is_file else f"{VALUE_PREFIX}form:{scope}:{f.variable}"
 
 
-def render_form(fields: tuple[FormField, ...], scope: str, *, disabled: bool = False) -> None:
+def render_form(fields: tuple[FormField, ...], scope: str, *, disabled: bool = False, max_upload_mb: int | None = None) -> None:
     """Draw the fields (required ones marked *); read the values with `raw_values(fields, scope)`."""
     for f in fields:
         if not f.supported:
@@ -51,7 +51,7 @@ def render_form(fields: tuple[FormField, ...], scope: str, *, disabled: bool = F
             st.checkbox(label, key=key, help=help_, disabled=disabled)
         elif f.is_file:
             st.file_uploader(label, key=key, accept_multiple_files=f.control == "file-list", type=_file_types(f),
-                             help=help_, disabled=disabled)
+                             help=help_, disabled=disabled, max_upload_size=max_upload_mb)
 
 
 def raw_values(fields: tuple[FormField, ...], scope: str) -> dict[str, Any]:

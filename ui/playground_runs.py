@@ -21,14 +21,14 @@ def runs_view(page: PageContext) -> None:
     scope = page.scope(VIEW)
     action = "Generate" if profile.kind == "completion" else "Run"
     with st.form(f"pg:run-form:{scope}", enter_to_submit=False):
-        render_form(profile.fields, scope)
+        render_form(profile.fields, scope, max_upload_mb=profile.upload.widget_limit_mb())
         if _has_query_box(page):
             set_default(_query_key(page), "")
             st.text_area("Query", key=_query_key(page), height=80,
                          help="Sent as the request's `query` (text generators from older Dify builds read it).")
         if profile.upload.can_upload:
             st.file_uploader("Files", key=_files_key(page), accept_multiple_files=True,
-                             type=profile.upload.widget_extensions(),
+                             type=profile.upload.widget_extensions(), max_upload_size=profile.upload.widget_limit_mb(),
                              help=f"Sent with the run, up to {profile.upload.number_limit} ({', '.join(profile.upload.types)}).")
         st.form_submit_button(action, type="primary", on_click=_queue, args=(page,), disabled=session.busy,
                               icon=":material/play_arrow:")
@@ -37,16 +37,26 @@ def runs_view(page: PageContext) -> None:
         session.form_error = None
     if session.pending is not None:
         _start_pending(page)
+    # A run streams in a box of its own above the finished ones. Drawn where a finished run's box was, it
+    # would keep that box's elements (a caption, the outputs, faded) until it has streamed to its end:
+    # Streamlit reuses a container's old children until the script run is over.
+    live_box = st.container()
+    following = None
     for turn in reversed(page.transcript.turns):
+        live = session.live if session.live is not None and session.live.turn is turn else None
+        if live is not None and not live.done.is_set():
+            following = (turn, live)  # followed once the finished runs are drawn, at their usual places
+            continue
         with st.container(border=True):
             _run_header(turn)
-            live = session.live if session.live is not None and session.live.turn is turn else None
-            if live is not None and not live.done.is_set():
-                follow_live(live)
-                st.rerun()
             show_answer(turn)
             feedback(turn, page.client, page.user)
-
+    if following is not None:
+        turn, live = following
+        with live_box, st.container(border=True):
+            _run_header(turn)
+            follow_live(live)
+        st.rerun()
 
 def _has_query_box(page: PageContext) -> bool:
     return page.profile.kind == "completion" and page.profile.field("query") is None

@@ -6,6 +6,7 @@ import streamlit as st
 
 from lib.dify import DifyError
 from lib.playground import conversations as conv
+from lib.playground.markdown import escape_markdown
 from lib.playground.transcript import Transcript
 from ui.playground_state import USER_KEY, PageContext, current_user, flash
 
@@ -37,14 +38,17 @@ def conversation_list(page: PageContext) -> None:
     for c in listing.items:
         name = c.name or "Untitled"
         cols = side.columns([5, 1], vertical_alignment="center")
-        cols[0].button(("▸ " if c.id == current else "") + name, key=f"pg:open:{c.id}", on_click=open_conversation,
+        # A button's label is Markdown: escaped, a name shows as typed.
+        cols[0].button(("▸ " if c.id == current else "") + escape_markdown(name), key=f"pg:open:{c.id}", on_click=open_conversation,
                        args=(page, c.id, name), disabled=session.busy, type="tertiary",
                        help=f"Open this conversation ({c.id[:8]}…)")
         with cols[1].popover("", icon=":material/more_vert:", help="Rename or delete"):
             st.text_input("Name", value=name, key=f"pg:rename-name:{c.id}")
             st.button("Rename", key=f"pg:rename:{c.id}", on_click=_rename, args=(page, c.id), icon=":material/edit:")
-            st.button("Delete", key=f"pg:delete:{c.id}", on_click=_delete, args=(page, c.id), icon=":material/delete:",
-                      disabled=session.busy)
+            st.button("Delete", key=f"pg:delete:{c.id}", on_click=_ask_delete, args=(page, c.id, name),
+                      icon=":material/delete:", disabled=session.busy)
+        if st.session_state.get(_confirm_key(page)) == (c.id, name):
+            _confirm_delete(page, c.id, name)
     if listing.has_more:
         side.button("Load more", key=f"pg:conv-more:{page.tid}", on_click=_more, args=(page,), width="stretch")
     side.button("Refresh", key=f"pg:conv-refresh:{page.tid}", on_click=_reload, args=(page,), icon=":material/refresh:",
@@ -96,12 +100,38 @@ def _rename(page: PageContext, conversation_id: str) -> None:
         page.transcript.name = name
 
 
-def _delete(page: PageContext, conversation_id: str) -> None:
+def _confirm_key(page: PageContext) -> str:
+    return f"pg:confirm-delete:{page.tid}"
+
+
+def _ask_delete(page: PageContext, conversation_id: str, name: str) -> None:
+    """Deleting cannot be undone in Dify: ask first, under the conversation's row."""
+    st.session_state[_confirm_key(page)] = (conversation_id, name)
+
+
+def _confirm_delete(page: PageContext, conversation_id: str, name: str) -> None:
+    side = st.sidebar
+    side.warning(f"Delete the conversation “{escape_markdown(name)}” and all its messages from Dify? "
+                 "This cannot be undone.", icon=":material/delete:")
+    cols = side.columns(2)
+    cols[0].button("Delete it", key=f"pg:delete-yes:{conversation_id}", type="primary", on_click=_delete,
+                   args=(page, conversation_id, name), width="stretch", disabled=page.session.busy)
+    cols[1].button("Cancel", key=f"pg:delete-no:{conversation_id}", on_click=_cancel_delete, args=(page,), width="stretch")
+
+
+def _cancel_delete(page: PageContext) -> None:
+    st.session_state.pop(_confirm_key(page), None)
+
+
+def _delete(page: PageContext, conversation_id: str, name: str) -> None:
+    st.session_state.pop(_confirm_key(page), None)
     try:
         conv.delete(page.client, page.session.conversations, conversation_id, page.user)
     except DifyError as err:
-        flash(f"Could not delete the conversation: {err}")
+        flash(f"Could not delete the conversation “{escape_markdown(name)}”: {err}")
         return
-    if page.transcript.conversation_id == conversation_id:
+    was_open = page.transcript.conversation_id == conversation_id
+    if was_open:
         page.session.transcript = Transcript()
-    flash("Conversation deleted.", "success")
+    flash(f"Deleted the conversation “{escape_markdown(name)}” ({conversation_id[:8]}…) and its messages from Dify"
+          + (" (it was open: this is a new conversation)." if was_open else "."), "success")

@@ -1,12 +1,15 @@
 """Add a Dify app as a target for this browser session: name, base URL, key.
 
-The key stays in this session's memory only (never written anywhere) and is shown masked. The new
-target joins the sidebar picker and becomes the chosen one.
+The key stays in this session's memory only (never written anywhere) and is shown masked. The app is
+checked first (/info and /parameters with the key): one that does not answer is not added, and the form
+keeps what was typed with the client's sentence under it. A target that passes joins the sidebar picker
+and becomes the chosen one.
 """
 from __future__ import annotations
 
 import streamlit as st
 
+from lib.playground.targets import TargetCheckFailed, check_target
 from lib.settings import SettingsError, Target
 from ui.playground_state import VALUE_PREFIX, flash, set_default
 from ui.target import add_session_target, remove_session_target, session_targets
@@ -29,7 +32,8 @@ def add_target_panel(known_names: list[str]) -> None:
             cols[1].text_input("Base URL", key=URL_KEY, placeholder="https://api.dify.ai/v1")
             cols[2].text_input("API key", key=KEY_KEY, type="password", placeholder="app-…",
                                help="Kept in this browser session's memory only, never saved; shown masked.")
-            st.form_submit_button("Add and use", on_click=_add, args=(known_names,), icon=":material/add:")
+            st.form_submit_button("Add and use", on_click=_add, args=(known_names,), icon=":material/add:",
+                                  help="Checks the app first (its /info and /parameters with this key).")
         error = st.session_state.pop(ERROR_KEY, None)
         if error:
             st.error(error)
@@ -55,6 +59,11 @@ def _add(known_names: list[str]) -> None:
         target = Target(name, url, key, "dify")
     except SettingsError as err:
         st.session_state[ERROR_KEY] = str(err)
+        return
+    try:
+        check_target(target, url)
+    except TargetCheckFailed as err:
+        st.session_state[ERROR_KEY] = f"Not added: {err}"
         return
     add_session_target(target)
     st.session_state[PICKER_KEY] = target.name  # callbacks run before app.py draws the picker

@@ -14,6 +14,7 @@ import streamlit as st
 
 from lib.dify import DifyClient, DifyError
 from lib.playground.live import LiveRun
+from lib.playground.markdown import escape_markdown, safe_markdown
 from lib.playground.transcript import Turn, format_seconds, node_rows, progress_lines
 from ui.playground_state import flash
 
@@ -48,13 +49,18 @@ def follow_live(live: LiveRun, *, stop_label: str = "Stop") -> None:
         else:
             progress.empty()
 
-    st.write_stream(live.follow(on_tick=tick))
+    # Not st.write_stream: it renders the raw text as Markdown; each redraw goes through safe_markdown.
+    answer = st.empty()
+    for _ in live.follow(on_tick=tick):
+        with live.lock:
+            text = live.turn.answer
+        answer.markdown(safe_markdown(text))
 
 
 def show_answer(turn: Turn) -> None:
     """A finished turn's answer (or outputs), status, error, details and timing caption."""
     if turn.answer:
-        st.markdown(turn.answer)
+        st.markdown(safe_markdown(turn.answer))
     elif turn.outputs:
         st.json(turn.outputs)
     elif turn.status == "done":
@@ -65,7 +71,7 @@ def show_answer(turn: Turn) -> None:
     if turn.status == "stopped":
         st.caption(":material/stop_circle: Stopped: the answer above is what arrived before the stop.")
     if turn.error:
-        st.error(turn.error)
+        st.error(turn.error, icon=":material/error:")
     show_details(turn)
     if turn.stats:
         st.caption(turn.stats.caption())
@@ -86,7 +92,7 @@ def show_details(turn: Turn) -> None:
                         st.code(step.observation, language=None)
                 if step.thought and not step.tool:
                     st.markdown(f"**Step {step.position}** · thought")
-                    st.caption(step.thought[:500] + ("…" if len(step.thought) > 500 else ""))
+                    st.caption(safe_markdown(step.thought[:500] + ("…" if len(step.thought) > 500 else "")))
     if turn.nodes:
         total = turn.stats.total_s if turn.stats else None
         with st.expander(f"Workflow nodes ({len(turn.nodes)})" + (f" · {format_seconds(total)}" if total else "")):
@@ -98,8 +104,8 @@ def show_details(turn: Turn) -> None:
         with st.expander(f"Citations ({len(turn.citations)})"):
             for c in turn.citations:
                 score = f" · score {c.score:.2f}" if c.score is not None else ""
-                st.markdown(f"**{c.position}. {c.document_name}** · {c.dataset_name}{score}")
-                st.caption(c.content)
+                st.markdown(f"**{c.position}. {safe_markdown(c.document_name)}** · {safe_markdown(c.dataset_name)}{score}")
+                st.caption(safe_markdown(c.content))
 
 
 def feedback(turn: Turn, client: DifyClient, user: str) -> None:
@@ -128,7 +134,7 @@ def suggestion_buttons(questions: list[str] | tuple[str, ...], key: str, on_pick
         return
     cols = st.columns(min(len(questions), 3))
     for i, q in enumerate(questions):
-        cols[i % len(cols)].button(q, key=f"{key}:{i}", on_click=on_pick, args=(q,), width="stretch")
+        cols[i % len(cols)].button(escape_markdown(q), key=f"{key}:{i}", on_click=on_pick, args=(q,), width="stretch")
 
 
 def _pretty_json(text: str) -> str:

@@ -42,7 +42,7 @@ def timeseries_figure(frame: pd.DataFrame, title: str, unit: str, *, height: int
         fig.update_xaxes(tickformat="%H:%M")  # no date line under the ticks: it collides with the legend
     fig.update_layout(
         title=dict(text=title, x=0, font=dict(size=15)), height=height, margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", yanchor="top", y=-0.15, x=0), hovermode="x unified", template="plotly_white",
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0), hovermode="x unified", template="plotly_white",
         showlegend=not frame.empty,  # also for a single series: the legend names its job
     )
     return fig

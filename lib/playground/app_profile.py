@@ -117,6 +117,15 @@ class UploadRules:
     def can_upload(self) -> bool:
         return self.enabled and self.local_upload
 
+    def widget_limit_mb(self) -> int:
+        """The size a file widget may take (its "Limit N MB per file"): the largest of the allowed types'
+        limits, in whole MB; `check` holds each file to its own type's limit."""
+        types = [t for t in self.types if t != "custom"] or ["document"]
+        if "custom" in self.types:
+            types = list(self.size_limits_mb)
+        limits = [self.size_limits_mb.get(t, self.size_limits_mb.get("document", 15)) for t in types]
+        return max(1, int(max(limits) + 0.999))
+
     def widget_extensions(self) -> list[str] | None:
         """Extensions for a file widget's `type=` (None: any file, e.g. `custom` without a list)."""
         exts: list[str] = []

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lib.dify import DifyClient, DifyError, EventStream
+from lib.dify import DifyClient, DifyError, EventStream, RunFailedError
 
 from .app_profile import Kind, UploadRules
 from .form import PendingFile
@@ -170,8 +170,13 @@ class LiveRun:
                     self._changed.notify_all()
                 if self._should_stop_reading():
                     break
-        except DifyError as err:
+        except RunFailedError as err:  # after the events: the timeline stands, with the failed node marked
             error = str(err)
+            self._mark_failed_node(err)
+        except DifyError as err:
+            # A chatflow's failed run ends workflow_finished (failed) then an `error` event: the first says
+            # which node failed and why, which a client without RunFailedError reads as a generic stream error.
+            error = turn.error if self.recorder.run_failed and turn.error else str(err)
             if err.partial and len(err.partial) > len(turn.answer):
                 turn.answer = err.partial
         except UploadRejected as err:
@@ -184,6 +189,14 @@ class LiveRun:
                 stream.close()  # no-op after a normal end; releases the connection after a break
             self._finish(stream, error)
         return turn
+
+    def _mark_failed_node(self, err: RunFailedError) -> None:
+        with self.lock:
+            for node in self.turn.nodes:
+                # NodeRun.node_id is the execution's id, not Dify's node id: match the failed node by its title.
+                if node.status == "running" or (err.node_title and node.title == err.node_title and node.status != "succeeded"):
+                    node.status = "failed"
+                    node.error = node.error or getattr(err, "message", None) or str(err)
 
     def _should_stop_reading(self) -> bool:
         if self._stop_requested_at is None:
@@ -214,15 +227,17 @@ class LiveRun:
                 suggestions = self.client.suggested(turn.message_id, user=self.request.user)
             except DifyError as err:  # follow-ups are a nicety: the answer stands without them
                 log.info("no suggested questions for %s: %s", turn.message_id, err)
+        stopped = error is None and (self.stop_requested or turn.status == "stopped")
         with self._changed:
-            self.recorder.finish(stream.timing if stream is not None else None, stream.usage if stream is not None else None)
+            self.recorder.finish(stream.timing if stream is not None else None, stream.usage if stream is not None else None,
+                                 stopped=stopped)
             if stream is not None:
                 turn.task_id = turn.task_id or stream.task_id
                 turn.message_id = turn.message_id or stream.message_id
                 turn.conversation_id = turn.conversation_id or stream.conversation_id
             if error is not None:
                 turn.status, turn.error = "error", error
-            elif self.stop_requested or turn.status == "stopped":
+            elif stopped:
                 turn.status = "stopped"
             else:
                 turn.status = "error" if turn.error else "done"  # a failed workflow run carries its error

@@ -13,12 +13,22 @@ from lib.dify.timing import clock
 from .transcript import AgentStep, Citation, NodeRun, Turn, TurnStats
 
 
+def failed_run_sentence(turn: Turn, message: str) -> str:
+    """A failed run in words, naming the node that failed when the timeline has it (as the client's
+    RunFailedError does; this covers a client that reports the failure only as workflow_finished)."""
+    failed = next((n for n in turn.nodes if n.status in ("failed", "exception")), None)
+    what = "The workflow" if turn.kind == "workflow" else "The chatflow"
+    where = f" in node {failed.title!r}" + (f" ({failed.node_type})" if failed.node_type else "") if failed else ""
+    return f"{what} run failed{where}: {message}"
+
+
 class TurnRecorder:
     """Applies one stream's events to `turn`. `finish` writes the stats once the stream is over."""
 
     def __init__(self, turn: Turn) -> None:
         self.turn = turn
         self.usage: Usage | None = None
+        self.run_failed = False  # workflow_finished said "failed": turn.error says where and why
         self._pieces: list[str] = []
 
     def apply(self, ev: Event, timing: Timing | None = None) -> bool:
@@ -54,7 +64,8 @@ class TurnRecorder:
             turn.workflow_run_id = ev.workflow_run_id or turn.workflow_run_id
             turn.outputs = dict(ev.outputs or {})
             if ev.status == "failed" and ev.error:
-                turn.error = f"The workflow failed: {ev.error}"
+                turn.error = failed_run_sentence(turn, ev.error)
+                self.run_failed = True
             if ev.status == "stopped":
                 turn.status = "stopped"
             return True
@@ -103,7 +114,7 @@ class TurnRecorder:
         if price > 0:
             node.price, node.currency = price, meta.get("currency") or "USD"
 
-    def finish(self, timing: Timing | None, usage: Usage | None = None) -> TurnStats:
+    def finish(self, timing: Timing | None, usage: Usage | None = None, *, stopped: bool = False) -> TurnStats:
         """Write the turn's stats from the timing record and the usage (the stream's, else message_end's)."""
         usage = usage or self.usage
         node_price = sum(n.price or 0.0 for n in self.turn.nodes)
@@ -111,6 +122,6 @@ class TurnRecorder:
         # A chatflow reports its LLM's price both in message_end and in the node: count it once.
         extra = node_price if usage is None or not usage.total_price else 0.0
         stats = TurnStats.from_timing(timing, usage, extra_price=extra, extra_currency=node_currency,
-                                      content_events=len(self._pieces))
+                                      content_events=len(self._pieces), stopped=stopped)
         self.turn.stats = stats
         return stats

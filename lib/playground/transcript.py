@@ -32,12 +32,18 @@ class TurnStats:
     price: float | None = None  # only when Dify reports one (> 0)
     currency: str = "USD"
     measured_by: Literal["client", "dify"] = "client"  # history turns only have Dify's own latency
+    stopped: bool = False  # stopped midway: the rate is over the streaming time, the usage is Dify's for the stopped run
+    streamed_s: float | None = None  # first content event to the last
 
     @classmethod
     def from_timing(cls, timing: Timing | None, usage: Usage | None, *, extra_price: float = 0.0,
-                    extra_currency: str | None = None, content_events: int | None = None) -> TurnStats:
-        """Stats from the client's timing record and Dify's usage block (either may be missing)."""
-        stats = cls()
+                    extra_currency: str | None = None, content_events: int | None = None,
+                    stopped: bool = False) -> TurnStats:
+        """Stats from the client's timing record and Dify's usage block (either may be missing).
+
+        A stopped answer's rate is over what streamed (first token to last): its end-to-end time holds the
+        wait for the stop, and Dify's usage counts what the model made before it stopped, not what arrived."""
+        stats = cls(stopped=stopped)
         if timing is not None:
             stats.ttft_s = timing.ttft
             stats.total_s = timing.e2e
@@ -54,7 +60,14 @@ class TurnStats:
         if extra_currency and (usage is None or not usage.total_price):
             stats.currency = extra_currency
         stats.price = price if price > 0 else None
-        stats.tokens_per_s = _rate(stats.output_tokens, stats.ttft_s, stats.total_s)
+        content = timing.content if timing is not None else []
+        if len(content) >= 2:
+            stats.streamed_s = content[-1] - content[0]
+        if stopped:
+            gaps = len(content) - 1  # pieces after the first, over the time they took to come
+            stats.tokens_per_s = gaps / stats.streamed_s if gaps > 0 and stats.streamed_s and stats.streamed_s > 0.001 else None
+        else:
+            stats.tokens_per_s = _rate(stats.output_tokens, stats.ttft_s, stats.total_s)
         return stats
 
     def caption(self) -> str:
@@ -66,7 +79,9 @@ class TurnStats:
         else:
             parts.append(f"First token {format_seconds(self.ttft_s)}" if self.ttft_s is not None else "No streamed text")
             if self.total_s is not None:
-                parts.append(f"Total {format_seconds(self.total_s)}")
+                parts.append(f"{'Stopped at' if self.stopped else 'Total'} {format_seconds(self.total_s)}")
+        if self.stopped:
+            return " · ".join(parts + self._stopped_parts())
         if self.output_tokens is not None:
             parts.append(f"{'≈' if self.tokens_estimated else ''}{self.output_tokens} output tokens")
         elif self.total_tokens:
@@ -77,13 +92,30 @@ class TurnStats:
             parts.append(format_price(self.price, self.currency))
         return " · ".join(parts)
 
+    def _stopped_parts(self) -> list[str]:
+        parts = []
+        if self.tokens_per_s is not None and self.streamed_s is not None:
+            parts.append(f"{self.tokens_per_s:.1f} tokens/s while streaming ({format_seconds(self.streamed_s)})")
+        dify = []
+        if self.output_tokens is not None and not self.tokens_estimated:
+            dify.append(f"{self.output_tokens} output tokens")
+        elif self.total_tokens:
+            dify.append(f"{self.total_tokens} tokens")
+        if self.price is not None:
+            dify.append(format_price(self.price, self.currency))
+        if dify:
+            parts.append("Dify's usage for the stopped run: " + ", ".join(dify))
+        elif self.output_tokens is not None:
+            parts.append(f"≈{self.output_tokens} pieces arrived (Dify sent no usage)")
+        return parts
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ttft_s": _round(self.ttft_s), "total_s": _round(self.total_s), "output_tokens": self.output_tokens,
             "tokens_estimated": self.tokens_estimated, "tokens_per_s": _round(self.tokens_per_s, 2),
             "prompt_tokens": self.prompt_tokens, "total_tokens": self.total_tokens,
             "price": self.price, "currency": self.currency if self.price is not None else None,
-            "measured_by": self.measured_by,
+            "measured_by": self.measured_by, "stopped": self.stopped, "streamed_s": _round(self.streamed_s),
         }
 
 
@@ -307,7 +339,7 @@ def node_rows(turn: Turn) -> list[dict[str, Any]]:
             "starts at (s)": round(n.started_s, 3) if n.started_s is not None else None,
             "took (s)": round(n.elapsed_s, 3) if n.elapsed_s is not None else None,
             "share of run": min(1.0, (n.elapsed_s or 0) / total) if total else 0.0,
-            "tokens": n.tokens,
+            "tokens": f"{n.tokens:,}" if n.tokens is not None else "",  # text: a blank, not "None", when unknown
             "error": n.error or "",
         })
     return rows

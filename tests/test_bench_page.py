@@ -2,6 +2,9 @@
 results and history, compare two runs, and meet the production guard."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -9,8 +12,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.bench import BenchStore
+from lib.bench.jobs import get_job
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
 
 
 @pytest.fixture
@@ -89,3 +94,85 @@ def test_a_heavy_run_against_a_remote_target_needs_confirmation(sim, tmp_path, m
     assert at.button(key="bench_start").disabled  # until the box is ticked
     at.checkbox(key="bench_confirm").check().run()
     assert not at.button(key="bench_start").disabled  # (never clicked: no load leaves this machine)
+
+
+# -- the run's worker process (lib.bench.jobs, lib.bench.worker) --------------------------------------
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) is gone for our purposes.
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def _until(condition, timeout: float = 30.0, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def test_a_page_run_runs_in_a_worker_process_and_cancel_stops_it(sim_factory, tmp_path, monkeypatch):
+    paced = sim_factory("--ttft-ms", "200", "--tokens-per-s", "50", "--jitter", "0")
+    for name in ("DIFY_API_BASE", "DIFY_API_KEY", "DIFY_TARGET_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SIMULATOR_URL", paced.url)
+    monkeypatch.setenv("BENCH_DB", str(tmp_path / "bench.sqlite"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/benchmark.py").run()
+    set_(at, "number_input", "concurrency", 2)
+    set_(at, "number_input", "duration", 120.0)
+    at.button(key="bench_start").click().run()
+    job = get_job(at.session_state["bench_job"])
+    _until(lambda: job.progress.ok >= 2, what="two answers")
+    worker = job.pid
+    assert worker != os.getpid() and _alive(worker)
+    # The key goes by stdin: not in the worker's command line, nor in its environment.
+    assert b"app-sim-chat" not in Path(f"/proc/{worker}/cmdline").read_bytes()
+    assert b"app-sim-chat" not in Path(f"/proc/{worker}/environ").read_bytes()
+    at.run()
+    at.button(key="bench_cancel").click().run()
+    assert job.wait(30), "the worker did not stop after Cancel"
+    assert not _alive(worker)
+    (run,) = BenchStore().runs()
+    assert run.status == "cancelled" and run.summary["requests"] >= 2  # what was measured is kept
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any(s.value == "Running" for s in at.subheader)
+
+
+PARENT = """
+import sys, time
+from lib.bench import BenchStore, RunConfig, TargetSpec
+from lib.bench.jobs import start_job
+job = start_job(RunConfig(base_url=sys.argv[1], concurrency=1, duration_s=300, app="chat"),
+                [TargetSpec("sim", sys.argv[1], "app-sim-chat")], BenchStore(sys.argv[2]))
+while job.progress.ok < 1:
+    time.sleep(0.1)
+print(job.pid, flush=True)
+if sys.argv[3] == "exit":
+    sys.exit(0)  # a normal exit (Streamlit stopped): atexit stops the worker
+time.sleep(600)  # killed with SIGKILL: the end of file on the worker's stdin stops it
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_the_worker_never_outlives_the_console(sim_factory, tmp_path, how):
+    paced = sim_factory("--ttft-ms", "100", "--tokens-per-s", "100", "--jitter", "0")
+    db = tmp_path / "bench.sqlite"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, paced.url, str(db), how], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        assert _alive(worker)
+        if how == "kill":
+            parent.kill()
+        parent.wait(30)
+        _until(lambda: not _alive(worker), what="the worker's exit")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    (run,) = BenchStore(db).runs()
+    assert run.status == "cancelled" and run.summary["requests"] >= 1

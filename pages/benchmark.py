@@ -17,7 +17,7 @@ require_shell(__file__)  # a deep link runs this page through app.py, with the s
 target = current_target()
 
 st.title("Benchmark")
-st.markdown(f"Target: **{target.name}**" if target else "No target selected.")
+header = st.empty()  # the targets the form will load, written once the form has been drawn
 st.caption("Load-test Dify apps: time to first token, inter-chunk latency, end-to-end, throughput, errors and cost. "
            "Every run is saved as it goes, so a closed tab or a crash loses nothing already measured.")
 
@@ -39,6 +39,9 @@ with st.expander("New run", expanded=job is None or not job.running):
     if st.session_state.get("bench_start_error"):
         st.error(st.session_state.pop("bench_start_error"))
 job = get_job(st.session_state.get("bench_job")) or running_job()
+chosen = [t.name for t in form.targets]
+header.markdown(f"Target{'s' if len(chosen) > 1 else ''}: " + ", ".join(f"**{n}**" for n in chosen) if chosen
+                else "No target selected.")
 
 if job is not None and job.running:
     st.subheader("Running")

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.bench import BenchStore
 from lib.bench.jobs import get_job
+from lib.settings import Target
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -176,3 +177,17 @@ def test_the_worker_never_outlives_the_console(sim_factory, tmp_path, how):
             parent.kill()
     (run,) = BenchStore(db).runs()
     assert run.status == "cancelled" and run.summary["requests"] >= 1
+
+
+def test_the_form_offers_the_playgrounds_targets_and_follows_the_sidebar(page, sim):
+    at = page
+    added = Target("Via gateway", sim.url, "app-sim-chat", "dify")
+    at.session_state["session_targets"] = [added]  # as the Playground's "Add target" leaves it
+    at.run()
+    assert "Via gateway" in at.multiselect(key="bench_form_targets").options
+    at.selectbox(key="target_name").set_value("Via gateway").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="bench_form_targets").value == ["Via gateway"]
+    assert at.markdown[0].value == "Target: **Via gateway**"  # the header says what the form will load
+    set_(at, "multiselect", "targets", ["Via gateway", "Simulator · chat"])
+    assert at.markdown[0].value == "Targets: **Via gateway**, **Simulator · chat**"

@@ -12,7 +12,8 @@ from lib.bench.engine import TargetSpec
 from lib.bench.guard import confirmation_needed
 from lib.bench.jobs import JobBusyError, start_job
 from lib.bench.store import BenchStore
-from lib.settings import SettingsError, Target, load_targets
+from lib.settings import Target
+from ui.target import all_targets
 
 K = "bench_form_"  # widget keys
 
@@ -25,16 +26,16 @@ class FormResult:
     needs_confirmation: str | None = None
 
 
-def all_targets() -> list[Target]:
-    """The targets of app.py's picker (secrets, environment, simulator)."""
-    try:
-        secrets = st.secrets.to_dict()
-    except FileNotFoundError:  # no secrets.toml (design.md: StreamlitSecretNotFoundError)
-        secrets = None
-    try:
-        return load_targets(secrets)
-    except SettingsError:
-        return []
+def _follow_sidebar(current: Target | None, names: list[str]) -> None:
+    """The form's targets start as the sidebar's and follow it when it changes (so the page's header and
+    the form agree); a selection of the user's own stays until then. Names no longer offered drop out."""
+    key, seen = K + "targets", K + "sidebar_target"
+    here = current.name if current is not None and current.name in names else (names[0] if names else None)
+    if key not in st.session_state or st.session_state.get(seen) != here:
+        st.session_state[key] = [here] if here else []
+    else:
+        st.session_state[key] = [n for n in st.session_state[key] if n in names]
+    st.session_state[seen] = here
 
 
 def _levels(text: str) -> list[float]:
@@ -54,10 +55,10 @@ def _headers(text: str) -> dict[str, str]:
 
 def run_form(current: Target | None) -> FormResult:
     """Draw the form; return what it describes. Nothing is started here."""
-    targets = all_targets()
+    targets = all_targets()  # the sidebar's list: configured targets and those added in the Playground
     names = [t.name for t in targets]
-    default = [current.name] if current is not None and current.name in names else names[:1]
-    chosen = st.multiselect("Targets", names, default=default, key=K + "targets",
+    _follow_sidebar(current, names)
+    chosen = st.multiselect("Targets", names, key=K + "targets",
                             help="One target runs the workload; two or more run it against each, one after the other, and rank them.")
     c1, c2, c3 = st.columns(3)
     app = c1.selectbox("App endpoint", ["auto", "chat", "completion", "workflow"], key=K + "app",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib.bench import BenchStore
+from lib.bench import BenchStore, RunConfig, run_benchmark
 from lib.bench.jobs import get_job
 from lib.settings import Target
 
@@ -63,7 +63,7 @@ def test_a_tiny_run_shows_results_and_history(page):
     text = " ".join(c.value for c in at.caption)
     assert "TTFT = first content chunk" in text and "TPOT = (end-to-end − TTFT)" in text  # the formulas, shown
     (run,) = BenchStore().runs()
-    assert run.status == "finished" and run.summary["requests"] == 4 and run.description.startswith("closed 2 users")
+    assert run.status == "finished" and run.summary["requests"] == 4 and run.description.startswith("closed, 2 users")
     history = at.dataframe[0].value  # the runs table, newest first
     assert list(history["id"]) == [run.id] and history["requests"][0] == 4
 
@@ -191,3 +191,76 @@ def test_the_form_offers_the_playgrounds_targets_and_follows_the_sidebar(page, s
     assert at.markdown[0].value == "Target: **Via gateway**"  # the header says what the form will load
     set_(at, "multiselect", "targets", ["Via gateway", "Simulator · chat"])
     assert at.markdown[0].value == "Targets: **Via gateway**, **Simulator · chat**"
+
+
+# -- readable results, confirmed deletes, sentences for bad input (issue 12, items 5 and 7) -------------
+
+def _saved_run(sim, **update) -> str:
+    """A small finished run in the page's store (run in this process: quicker than through the page)."""
+    outcome = run_benchmark(RunConfig(base_url=sim.url, app="chat", concurrency=1, requests=3, name=update.pop("name", "")),
+                            "app-sim-chat", store=BenchStore())
+    if update:
+        store = BenchStore()
+        store.update_run(outcome.run_id, summary={**store.summary(outcome.run_id), **update})
+    return outcome.run_id
+
+
+def test_the_new_run_form_stays_folded_after_a_run(page):
+    at = page
+    assert at.expander[0].label == "New run" and at.expander[0].proto.expanded  # open on a first visit
+    set_(at, "radio", "stop", "requests")
+    set_(at, "number_input", "requests", 2)
+    run_until_done(at)
+    new_run = next(e for e in at.expander if e.label == "New run")
+    assert not new_run.proto.expanded  # the results come first, not the form again
+    assert at.metric  # ... and they are there
+
+
+def test_a_delete_asks_first_and_says_what_it_deleted(page, sim):
+    at = page
+    keep, gone = _saved_run(sim, name="keep me"), _saved_run(sim, name="delete me")
+    at.run()
+    at.multiselect(key="bench_show").set_value([gone]).run()
+    at.button(key="bench_delete").click().run()
+    assert {r.id for r in BenchStore().runs()} == {keep, gone}  # nothing deleted yet: a question first
+    assert any("Delete 1 run" in w.value and "delete me" in w.value for w in at.warning)
+    at.button(key="bench_delete_keep").click().run()
+    assert {r.id for r in BenchStore().runs()} == {keep, gone} and not at.warning
+    at.button(key="bench_delete").click().run()
+    at.button(key="bench_delete_confirm").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [r.id for r in BenchStore().runs()] == [keep]
+    assert any(s.value.startswith("Deleted 1 run: delete me") and gone in s.value for s in at.success)
+
+
+def test_results_read_as_sentences_and_percent(page, sim):
+    at = page
+    first = _saved_run(sim, name="before")
+    second = _saved_run(sim, name="after", client_bound=True, client_bound_reasons=[
+        "event-loop lag p99 was 30.0 ms (limit 10.0 ms)", "the engine's event loop was on the CPU 95% of the time"])
+    at.run()
+    at.multiselect(key="bench_show").set_value([second]).run()
+    warning = next(w.value for w in at.warning if "Client-bound" in w.value)
+    assert "\n- Event-loop lag p99 was 30.0 ms (limit 10.0 ms).\n- The engine's event loop" in warning  # a list
+    table = next(d.value for d in at.dataframe if "p99" in d.value.columns and "Time to first token" in d.value.index)
+    assert list(table.index[:3]) == ["Time to first token", "End-to-end", "Inter-chunk gap"]
+    assert all(v == "–" or len(v.partition(".")[2]) <= 1 for v in table.to_numpy().ravel())  # 0-1 decimals
+    assert any(m.label == "Throughput (req/s)" for m in at.metric)
+    at.multiselect(key="bench_show").set_value([first, second]).run()
+    compared = next(d.value for d in at.dataframe if "change (last vs first)" in d.value.columns)
+    assert all(v == "–" or v.endswith("%") for v in compared["change (last vs first)"])
+    assert "Time to first token p95 (ms)" in compared.index
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.mark.parametrize("key, kind, value, says", [
+    ("sweep", "text_input", "1, x", "Sweep levels are numbers separated by commas, such as 1, 2, 4, 8: \u201cx\u201d is not a number."),
+    ("inputs", "text_input", "{bad", 'Inputs must be a JSON object such as {"topic": "rivers"}; this one is not valid JSON'),
+    ("sweep", "text_input", "1.5, 2", "A concurrency sweep takes whole numbers of users."),
+])
+def test_bad_input_gets_a_sentence(page, key, kind, value, says):
+    at = page
+    set_(at, kind, key, value)
+    problem = next(c.value for c in at.caption if c.value.startswith("Cannot start"))
+    assert says in problem and "could not convert" not in problem and "Value error" not in problem
+    assert at.button(key="bench_start").disabled

@@ -16,6 +16,7 @@ from lib.settings import Target
 from ui.target import all_targets
 
 K = "bench_form_"  # widget keys
+NEW_RUN_OPEN = "bench_new_run_open"  # the "New run" expander's state (pages/benchmark.py)
 
 
 @dataclass
@@ -39,7 +40,28 @@ def _follow_sidebar(current: Target | None, names: list[str]) -> None:
 
 
 def _levels(text: str) -> list[float]:
-    return [float(x) for x in text.replace(";", ",").split(",") if x.strip()]
+    levels = []
+    for item in (x.strip() for x in text.replace(";", ",").split(",")):
+        if not item:
+            continue
+        try:
+            levels.append(float(item))
+        except ValueError:
+            raise ValueError(f"Sweep levels are numbers separated by commas, such as 1, 2, 4, 8: \u201c{item}\u201d is not a number.") from None
+    return levels
+
+
+def _inputs(text: str) -> dict:
+    if not text.strip():
+        return {}
+    try:
+        inputs = json.loads(text)
+    except ValueError as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        raise ValueError(f'Inputs must be a JSON object such as {{"topic": "rivers"}}; this one is not valid JSON{where}.') from None
+    if not isinstance(inputs, dict):
+        raise ValueError('Inputs must be a JSON object such as {"topic": "rivers"}, not a list or a single value.')
+    return inputs
 
 
 def _headers(text: str) -> dict[str, str]:
@@ -47,8 +69,8 @@ def _headers(text: str) -> dict[str, str]:
     for line in text.splitlines():
         if line.strip():
             name, sep, value = line.partition(":")
-            if not sep:
-                raise ValueError(f"a header line reads Name: value, got {line!r}")
+            if not sep or not name.strip():
+                raise ValueError(f"Each extra header reads Name: value, one a line; \u201c{line.strip()}\u201d has no colon.")
             out[name.strip()] = value.strip()
     return out
 
@@ -126,9 +148,7 @@ def run_form(current: Target | None) -> FormResult:
                 return FormResult(None, specs, "Upload a prompts file.")
             prompt_list = P.from_text(upload.getvalue().decode("utf-8-sig"), upload.name)
             source_label = f"file:{upload.name}"
-        inputs = json.loads(inputs_text) if inputs_text.strip() else {}
-        if not isinstance(inputs, dict):
-            raise ValueError("inputs must be a JSON object")
+        inputs = _inputs(inputs_text)
         slo = [Threshold(metric="ttft_ms.p95", limit=slo_ttft)] if slo_ttft else []
         slo += [Threshold(metric="e2e_ms.p95", limit=slo_e2e)] if slo_e2e else []
         slo += [Threshold(metric="success_rate", op=">=", limit=slo_ok)] if slo_ok else []
@@ -141,9 +161,9 @@ def run_form(current: Target | None) -> FormResult:
             headers=_headers(headers_text),
         )
         if len(specs) > 1 and config.sweep:
-            raise ValueError("compare targets or sweep levels, not both in one run")
+            raise ValueError("Compare targets or sweep levels, not both in one run: pick one target or clear the sweep levels.")
     except (ValueError, P.PromptError) as exc:
-        return FormResult(None, specs, f"Cannot start: {_message(exc)}")
+        return FormResult(None, specs, f"Cannot start. {_message(exc)}")
     why = next((w for w in (confirmation_needed(config.model_copy(update={"base_url": s.base_url})) for s in specs) if w), None)
     return FormResult(config, specs, needs_confirmation=why)
 
@@ -158,10 +178,33 @@ def start_run(form: FormResult, store: BenchStore) -> None:
         st.session_state["bench_start_error"] = str(exc)
         return
     st.session_state["bench_job"] = job.id
+    st.session_state[NEW_RUN_OPEN] = False  # fold the form away: the live panel and then the results come first
 
 
 def _message(exc: Exception) -> str:
+    """A sentence for the form, never pydantic's or Python's raw wording."""
     errors = getattr(exc, "errors", None)
-    if callable(errors):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in errors())
-    return str(exc)
+    if callable(errors):  # pydantic: one sentence per problem, naming the field as the form does
+        return " ".join(_sentence(_field(e) + _plain(e["msg"])) for e in errors())
+    return _sentence(str(exc))
+
+
+_FIELDS = {"sweep": "Sweep levels: ", "prompts": "Prompts: ", "headers": "Extra headers: ", "inputs": "Inputs: ",
+           "rate": "Rate: ", "concurrency": "Concurrent users: ", "duration_s": "Seconds measured: "}
+
+
+def _field(error: dict) -> str:
+    name = _FIELDS.get(str(error["loc"][0]) if error.get("loc") else "", "")
+    return "" if name.rstrip(": ").lower() in error["msg"].lower() else name
+
+
+def _plain(msg: str) -> str:
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."

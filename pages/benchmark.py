@@ -70,4 +70,8 @@ else:
     if shown:
         st.button(f"Delete {'this run' if len(shown) == 1 else f'these {len(shown)} runs'}", key="bench_delete",
                   icon=":material/delete:", on_click=ask_delete, args=(shown,))
-    show_runs(store, shown)
+    if job is not None and job.running:
+        # Drawing a run's charts costs this machine's CPU (here and in the browser), which the run needs.
+        st.caption("The runs' charts are drawn again when the run going now has ended.")
+    else:
+        show_runs(store, shown)

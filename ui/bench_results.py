@@ -112,7 +112,11 @@ def delete_confirmation(store: BenchStore) -> None:
     pending = st.session_state.get(PENDING_DELETE)
     if not pending:
         return
-    labels = store.labels([r for r in pending if _exists(store, r)])
+    present = [r for r in pending if _exists(store, r)]
+    running = [r for r in present if store.get(r).status == "running"]
+    if running:  # its worker still writes to it: deleting now would fail the run halfway
+        st.info(f"{_runs(len(running)).capitalize()} still going cannot be deleted: cancel it or let it end first.")
+    labels = store.labels([r for r in present if r not in running])
     if not labels:
         st.session_state.pop(PENDING_DELETE, None)
         return
@@ -127,7 +131,7 @@ def delete_confirmation(store: BenchStore) -> None:
 
 def delete_runs(store: BenchStore, run_ids: Sequence[str]) -> None:
     """The confirmation's callback (runs before the rerun, so it may reset the selection widget)."""
-    labels = store.labels([r for r in run_ids if _exists(store, r)])
+    labels = store.labels([r for r in run_ids if _exists(store, r) and store.get(r).status != "running"])
     deleted = [f"{label} (`{rid}`)" for rid, label in labels.items() if store.delete_run(rid)]
     st.session_state.pop(PENDING_DELETE, None)
     st.session_state["bench_show"] = []
@@ -166,7 +170,7 @@ def _selfcheck(summary: dict[str, Any]) -> None:
                    + "\n".join(f"- {r[:1].upper()}{r[1:]}." for r in reasons), icon=":material/warning:")
     elif check:
         busy = check.get("loop_busy")
-        st.caption(f"Self-check: the engine kept up (event-loop lag p99 {lag if lag is not None else '–'} ms"
+        st.caption(f"Self-check: the engine kept up (event-loop lag p99 {ms_text(lag)} ms"
                    + (f", loop busy {busy:.0%}" if busy is not None else "")
                    + (f", sent {check['achieved_rate']:.2f} req/s of {check.get('scheduled_rate') or check['target_rate']:.2f} scheduled"
                       if check.get("achieved_rate") else "")

@@ -61,7 +61,8 @@ def _latency_values(df: pd.DataFrame, metric: str, by: str | None, title: str | 
     label = LATENCY_LABELS.get(metric, metric)
     ok = _measured_ok(df)
     by = _by(ok, by)
-    return label, title or f"{label.split(' (')[0]} {kind}", by, _values(ok, metric, by)
+    name = label.split(" (")[0]
+    return label, title or f"{name[:1].upper()}{name[1:]} {kind}", by, _values(ok, metric, by)
 
 
 def latency_histogram(df: pd.DataFrame, metric: str = "ttft_ms", by: str | None = "run", nbins: int = 60,

@@ -121,12 +121,13 @@ def delete_confirmation(store: BenchStore) -> None:
         st.session_state.pop(PENDING_DELETE, None)
         return
     with st.container(border=True):
-        st.warning(f"Delete {_runs(len(labels))} and all their measurements? This cannot be undone.\n\n"
+        one = len(labels) == 1
+        st.warning(f"Delete {_runs(len(labels))} and all {'its' if one else 'their'} measurements? This cannot be undone.\n\n"
                    + "\n".join(f"- {label} (`{rid}`)" for rid, label in labels.items()), icon=":material/warning:")
         c1, c2, _ = st.columns([1, 1, 4])
         c1.button(f"Delete {_runs(len(labels))}", type="primary", key="bench_delete_confirm", icon=":material/delete:",
                   on_click=delete_runs, args=(store, list(labels)))
-        c2.button("Keep them", key="bench_delete_keep", on_click=lambda: st.session_state.pop(PENDING_DELETE, None))
+        c2.button("Keep it" if one else "Keep them", key="bench_delete_keep", on_click=lambda: st.session_state.pop(PENDING_DELETE, None))
 
 
 def delete_runs(store: BenchStore, run_ids: Sequence[str]) -> None:

@@ -9,22 +9,24 @@ import streamlit as st
 from lib.bench.jobs import get_job, running_job
 from lib.bench.store import BenchStore
 from ui import current_target, require_shell
-from ui.bench_form import run_form, start_run
+from ui.bench_form import NEW_RUN_OPEN, run_form, start_run
 from ui.bench_live import live_panel
-from ui.bench_results import delete_runs, history, show_runs
+from ui.bench_results import ask_delete, delete_confirmation, history, show_runs
 
 require_shell(__file__)  # a deep link runs this page through app.py, with the sidebar
 target = current_target()
 
 st.title("Benchmark")
-st.markdown(f"Target: **{target.name}**" if target else "No target selected.")
+header = st.empty()  # the targets the form will load, written once the form has been drawn
 st.caption("Load-test Dify apps: time to first token, inter-chunk latency, end-to-end, throughput, errors and cost. "
            "Every run is saved as it goes, so a closed tab or a crash loses nothing already measured.")
 
 store = BenchStore()
 job = get_job(st.session_state.get("bench_job")) or running_job()
 
-with st.expander("New run", expanded=job is None or not job.running):
+# Keyed, so it stays as the user left it: start_run folds it away, and it does not open again when the run
+# ends (it used to, pushing the results a screen down).
+with st.expander("New run", expanded=True, key=NEW_RUN_OPEN, on_change="rerun"):
     form = run_form(target)
     confirmed = True
     if form.needs_confirmation:
@@ -39,6 +41,9 @@ with st.expander("New run", expanded=job is None or not job.running):
     if st.session_state.get("bench_start_error"):
         st.error(st.session_state.pop("bench_start_error"))
 job = get_job(st.session_state.get("bench_job")) or running_job()
+chosen = [t.name for t in form.targets]
+header.markdown(f"Target{'s' if len(chosen) > 1 else ''}: " + ", ".join(f"**{n}**" for n in chosen) if chosen
+                else "No target selected.")
 
 if job is not None and job.running:
     st.subheader("Running")
@@ -52,6 +57,7 @@ elif job is not None and st.session_state.get("bench_shown_job") != job.id:
 
 runs = store.runs(limit=200)
 st.header("Runs")
+delete_confirmation(store)  # a delete asked for (Delete / Keep), or what the last one deleted
 if not runs:
     st.info("No runs yet: start one above.")
 else:
@@ -62,6 +68,10 @@ else:
     st.session_state["bench_show"] = current or ids[:1]
     shown = st.multiselect("Show runs (two or more: compared)", ids, format_func=labels.get, key="bench_show")
     if shown:
-        st.button(f"Delete {len(shown)} shown run(s)", key="bench_delete", icon=":material/delete:",
-                  on_click=delete_runs, args=(store, shown))
-    show_runs(store, shown)
+        st.button(f"Delete {'this run' if len(shown) == 1 else f'these {len(shown)} runs'}", key="bench_delete",
+                  icon=":material/delete:", on_click=ask_delete, args=(shown,))
+    if job is not None and job.running:
+        # Drawing a run's charts costs this machine's CPU (here and in the browser), which the run needs.
+        st.caption("The runs' charts are drawn again when the run going now has ended.")
+    else:
+        show_runs(store, shown)

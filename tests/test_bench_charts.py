@@ -49,3 +49,10 @@ def test_overlays_and_empty_inputs():
     for fig in (charts.latency_histogram(empty), charts.latency_cdf(empty), charts.errors_by_class(empty),
                 charts.latency_over_time(empty), charts.throughput_over_time(empty)):
         assert fig.layout.annotations  # a note instead of an error
+
+
+def test_a_histograms_percentile_labels_do_not_cover_each_other():
+    df = frame("a", 150.0)  # p95 and p99 a few ms apart, as they often are
+    labels = charts.latency_histogram(df, "ttft_ms").layout.annotations
+    assert [a.text.split()[0] for a in labels] == ["p50", "p95", "p99"]
+    assert len({a.y for a in labels}) == 3  # a row each: side by side they would overlap

@@ -12,9 +12,11 @@ from lib.bench.engine import TargetSpec
 from lib.bench.guard import confirmation_needed
 from lib.bench.jobs import JobBusyError, start_job
 from lib.bench.store import BenchStore
-from lib.settings import SettingsError, Target, load_targets
+from lib.settings import Target
+from ui.target import all_targets
 
 K = "bench_form_"  # widget keys
+NEW_RUN_OPEN = "bench_new_run_open"  # the "New run" expander's state (pages/benchmark.py)
 
 
 @dataclass
@@ -25,20 +27,41 @@ class FormResult:
     needs_confirmation: str | None = None
 
 
-def all_targets() -> list[Target]:
-    """The targets of app.py's picker (secrets, environment, simulator)."""
-    try:
-        secrets = st.secrets.to_dict()
-    except FileNotFoundError:  # no secrets.toml (design.md: StreamlitSecretNotFoundError)
-        secrets = None
-    try:
-        return load_targets(secrets)
-    except SettingsError:
-        return []
+def _follow_sidebar(current: Target | None, names: list[str]) -> None:
+    """The form's targets start as the sidebar's and follow it when it changes (so the page's header and
+    the form agree); a selection of the user's own stays until then. Names no longer offered drop out."""
+    key, seen = K + "targets", K + "sidebar_target"
+    here = current.name if current is not None and current.name in names else (names[0] if names else None)
+    if key not in st.session_state or st.session_state.get(seen) != here:
+        st.session_state[key] = [here] if here else []
+    else:
+        st.session_state[key] = [n for n in st.session_state[key] if n in names]
+    st.session_state[seen] = here
 
 
 def _levels(text: str) -> list[float]:
-    return [float(x) for x in text.replace(";", ",").split(",") if x.strip()]
+    levels = []
+    for item in (x.strip() for x in text.replace(";", ",").split(",")):
+        if not item:
+            continue
+        try:
+            levels.append(float(item))
+        except ValueError:
+            raise ValueError(f"Sweep levels are numbers separated by commas, such as 1, 2, 4, 8: \u201c{item}\u201d is not a number.") from None
+    return levels
+
+
+def _inputs(text: str) -> dict:
+    if not text.strip():
+        return {}
+    try:
+        inputs = json.loads(text)
+    except ValueError as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
+        raise ValueError(f'Inputs must be a JSON object such as {{"topic": "rivers"}}; this one is not valid JSON{where}.') from None
+    if not isinstance(inputs, dict):
+        raise ValueError('Inputs must be a JSON object such as {"topic": "rivers"}, not a list or a single value.')
+    return inputs
 
 
 def _headers(text: str) -> dict[str, str]:
@@ -46,18 +69,18 @@ def _headers(text: str) -> dict[str, str]:
     for line in text.splitlines():
         if line.strip():
             name, sep, value = line.partition(":")
-            if not sep:
-                raise ValueError(f"a header line reads Name: value, got {line!r}")
+            if not sep or not name.strip():
+                raise ValueError(f"Each extra header reads Name: value, one a line; \u201c{line.strip()}\u201d has no colon.")
             out[name.strip()] = value.strip()
     return out
 
 
 def run_form(current: Target | None) -> FormResult:
     """Draw the form; return what it describes. Nothing is started here."""
-    targets = all_targets()
+    targets = all_targets()  # the sidebar's list: configured targets and those added in the Playground
     names = [t.name for t in targets]
-    default = [current.name] if current is not None and current.name in names else names[:1]
-    chosen = st.multiselect("Targets", names, default=default, key=K + "targets",
+    _follow_sidebar(current, names)
+    chosen = st.multiselect("Targets", names, key=K + "targets",
                             help="One target runs the workload; two or more run it against each, one after the other, and rank them.")
     c1, c2, c3 = st.columns(3)
     app = c1.selectbox("App endpoint", ["auto", "chat", "completion", "workflow"], key=K + "app",
@@ -125,9 +148,7 @@ def run_form(current: Target | None) -> FormResult:
                 return FormResult(None, specs, "Upload a prompts file.")
             prompt_list = P.from_text(upload.getvalue().decode("utf-8-sig"), upload.name)
             source_label = f"file:{upload.name}"
-        inputs = json.loads(inputs_text) if inputs_text.strip() else {}
-        if not isinstance(inputs, dict):
-            raise ValueError("inputs must be a JSON object")
+        inputs = _inputs(inputs_text)
         slo = [Threshold(metric="ttft_ms.p95", limit=slo_ttft)] if slo_ttft else []
         slo += [Threshold(metric="e2e_ms.p95", limit=slo_e2e)] if slo_e2e else []
         slo += [Threshold(metric="success_rate", op=">=", limit=slo_ok)] if slo_ok else []
@@ -140,9 +161,9 @@ def run_form(current: Target | None) -> FormResult:
             headers=_headers(headers_text),
         )
         if len(specs) > 1 and config.sweep:
-            raise ValueError("compare targets or sweep levels, not both in one run")
+            raise ValueError("Compare targets or sweep levels, not both in one run: pick one target or clear the sweep levels.")
     except (ValueError, P.PromptError) as exc:
-        return FormResult(None, specs, f"Cannot start: {_message(exc)}")
+        return FormResult(None, specs, f"Cannot start. {_message(exc)}")
     why = next((w for w in (confirmation_needed(config.model_copy(update={"base_url": s.base_url})) for s in specs) if w), None)
     return FormResult(config, specs, needs_confirmation=why)
 
@@ -157,10 +178,33 @@ def start_run(form: FormResult, store: BenchStore) -> None:
         st.session_state["bench_start_error"] = str(exc)
         return
     st.session_state["bench_job"] = job.id
+    st.session_state[NEW_RUN_OPEN] = False  # fold the form away: the live panel and then the results come first
 
 
 def _message(exc: Exception) -> str:
+    """A sentence for the form, never pydantic's or Python's raw wording."""
     errors = getattr(exc, "errors", None)
-    if callable(errors):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in errors())
-    return str(exc)
+    if callable(errors):  # pydantic: one sentence per problem, naming the field as the form does
+        return " ".join(_sentence(_field(e) + _plain(e["msg"])) for e in errors())
+    return _sentence(str(exc))
+
+
+_FIELDS = {"sweep": "Sweep levels: ", "prompts": "Prompts: ", "headers": "Extra headers: ", "inputs": "Inputs: ",
+           "rate": "Rate: ", "concurrency": "Concurrent users: ", "duration_s": "Seconds measured: "}
+
+
+def _field(error: dict) -> str:
+    name = _FIELDS.get(str(error["loc"][0]) if error.get("loc") else "", "")
+    return "" if name.rstrip(": ").lower() in error["msg"].lower() else name
+
+
+def _plain(msg: str) -> str:
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."

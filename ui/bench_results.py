@@ -24,6 +24,58 @@ def _ms(v: float | None) -> str:
     return "–" if v is None else f"{v:,.0f} ms"
 
 
+# The percentile table's rows, as people say them (the summary's keys are for code).
+FIGURE_NAMES = {"ttft_ms": "Time to first token", "e2e_ms": "End-to-end", "itl_ms": "Inter-chunk gap",
+                "tpot_ms": "Time per output token", "ttfb_ms": "Time to headers", "queue_ms": "Queue wait"}
+STAT_NAMES = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "mean": "mean", "max": "max"}
+
+
+def ms_text(v: Any) -> str:
+    """Milliseconds to read, not to parse: 1 decimal under 100 ms, none above (the clock is no finer than that)."""
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    return f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
+
+
+def percentiles_frame(summary: dict[str, Any], metrics: Sequence[str]) -> pd.DataFrame:
+    """The percentile table for the page: human row names, ms as text with 0-1 decimals."""
+    table = percentile_table(summary, metrics)
+    shown = table.map(ms_text).rename(index=FIGURE_NAMES, columns=STAT_NAMES)
+    shown.index.name = "ms"
+    return shown
+
+
+def _figure_name(figure: str) -> str:
+    metric, _, stat = figure.partition(".")
+    if metric in FIGURE_NAMES:
+        return f"{FIGURE_NAMES[metric]} {stat} (ms)"
+    return {"requests": "Requests", "success_rate": "Success rate", "request_throughput": "Throughput (req/s)",
+            "output_tokens_per_s": "Output tokens/s"}.get(figure, figure)
+
+
+def _figure_text(figure: str, v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    if figure == "success_rate":
+        return f"{v:.1%}"
+    if figure.partition(".")[0] in FIGURE_NAMES:
+        return ms_text(v)
+    if figure == "requests":
+        return f"{v:,.0f}"
+    return f"{v:,.2f}"
+
+
+def compare_frame(summaries: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """compare_summaries for the page: named figures, readable values, `change` as a signed percent."""
+    table = compare_summaries(summaries)
+    shown = pd.DataFrame({c: [_figure_text(f, v) for f, v in table[c].items()] for c in table.columns if c != "change"},
+                         index=table.index)
+    if "change" in table:
+        shown["change (last vs first)"] = ["–" if v is None or v != v else f"{v:+.1%}" for v in table["change"]]
+    shown.index = [_figure_name(f) for f in table.index]
+    return shown
+
+
 def history_frame(store: BenchStore, runs: Sequence[RunInfo]) -> pd.DataFrame:
     rows = []
     for r in runs:
@@ -44,11 +96,59 @@ def history(store: BenchStore, runs: Sequence[RunInfo]) -> None:
                  column_config={"success": st.column_config.NumberColumn(format="percent")})
 
 
+PENDING_DELETE = "bench_delete_pending"
+DELETED = "bench_deleted"
+
+
+def ask_delete(run_ids: Sequence[str]) -> None:
+    """The Delete button's callback: nothing is deleted until the user confirms (delete_confirmation)."""
+    st.session_state[PENDING_DELETE] = list(run_ids)
+
+
+def delete_confirmation(store: BenchStore) -> None:
+    """The pending delete's question, with Delete and Keep; then (once) what was deleted."""
+    if st.session_state.get(DELETED):
+        st.success(st.session_state.pop(DELETED), icon=":material/delete:")
+    pending = st.session_state.get(PENDING_DELETE)
+    if not pending:
+        return
+    present = [r for r in pending if _exists(store, r)]
+    running = [r for r in present if store.get(r).status == "running"]
+    if running:  # its worker still writes to it: deleting now would fail the run halfway
+        st.info(f"{_runs(len(running)).capitalize()} still going cannot be deleted: cancel it or let it end first.")
+    labels = store.labels([r for r in present if r not in running])
+    if not labels:
+        st.session_state.pop(PENDING_DELETE, None)
+        return
+    with st.container(border=True):
+        one = len(labels) == 1
+        st.warning(f"Delete {_runs(len(labels))} and all {'its' if one else 'their'} measurements? This cannot be undone.\n\n"
+                   + "\n".join(f"- {label} (`{rid}`)" for rid, label in labels.items()), icon=":material/warning:")
+        c1, c2, _ = st.columns([1, 1, 4])
+        c1.button(f"Delete {_runs(len(labels))}", type="primary", key="bench_delete_confirm", icon=":material/delete:",
+                  on_click=delete_runs, args=(store, list(labels)))
+        c2.button("Keep it" if one else "Keep them", key="bench_delete_keep", on_click=lambda: st.session_state.pop(PENDING_DELETE, None))
+
+
 def delete_runs(store: BenchStore, run_ids: Sequence[str]) -> None:
-    """Button callback (runs before the rerun, so it may reset the selection widget)."""
-    for run_id in run_ids:
-        store.delete_run(run_id)
+    """The confirmation's callback (runs before the rerun, so it may reset the selection widget)."""
+    labels = store.labels([r for r in run_ids if _exists(store, r) and store.get(r).status != "running"])
+    deleted = [f"{label} (`{rid}`)" for rid, label in labels.items() if store.delete_run(rid)]
+    st.session_state.pop(PENDING_DELETE, None)
     st.session_state["bench_show"] = []
+    if deleted:
+        st.session_state[DELETED] = f"Deleted {_runs(len(deleted))}: " + "; ".join(deleted) + "."
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _exists(store: BenchStore, run_id: str) -> bool:
+    try:
+        return store.get(run_id).id == run_id
+    except KeyError:
+        return False
 
 
 def show_runs(store: BenchStore, run_ids: Sequence[str]) -> None:
@@ -66,11 +166,12 @@ def _selfcheck(summary: dict[str, Any]) -> None:
     check = summary.get("selfcheck") or {}
     lag = (check.get("loop_lag_ms") or {}).get("p99")
     if summary.get("client_bound"):
-        st.warning("**Client-bound**: these figures are the load generator's, not the target's. "
-                   + " ".join(f"- {r}" for r in summary.get("client_bound_reasons") or []), icon=":material/warning:")
+        reasons = summary.get("client_bound_reasons") or []
+        st.warning("**Client-bound**: these figures are the load generator's, not the target's.\n\n"
+                   + "\n".join(f"- {r[:1].upper()}{r[1:]}." for r in reasons), icon=":material/warning:")
     elif check:
         busy = check.get("loop_busy")
-        st.caption(f"Self-check: the engine kept up (event-loop lag p99 {lag if lag is not None else '–'} ms"
+        st.caption(f"Self-check: the engine kept up (event-loop lag p99 {ms_text(lag)} ms"
                    + (f", loop busy {busy:.0%}" if busy is not None else "")
                    + (f", sent {check['achieved_rate']:.2f} req/s of {check.get('scheduled_rate') or check['target_rate']:.2f} scheduled"
                       if check.get("achieved_rate") else "")
@@ -87,10 +188,11 @@ def single(store: BenchStore, run_id: str) -> None:
     if not s.get("requests"):
         st.info("No measured requests yet.")
         return
-    cols = st.columns(6)
+    # Two rows of three: six columns cut the longer figures ("12.34 req/s") off on a laptop screen.
+    cols = st.columns(3) + st.columns(3)
     cols[0].metric("Requests", s["requests"], help=FORMULAS["success_rate"])
     cols[1].metric("Success", f"{s['success_rate']:.1%}" if s.get("success_rate") is not None else "–")
-    cols[2].metric("Throughput", f"{s['request_throughput']:.2f} req/s", help=FORMULAS["request_throughput"])
+    cols[2].metric("Throughput (req/s)", f"{s['request_throughput']:.2f}", help=FORMULAS["request_throughput"])
     cols[3].metric("Output tokens/s", f"{s['output_tokens_per_s']:.0f}", help=FORMULAS["output_tokens_per_s"]
                    + f" Source: {s.get('output_tokens_source') or '–'}.")
     cols[4].metric("TTFT p95", _ms((s.get("ttft_ms") or {}).get("p95")), help=FORMULAS["ttft_ms"])
@@ -105,7 +207,7 @@ def single(store: BenchStore, run_id: str) -> None:
     if cost.get("total"):
         st.caption(f"Cost {cost['total']:.6f} {cost.get('currency') or ''} ({cost['per_request']:.6f} a request). {FORMULAS['cost']}")
     st.markdown("**Percentiles (ms)**")
-    st.dataframe(percentile_table(s, ("ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms")), width="stretch")
+    st.dataframe(percentiles_frame(s, ("ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms")), width="stretch")
     st.caption(" ".join(FORMULAS[k] for k in ("origin", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "queue_ms", "duration_s")))
     df = store.requests(info.id, label=True)
     key = f"bench_{info.id}"
@@ -151,9 +253,8 @@ def compare(store: BenchStore, run_ids: Sequence[str]) -> None:
     labels = store.labels([i.id for i in infos])
     summaries = {labels[i.id]: store.summary(i.id) for i in infos}
     st.subheader(f"{len(infos)} runs compared")
-    table = compare_summaries(summaries)
-    st.dataframe(table, width="stretch")
-    st.caption("`change`: last run against the first, relative. " + FORMULAS["ttft_ms"] + " " + FORMULAS["tpot_ms"])
+    st.dataframe(compare_frame(summaries), width="stretch")
+    st.caption("Change: the last run against the first, in percent of the first. " + FORMULAS["ttft_ms"] + " " + FORMULAS["tpot_ms"])
     by = st.selectbox("Rank by", RANK_FIGURES, key="bench_compare_rank_by")
     df = store.requests([i.id for i in infos], label=True)
     key = "bench_cmp_" + "_".join(i.id[-6:] for i in infos)

@@ -146,10 +146,11 @@ class RunConfig(BaseModel):
         return self.model_copy(update=update)
 
     def describe(self) -> str:
-        """A one-line label: `closed 8 users, 30 s` / `open 20 req/s poisson, 500 requests`."""
-        load = (f"closed {self.concurrency} users" if self.load == "closed"
-                else f"open {self.rate:g} req/s {self.arrival}" + (f" (cap {self.max_in_flight})" if self.max_in_flight else ""))
-        stop = f"{self.duration_s:g} s" if self.duration_s is not None else f"{self.requests} requests"
+        """A one-line label: `closed, 8 users, 30 s, streaming` / `open, 20 req/s poisson, 500 requests, blocking`."""
+        load = (f"closed, {self.concurrency} user{'' if self.concurrency == 1 else 's'}" if self.load == "closed"
+                else f"open, {self.rate:g} req/s {self.arrival}" + (f" (cap {self.max_in_flight})" if self.max_in_flight else ""))
+        stop = (f"{self.duration_s:g} s" if self.duration_s is not None
+                else f"{self.requests} request{'' if self.requests == 1 else 's'}")
         sweep = f" sweep {','.join(f'{x:g}' for x in self.sweep)}" if self.sweep else ""
         return f"{load}{sweep}, {stop}, {self.mode}"
 

@@ -87,7 +87,8 @@ class FastTransport(AiohttpTransport):
         session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         # aiohttp silently resends an idempotent request once when the connection drops; the client's
         # RetryPolicy must be the only retry, so that attempts, hooks and the breaker see every one
-        # (aiohttp's own test client switches it off the same way).
+        # (aiohttp's own test client switches it off the same way). Private, as no public way exists:
+        # ClientSession takes no argument for it (aiohttp 3.14, pinned).
         session._retry_connection = False
         return session
 

@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
-import lib.dify as dify
+from lib import dify
 from lib.dify import (
-    AsyncDifyClient, CircuitBreaker, ClientOptions, DifyClient, DifyError, RateLimitError, RetryPolicy, mask,
+    AsyncDifyClient,
+    CircuitBreaker,
+    ClientOptions,
+    DifyClient,
+    DifyError,
+    RateLimitError,
+    RetryPolicy,
+    mask,
 )
 from lib.dify.core import ClientCore
 from lib.dify.keys import ApiKey, redact
@@ -22,7 +29,7 @@ from tests.conftest import KEYS
 from tests.test_client_support import count, fault, new_key
 
 PKG = Path(dify.__file__).parent
-QUICK = dict(base=0.01, cap=0.01)
+QUICK = {"base": 0.01, "cap": 0.01}
 
 
 async def _attempts(client: DifyClient | AsyncDifyClient) -> int:

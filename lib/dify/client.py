@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Self
 
 import httpx
 
 from . import deadlines
 from .core import Call, CallOptions, ClientCore, Spec
-from .errors import DifyError
 from .endpoints import Endpoints
+from .errors import DifyError
 from .events import Event
 from .hooks import Hooks
 from .models import ChatResult, CompletionResult, WorkflowResult
@@ -83,7 +84,7 @@ class DifyClient(_ClientBase):
         self._closed = True
         self._http.close()
 
-    def __enter__(self) -> DifyClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -174,7 +175,7 @@ class AsyncDifyClient(_ClientBase):
         self._closed = True
         await self._http.aclose()
 
-    async def __aenter__(self) -> AsyncDifyClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -439,7 +440,7 @@ class EventStream(_StreamBase):
         if self._gen is not None:
             self._gen.close()  # type: ignore[attr-defined]
 
-    def __enter__(self) -> EventStream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -522,7 +523,7 @@ class AsyncEventStream(_StreamBase):
         if self._gen is not None:
             await self._gen.aclose()  # type: ignore[attr-defined]
 
-    async def __aenter__(self) -> AsyncEventStream:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -19,8 +19,9 @@ import email.utils
 import logging
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypedDict
+from typing import Any, TypedDict
 
 import httpx
 import orjson
@@ -29,7 +30,15 @@ from . import errors as E
 from .hooks import Hooks, fire
 from .keys import ApiKey, AuthHeader, masked_bearer, redact
 from .options import DEFAULT, ClientOptions
-from .resilience import NO_RETRY, CircuitBreaker, ConcurrencyLimit, RetryPolicy, Timeouts, TokenBucket, min_timeout
+from .resilience import (
+    NO_RETRY,
+    CircuitBreaker,
+    ConcurrencyLimit,
+    RetryPolicy,
+    Timeouts,
+    TokenBucket,
+    min_timeout,
+)
 from .timing import Timing, clock
 
 log = logging.getLogger("lib.dify")
@@ -187,7 +196,7 @@ class Call:
     and on a transport exception transport_failed(); a returned float is a backoff to sleep, then loop.
     """
 
-    __slots__ = ("core", "spec", "options", "timing", "attempt", "timeouts", "deadline", "policy", "last_request")
+    __slots__ = ("attempt", "core", "deadline", "last_request", "options", "policy", "spec", "timeouts", "timing")
 
     def __init__(self, core: ClientCore, spec: Spec, options: CallOptions) -> None:
         self.core, self.spec, self.options = core, spec, options
@@ -471,7 +480,7 @@ class Call:
 def _text_snippet(body: bytes, redact: Callable[[str], str], limit: int = 160) -> str:
     """The readable start of a non-JSON body, redacted first, then cut to `limit` characters."""
     text = redact(body[:8000].decode("utf-8", "replace"))
-    title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+    title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
     words = " ".join(re.sub(r"<[^>]+>", " ", text).split())
     if title:
         head = " ".join(title.group(1).split())

@@ -12,22 +12,39 @@ from __future__ import annotations
 
 import mimetypes
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Literal, Sequence, Union, Unpack
+from typing import IO, Any, Literal, Unpack
 from urllib.parse import quote
-
-
 
 from .core import CallOptions, Spec, drop_none
 from .errors import unknown_workflow_run
 from .models import (
-    Annotation, AnnotationJob, AppInfo, AppMeta, AppParameters, AppSite, AudioText, ChatResult, CompletionResult,
-    Conversation, ConversationVariable, EndUser, Feedback, HumanInputForm, Message, NumberedPage, Page, Success,
-    UploadedFile, WorkflowResult, WorkflowRun,
+    Annotation,
+    AnnotationJob,
+    AppInfo,
+    AppMeta,
+    AppParameters,
+    AppSite,
+    AudioText,
+    ChatResult,
+    CompletionResult,
+    Conversation,
+    ConversationVariable,
+    EndUser,
+    Feedback,
+    HumanInputForm,
+    Message,
+    NumberedPage,
+    Page,
+    Success,
+    UploadedFile,
+    WorkflowResult,
+    WorkflowRun,
 )
 
-FileLike = Union[str, os.PathLike, bytes, IO[bytes], tuple]
-FileInput = Union[dict, UploadedFile]
+FileLike = str | os.PathLike | bytes | IO[bytes] | tuple
+FileInput = dict | UploadedFile
 
 
 def _id(value: str) -> str:

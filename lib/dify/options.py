@@ -6,11 +6,18 @@ keywords (`retry=...`); `ClientOptions.build` merges the two, the one place a co
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .hooks import Hooks
-from .resilience import CircuitBreaker, ConcurrencyLimit, RetryPolicy, Timeouts, TokenBucket
+from .resilience import (
+    CircuitBreaker,
+    ConcurrencyLimit,
+    RetryPolicy,
+    Timeouts,
+    TokenBucket,
+)
 
 
 class _Default:

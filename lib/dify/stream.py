@@ -15,7 +15,15 @@ from orjson import JSONDecodeError, dumps, loads
 from . import errors as E
 from .core import Call
 from .events import (
-    PARSERS, TERMINAL_EVENTS, AgentMessageEvent, ErrorEvent, Event, MessageEndEvent, MessageEvent, NodeEvent, UnknownEvent,
+    PARSERS,
+    TERMINAL_EVENTS,
+    AgentMessageEvent,
+    ErrorEvent,
+    Event,
+    MessageEndEvent,
+    MessageEvent,
+    NodeEvent,
+    UnknownEvent,
     WorkflowFinishedEvent,
 )
 from .hooks import fire
@@ -42,9 +50,9 @@ class StreamState:
     """
 
     __slots__ = (
-        "call", "route", "hooks", "timing", "_buf", "_cr", "_deadline", "_first_deadline", "parts", "conversation_id",
-        "message_id", "task_id", "workflow_run_id", "usage", "metadata", "workflow", "finished", "malformed", "error", "_on_event",
-        "failed_node", "terminal_at",
+        "_buf", "_cr", "_deadline", "_first_deadline", "_on_event", "call", "conversation_id", "error", "failed_node",
+        "finished", "hooks", "malformed", "message_id", "metadata", "parts", "route", "task_id", "terminal_at",
+        "timing", "usage", "workflow", "workflow_run_id",
     )
 
     def __init__(self, call: Call) -> None:

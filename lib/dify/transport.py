@@ -14,7 +14,7 @@ facts); httpx-aiohttp stays within a few percent of raw aiohttp. Two fixes on to
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
@@ -58,13 +58,13 @@ class _Stream(httpx.AsyncByteStream):
         try:
             async for chunk in self._inner:
                 yield chunk
-        except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError) as exc:
             raise _mapped(exc, self._request) from exc
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
-        except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError):
             pass  # closing a broken response: nothing left to report
 
 
@@ -95,7 +95,7 @@ class FastTransport(AiohttpTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
             response = await super().handle_async_request(request)
-        except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError) as exc:
             raise _mapped(exc, request) from exc
         response.stream = _Stream(response.stream, request)  # type: ignore[arg-type]
         return response

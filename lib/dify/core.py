@@ -3,7 +3,8 @@
 The clients' I/O loops only send, sleep and read; every decision is taken here: what a request looks
 like (`Spec`), whether an attempt may go (`Call.admit`), what a failure means and whether it may be
 retried (`Call.transport_failed`, `Call.error_response`), how an answer becomes a typed result
-(`Call.result`); stream.py, above this module, turns SSE bytes into typed events (`StreamState.feed`). The retry rule
+(`Call.result`); stream.py, which builds on this module (never the reverse), turns SSE bytes into
+typed events (`StreamState.feed`). Every error sentence is written in errors.py. The retry rule
 lives in one place, `Call._retry_or_raise`:
 
 - retried: a connection that could not be opened (the request never left), and 429/502/503/504

@@ -41,15 +41,10 @@ class TargetNotFoundError(SettingsError, LookupError):
 
 
 def mask_key(key: str | None) -> str:
-    """`app-…abcd`: the key's prefix and last 4 characters, enough to tell keys apart."""
-    key = (key or "").strip()
-    prefix, sep, rest = key.partition("-")
-    if not sep or len(prefix) > 10:  # no recognisable `app-`-style prefix
-        prefix, rest = "", key
-    else:
-        prefix += "-"
-    # A short key would be mostly revealed by its last 4 characters: show none of it.
-    return f"{prefix}…{rest[-4:] if len(rest) >= 8 else ''}"
+    """`app-…abcd`: the key's prefix and last 4 characters, enough to tell keys apart (lib.dify's one rule)."""
+    from lib.dify.keys import mask  # here, not at the top: reading settings need not load the HTTP client
+
+    return mask(key)
 
 
 def normalize_base_url(url: str) -> str:

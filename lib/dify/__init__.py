@@ -11,30 +11,102 @@ See design.md "Rules of the client" for what is retried, the timeouts and the br
 """
 from .client import AsyncDifyClient, AsyncEventStream, DifyClient, EventStream
 from .core import Spec
-from .keys import ApiKey, mask
 from .errors import (
-    AppModeError, AuthenticationError, BadRequestError, CircuitOpenError, ConnectTimeoutError, ConversationCompletedError,
-    ConversationNotFoundError, DeadlineExceededError, DifyAPIError, DifyConnectionError, DifyError, DifyTimeoutError,
-    FirstEventTimeoutError, GatewayError, IdleTimeoutError, InvalidParamError, InvalidRequestError, ModelError, NotDifyAPIError, NotFoundError,
-    PayloadError, PermissionDeniedError, ProtocolError, RateLimitError, RunFailedError, ServerError, StreamError,
+    AppModeError,
+    AuthenticationError,
+    BadRequestError,
+    CircuitOpenError,
+    ConnectTimeoutError,
+    ConversationCompletedError,
+    ConversationNotFoundError,
+    DeadlineExceededError,
+    DifyAPIError,
+    DifyConnectionError,
+    DifyError,
+    DifyTimeoutError,
+    FirstEventTimeoutError,
+    GatewayError,
+    IdleTimeoutError,
+    InvalidParamError,
+    InvalidRequestError,
+    ModelError,
+    NotDifyAPIError,
+    NotFoundError,
+    PayloadError,
+    PermissionDeniedError,
+    ProtocolError,
+    RateLimitError,
+    RunFailedError,
+    ServerError,
+    StreamError,
     StreamInterruptedError,
 )
 from .events import (
-    AgentMessageEvent, AgentThoughtEvent, ErrorEvent, Event, MessageEndEvent, MessageEvent, MessageFileEvent,
-    MessageReplaceEvent, NodeEvent, ReasoningChunkEvent, TextChunkEvent, TTSMessageEvent, UnknownEvent, WorkflowEvent,
-    WorkflowFinishedEvent, parse_event,
+    AgentMessageEvent,
+    AgentThoughtEvent,
+    ErrorEvent,
+    Event,
+    MessageEndEvent,
+    MessageEvent,
+    MessageFileEvent,
+    MessageReplaceEvent,
+    NodeEvent,
+    ReasoningChunkEvent,
+    TextChunkEvent,
+    TTSMessageEvent,
+    UnknownEvent,
+    WorkflowEvent,
+    WorkflowFinishedEvent,
+    parse_event,
 )
 from .hooks import Hooks
+from .keys import ApiKey, mask
 from .models import (
-    Annotation, AnnotationJob, AppInfo, AppMeta, AppParameters, AppSite, AudioText, ChatResult, CompletionResult,
-    Conversation, ConversationVariable, EndUser, Feedback, Message, NumberedPage, Page, Success, UploadedFile,
-    WorkflowResult, WorkflowRun,
+    Annotation,
+    AnnotationJob,
+    AppInfo,
+    AppMeta,
+    AppParameters,
+    AppSite,
+    AudioText,
+    ChatResult,
+    CompletionResult,
+    Conversation,
+    ConversationVariable,
+    EndUser,
+    Feedback,
+    Message,
+    NumberedPage,
+    Page,
+    Success,
+    UploadedFile,
+    WorkflowResult,
+    WorkflowRun,
 )
-from .resilience import CircuitBreaker, ConcurrencyLimit, RetryPolicy, Timeouts, TokenBucket
+from .options import ClientOptions
+from .resilience import (
+    CircuitBreaker,
+    ConcurrencyLimit,
+    RetryPolicy,
+    Timeouts,
+    TokenBucket,
+)
 from .timing import Timing
 from .transport import FastTransport
 from .usage import Usage
 
-import types as _types
-
-__all__ = [n for n, v in list(globals().items()) if not n.startswith("_") and not isinstance(v, _types.ModuleType)]
+__all__ = [
+    "AgentMessageEvent", "AgentThoughtEvent", "Annotation", "AnnotationJob", "ApiKey", "AppInfo", "AppMeta",
+    "AppModeError", "AppParameters", "AppSite", "AsyncDifyClient", "AsyncEventStream", "AudioText",
+    "AuthenticationError", "BadRequestError", "ChatResult", "CircuitBreaker", "CircuitOpenError", "ClientOptions",
+    "CompletionResult", "ConcurrencyLimit", "ConnectTimeoutError", "Conversation", "ConversationCompletedError",
+    "ConversationNotFoundError", "ConversationVariable", "DeadlineExceededError", "DifyAPIError", "DifyClient",
+    "DifyConnectionError", "DifyError", "DifyTimeoutError", "EndUser", "ErrorEvent", "Event", "EventStream",
+    "FastTransport", "Feedback", "FirstEventTimeoutError", "GatewayError", "Hooks", "IdleTimeoutError",
+    "InvalidParamError", "InvalidRequestError", "Message", "MessageEndEvent", "MessageEvent", "MessageFileEvent",
+    "MessageReplaceEvent", "ModelError", "NodeEvent", "NotDifyAPIError", "NotFoundError", "NumberedPage", "Page",
+    "PayloadError", "PermissionDeniedError", "ProtocolError", "RateLimitError", "ReasoningChunkEvent", "RetryPolicy",
+    "RunFailedError", "ServerError", "Spec", "StreamError", "StreamInterruptedError", "Success", "TTSMessageEvent",
+    "TextChunkEvent", "Timeouts", "Timing", "TokenBucket", "UnknownEvent", "UploadedFile", "Usage", "WorkflowEvent",
+    "WorkflowFinishedEvent", "WorkflowResult", "WorkflowRun", "mask", "parse_event",
+]

@@ -4,7 +4,7 @@ Both run the same loop, one with `time.sleep` and blocking httpx, the other with
 
     admit (breaker, rate limit) -> concurrency slot -> send -> head -> result | retry | raise
 
-and hand every decision to `core.Call` / `core.StreamState`. The sync client is thread-safe (one
+and hand every decision to `core.Call` / `stream.StreamState`. The sync client is thread-safe (one
 instance may sit in Streamlit's st.cache_resource); create the async one inside the event loop that
 uses it (e.g. inside asyncio.run) and close it there.
 """
@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Self
 
 import httpx
 
 from . import deadlines
-from .core import DEFAULT, Call, CallOptions, ClientCore, Spec
-from .errors import DifyError
+from .core import Call, CallOptions, ClientCore, Spec
 from .endpoints import Endpoints
+from .errors import DifyError
 from .events import Event
 from .hooks import Hooks
 from .models import ChatResult, CompletionResult, WorkflowResult
-from .resilience import CircuitBreaker, ConcurrencyLimit, RetryPolicy, Timeouts, TokenBucket
+from .options import ClientOptions
+from .resilience import CircuitBreaker
 from .stream import StreamState
 from .timing import Timing, clock
 from .transport import make_async_transport
@@ -52,48 +54,28 @@ class _ClientBase(Endpoints):
     def hooks(self) -> Hooks:
         return self._core.hooks
 
+    @property
+    def options(self) -> ClientOptions:
+        """The configuration this client was built with (pass it to another client to configure it alike)."""
+        return self._core.options
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self.api_key_masked!r})"
 
 
-_OPTIONS_DOC = """
-    Options (all keyword):
-      timeouts: Timeouts(connect, first_event, idle, total)
-      retry: RetryPolicy(max_attempts, base, cap, max_retry_after); RetryPolicy(max_attempts=1) disables retries
-      rate_limit: requests per second (a float) or a TokenBucket to share between clients
-      max_concurrency: calls in flight at once (an int) or a ConcurrencyLimit to share
-      breaker: a CircuitBreaker (default: 5 failures, 30 s recovery), or None for none
-      hooks: Hooks(...) callbacks for metrics
-      headers: extra headers on every request
-      max_connections: connection pool size
-"""
-
-
 class DifyClient(_ClientBase):
-    __doc__ = "Synchronous, thread-safe client of one Dify app's Service API.\n" + _OPTIONS_DOC + """      transport: an httpx.BaseTransport (default: httpx's)
+    """Synchronous, thread-safe client of one Dify app's Service API.
+
+    Configured by `options=ClientOptions(...)` and/or its fields as keywords (`retry=RetryPolicy(...)`,
+    `transport=` an httpx.BaseTransport, `max_connections=` 100 by default): see ClientOptions.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        timeouts: Timeouts | None = None,
-        retry: RetryPolicy | None = None,
-        rate_limit: float | TokenBucket | None = None,
-        max_concurrency: int | ConcurrencyLimit | None = None,
-        breaker: CircuitBreaker | None = DEFAULT,
-        hooks: Hooks | None = None,
-        headers: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        max_connections: int = 100,
-    ) -> None:
-        self._core = ClientCore(
-            base_url, api_key, timeouts=timeouts, retry=retry, rate_limit=rate_limit,
-            max_concurrency=max_concurrency, breaker=breaker, hooks=hooks, headers=headers,
-        )
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.Client(transport=transport, limits=limits, follow_redirects=False)
+    def __init__(self, base_url: str, api_key: str, *, options: ClientOptions | None = None, **overrides: Any) -> None:
+        self._core = ClientCore(base_url, api_key, options=options, **overrides)
+        opts = self._core.options
+        size = opts.max_connections if opts.max_connections is not None else 100
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self._http = httpx.Client(transport=opts.transport, limits=limits, follow_redirects=False)
         self._transport = _transport_of(self._http, self._core.base_url)
         deadlines.install(self._transport)  # first-event and total deadlines on every socket read
         self._closed = False
@@ -102,7 +84,7 @@ class DifyClient(_ClientBase):
         self._closed = True
         self._http.close()
 
-    def __enter__(self) -> DifyClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -150,7 +132,8 @@ class DifyClient(_ClientBase):
                         try:
                             ok = call.head(response.status_code, response.headers)
                             if ok and stream:
-                                state = call.stream_opened(response.headers, request)
+                                call.stream_opened(response.headers, request)
+                                state = StreamState(call)
                                 handed_over = True
                                 return response, state, (limit.release if limit is not None else _noop)
                             body = response.read()
@@ -172,29 +155,18 @@ class DifyClient(_ClientBase):
 
 
 class AsyncDifyClient(_ClientBase):
-    __doc__ = "Asynchronous client of one Dify app's Service API: the same methods as coroutines and async streams.\n" + _OPTIONS_DOC + """      transport: "aiohttp" (default: httpx on aiohttp, fast), "httpx" (httpx's own pool) or an httpx.AsyncBaseTransport
+    """Asynchronous client of one Dify app's Service API: the same methods as coroutines and async streams.
+
+    Configured by `options=ClientOptions(...)` and/or its fields as keywords: see ClientOptions. `transport=`
+    "aiohttp" (default: httpx on aiohttp, fast), "httpx" (httpx's own pool) or an httpx.AsyncBaseTransport;
+    `max_connections=` 1000 by default.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        timeouts: Timeouts | None = None,
-        retry: RetryPolicy | None = None,
-        rate_limit: float | TokenBucket | None = None,
-        max_concurrency: int | ConcurrencyLimit | None = None,
-        breaker: CircuitBreaker | None = DEFAULT,
-        hooks: Hooks | None = None,
-        headers: Mapping[str, str] | None = None,
-        transport: str | httpx.AsyncBaseTransport | None = "aiohttp",
-        max_connections: int = 1000,
-    ) -> None:
-        self._core = ClientCore(
-            base_url, api_key, timeouts=timeouts, retry=retry, rate_limit=rate_limit,
-            max_concurrency=max_concurrency, breaker=breaker, hooks=hooks, headers=headers,
-        )
-        self._http = httpx.AsyncClient(transport=make_async_transport(transport, max_connections), follow_redirects=False)
+    def __init__(self, base_url: str, api_key: str, *, options: ClientOptions | None = None, **overrides: Any) -> None:
+        self._core = ClientCore(base_url, api_key, options=options, **overrides)
+        opts = self._core.options
+        size = opts.max_connections if opts.max_connections is not None else 1000
+        self._http = httpx.AsyncClient(transport=make_async_transport(opts.transport, size), follow_redirects=False)
         self._transport = _transport_of(self._http, self._core.base_url)
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None  # bound on first use, not at construction
@@ -203,7 +175,7 @@ class AsyncDifyClient(_ClientBase):
         self._closed = True
         await self._http.aclose()
 
-    async def __aenter__(self) -> AsyncDifyClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -254,7 +226,8 @@ class AsyncDifyClient(_ClientBase):
                     try:
                         ok = call.head(response.status_code, response.headers)
                         if ok and stream:
-                            state = call.stream_opened(response.headers)
+                            call.stream_opened(response.headers)
+                            state = StreamState(call)
                             handed_over = True
                             return response, state, (limit.release if limit is not None else _noop)
                         body = await self._read(call, response)
@@ -313,7 +286,9 @@ def _transport_of(http: httpx.Client | httpx.AsyncClient, base_url: str) -> Any:
     The clients send through it directly: httpx.Client.send adds cookies, auth flows, redirects
     and event hooks, none of which the Service API uses, at ~0.1 ms a request (benchmarks/).
     """
-    return http._transport_for_url(httpx.URL(base_url))  # httpx 0.28 (pinned)
+    # Private, as no public way exists: httpx has no public call that says which transport (a mount, an
+    # environment proxy's, or the default) it would use for a URL. httpx 0.28, pinned.
+    return http._transport_for_url(httpx.URL(base_url))
 
 
 def _chunks(response: httpx.Response) -> Iterator[bytes]:
@@ -465,7 +440,7 @@ class EventStream(_StreamBase):
         if self._gen is not None:
             self._gen.close()  # type: ignore[attr-defined]
 
-    def __enter__(self) -> EventStream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -548,7 +523,7 @@ class AsyncEventStream(_StreamBase):
         if self._gen is not None:
             await self._gen.aclose()  # type: ignore[attr-defined]
 
-    async def __aenter__(self) -> AsyncEventStream:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -3,7 +3,8 @@
 The clients' I/O loops only send, sleep and read; every decision is taken here: what a request looks
 like (`Spec`), whether an attempt may go (`Call.admit`), what a failure means and whether it may be
 retried (`Call.transport_failed`, `Call.error_response`), how an answer becomes a typed result
-(`Call.result`); stream.py turns SSE bytes into typed events (`StreamState.feed`). The retry rule
+(`Call.result`); stream.py, which builds on this module (never the reverse), turns SSE bytes into
+typed events (`StreamState.feed`). Every error sentence is written in errors.py. The retry rule
 lives in one place, `Call._retry_or_raise`:
 
 - retried: a connection that could not be opened (the request never left), and 429/502/503/504
@@ -19,17 +20,26 @@ import email.utils
 import logging
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypedDict
+from typing import Any, TypedDict
 
 import httpx
 import orjson
 
 from . import errors as E
 from .hooks import Hooks, fire
-from .keys import ApiKey, AuthHeader, redact
-from .resilience import NO_RETRY, CircuitBreaker, ConcurrencyLimit, RetryPolicy, Timeouts, TokenBucket, min_timeout
-from .stream import StreamState
+from .keys import ApiKey, AuthHeader, masked_bearer, redact
+from .options import DEFAULT, ClientOptions
+from .resilience import (
+    NO_RETRY,
+    CircuitBreaker,
+    ConcurrencyLimit,
+    RetryPolicy,
+    Timeouts,
+    TokenBucket,
+    min_timeout,
+)
 from .timing import Timing, clock
 
 log = logging.getLogger("lib.dify")
@@ -108,51 +118,34 @@ def _lone_surrogate(value: Any, path: str = "") -> str | None:
 # -- the client's shared configuration -----------------------------------------------------------------
 
 
-class _Default:
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT: Any = _Default()
-
-
 class ClientCore:
-    """Configuration and shared resilience state of one client (sync or async)."""
+    """Configuration and shared resilience state of one client (sync or async): `options` (a
+    ClientOptions) and/or its fields as keywords, merged by ClientOptions.build."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        *,
-        timeouts: Timeouts | None = None,
-        retry: RetryPolicy | None = None,
-        rate_limit: float | TokenBucket | None = None,
-        max_concurrency: int | ConcurrencyLimit | None = None,
-        breaker: CircuitBreaker | None = DEFAULT,
-        hooks: Hooks | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, base_url: str, api_key: str, *, options: ClientOptions | None = None, **overrides: Any) -> None:
+        opts = ClientOptions.build(options, overrides)
         base = (base_url or "").strip().rstrip("/")
         if not base.startswith(("http://", "https://")):
-            raise E.InvalidRequestError(f"base_url must start with http:// or https:// (got {base_url!r})", hint="e.g. https://api.dify.ai/v1")
+            raise E.base_url_scheme(base_url)
         try:
             httpx.URL(base)
         except (httpx.InvalidURL, ValueError, TypeError) as exc:
-            raise E.InvalidRequestError(f"base_url {base_url!r} is not a valid URL ({exc})", hint=E.BASE_URL_HINT) from None
+            raise E.base_url_invalid(base_url, exc) from None
+        self.options = opts
         self.base_url = base
         self.key = ApiKey(api_key)
-        self.timeouts = timeouts or Timeouts()
-        self.retry = retry if retry is not None else RetryPolicy()
+        self.timeouts = opts.timeouts or Timeouts()
+        self.retry = opts.retry if opts.retry is not None else RetryPolicy()
+        rate_limit, max_concurrency = opts.rate_limit, opts.max_concurrency
         self.bucket = TokenBucket(rate_limit) if isinstance(rate_limit, (int, float)) else rate_limit
         self.limit = ConcurrencyLimit(max_concurrency) if isinstance(max_concurrency, int) else max_concurrency
-        self.hooks = hooks or Hooks()
-        if breaker is DEFAULT:
-            breaker = CircuitBreaker()
+        self.hooks = opts.hooks or Hooks()
+        breaker = CircuitBreaker() if opts.breaker is DEFAULT else opts.breaker
         if breaker is not None and breaker.on_change is None:
             breaker.on_change = self._breaker_changed
         self.breaker: CircuitBreaker | None = breaker
-        self.headers = merge_headers({"User-Agent": USER_AGENT}, headers)
-        self._auth = AuthHeader(Authorization=f"Bearer {self.key.reveal()}")
+        self.headers = merge_headers({"User-Agent": USER_AGENT}, opts.headers)
+        self._auth = AuthHeader(self.key)
         self._urls: dict[str, httpx.URL] = {}
 
     def _breaker_changed(self, old: str, new: str) -> None:
@@ -204,7 +197,7 @@ class Call:
     and on a transport exception transport_failed(); a returned float is a backoff to sleep, then loop.
     """
 
-    __slots__ = ("core", "spec", "options", "timing", "attempt", "timeouts", "deadline", "policy", "last_request")
+    __slots__ = ("attempt", "core", "deadline", "last_request", "options", "policy", "spec", "timeouts", "timing")
 
     def __init__(self, core: ClientCore, spec: Spec, options: CallOptions) -> None:
         self.core, self.spec, self.options = core, spec, options
@@ -286,13 +279,8 @@ class Call:
         spec = self.spec
         where = _lone_surrogate(spec.json) or _lone_surrogate(spec.params) or _lone_surrogate(spec.data) or _lone_surrogate(self.options.get("headers"))
         if where:
-            summary = (f"{spec.route} was not sent: {where} holds a lone surrogate, text that is not valid Unicode "
-                       "(often half of an emoji cut in two)")
-            hint = "Remove the broken character, or decode the text with errors='replace' before sending it"
-        else:
-            summary = f"{spec.route} was not sent: the request cannot be encoded ({self.core.redact(str(exc))})"
-            hint = "Pass JSON-serialisable values (str, numbers, bools, lists, dicts) and text headers"
-        return E.InvalidRequestError(summary, hint=hint, route=spec.route)
+            return E.lone_surrogate(spec.route, where)
+        return E.unencodable(spec.route, self.core.redact(str(exc)))
 
     def sent(self) -> None:
         self.timing.sent = clock()
@@ -320,30 +308,17 @@ class Call:
             err = self._deadline_error("waiting for Dify's answer" if not never_sent else f"connecting to {host}")
             err.may_have_been_processed = maybe
             raise self.fail(err)
+        route = self.spec.route
         if isinstance(exc, httpx.ConnectTimeout):
-            err = E.ConnectTimeoutError(
-                f"Could not connect to {host} within {self.timeouts.connect} s",
-                hint="Check the base URL, the network and that Dify is up", route=self.spec.route,
-            )
+            err = E.connect_timeout(host, self.timeouts.connect, route)
         elif isinstance(exc, httpx.ConnectError):
-            err = E.DifyConnectionError(
-                f"Could not connect to {host} ({detail})", hint="Check the base URL and that Dify is running", route=self.spec.route
-            )
+            err = E.connect_failed(host, detail, route)
         elif isinstance(exc, httpx.TimeoutException):
-            err = E.FirstEventTimeoutError(
-                f"Dify at {host} did not answer {self.spec.route} in time ({self._budgets()})",
-                hint="Raise Timeouts.first_event, or use streaming for long generations",
-                route=self.spec.route, may_have_been_processed=maybe,
-            )
+            err = E.answer_timeout(host, route, self._budgets(), may_have_been_processed=maybe)
         elif isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-            err = E.DifyConnectionError(f"The base URL is not usable ({detail})", hint=E.BASE_URL_HINT, route=self.spec.route)
-            raise self.fail(err) from None
+            raise self.fail(E.base_url_unusable(detail, route)) from None
         else:
-            err = E.DifyConnectionError(
-                f"The connection to {host} failed before Dify answered {self.spec.route} ({detail})",
-                hint="Check the network or a proxy between the client and Dify", route=self.spec.route,
-                may_have_been_processed=maybe,
-            )
+            err = E.connection_failed(host, route, detail, may_have_been_processed=maybe)
         return self._retry_or_raise(err, never_sent or self.spec.idempotent, None, type(exc).__name__)
 
     def answer_deadline(self, stream: bool) -> float | None:
@@ -359,9 +334,7 @@ class Call:
 
     def _budgets(self) -> str:
         t = self.timeouts
-        parts = [f"first_event {t.first_event:g} s" if self.spec.generation and t.first_event else "",
-                 f"idle {t.idle:g} s" if t.idle else "", f"total {t.total:g} s" if t.total else ""]
-        return "Timeouts: " + ", ".join(p for p in parts if p)
+        return E.timeouts_in_force(t.first_event if self.spec.generation else None, t.idle, t.total)
 
     def error_response(self, status: int, headers: httpx.Headers, body: bytes) -> float:
         """An HTTP error answer: the backoff to sleep, or raises the typed error."""
@@ -372,7 +345,7 @@ class Call:
         if status == 504 and self.spec.generation and self.spec.kind != "stream":
             # A gateway timeout on a blocking run: Dify is most likely still generating behind the proxy.
             retryable, err.may_have_been_processed = False, True
-            err.hint = "A proxy gave up waiting for the blocking answer; use streaming for long generations"
+            err.hint = E.GATEWAY_TIMEOUT_HINT
         return self._retry_or_raise(err, retryable, retry_after, f"HTTP {status}")
 
     def error_from(self, status: int, headers: httpx.Headers, body: bytes) -> E.DifyError:
@@ -391,32 +364,14 @@ class Call:
         # before it is cut: a cut key is no longer the key, and would pass the redaction whole.
         snippet = _text_snippet(body, self.core.redact)
         if status == 404 and "The requested URL was not found on the server" in snippet:
-            # Dify's own (Flask's) HTML 404: this Dify has no such route (an older version, or a wrong base URL).
-            return E.NotFoundError(
-                f"Dify answered 404 Not Found on {route}: it has no such route", hint=E.route_hint(route),
-                status=status, message=snippet, route=route,
-            )
-        reason = httpx.codes.get_reason_phrase(status)
-        what = f"{status} {reason}" + (f" ({snippet})" if snippet else "")
-        if status == 429:
-            return E.RateLimitError(f"Too many requests: {what}", hint="Slow down and retry later", status=status, code="too_many_requests", message=snippet, route=route)
-        if status in (502, 503, 504):
-            return E.GatewayError(
-                f"Dify, or a proxy in front of it, answered {what} on {route}",
-                hint="Dify is unreachable or overloaded behind its proxy; retry later", status=status, message=snippet, route=route,
-            )
-        if status == 413:
-            return E.PayloadError(f"The request is too large for a proxy in front of Dify: {what}", hint="Send a smaller body or file, or raise the proxy's limit (nginx client_max_body_size)", status=status, message=snippet, route=route)
-        return E.NotDifyAPIError(
-            f"{self.core.base_url} answered {what} with {ctype or 'no content type'} instead of Dify's JSON",
-            hint=E.BASE_URL_HINT, status=status, message=snippet, route=route,
-        )
+            return E.no_such_route(route, status, snippet)
+        return E.not_dify_answer(status, httpx.codes.get_reason_phrase(status), snippet, route, self.core.base_url, ctype)
 
     def _retry_or_raise(self, err: E.DifyError, retryable: bool, retry_after: float | None, reason: str) -> float:
         if retryable and self.attempt < self.policy.max_attempts:
             delay = self.policy.delay(self.attempt, retry_after)
             if delay is None:
-                err.hint = (err.hint + "; " if err.hint else "") + f"the server asked to wait {retry_after:g} s, longer than RetryPolicy.max_retry_after"
+                err.hint = E.retry_after_too_long(err.hint, retry_after)
             elif self.deadline is None or clock() + delay < self.deadline:
                 log.info("retrying %s after %s (attempt %d, in %.2f s)", self.spec.route, reason, self.attempt, delay)
                 fire(self.core.hooks.on_retry, self.spec.route, self.attempt, delay, reason)
@@ -431,7 +386,7 @@ class Call:
         request = self.last_request
         if request is not None and "authorization" in request.headers:
             # Exception chains and tracebacks keep the request (httpx errors hold it): scrub the key from it.
-            request.headers["Authorization"] = "Bearer ***"
+            request.headers["Authorization"] = masked_bearer(self.core.key, ascii=True)
         breaker = self.core.breaker
         if breaker is not None and t.sent is not None and not isinstance(err, E.CircuitOpenError):
             if _dify_unwell(err):
@@ -450,26 +405,11 @@ class Call:
         at = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
         breaker = self.core.breaker
         last = breaker.last_failure if breaker else None
-        if breaker is not None and breaker.probing:
-            return E.CircuitOpenError(
-                f"Dify at {self.core.base_url} failed repeatedly" + (f" (last: {last})" if last else "")
-                + "; one probe call is in flight to check whether it is back, and other calls fail fast until it "
-                f"reports (at the latest at {at}, in {wait:.1f} s)",
-                hint="Retry in a moment: the circuit closes as soon as the probe succeeds", code="circuit_open",
-                route=self.spec.route, retry_after=wait,
-            )
-        return E.CircuitOpenError(
-            f"Dify at {self.core.base_url} failed repeatedly" + (f" (last: {last})" if last else "")
-            + f"; the client is not calling it until {at} (in {wait:.1f} s)",
-            hint="Wait and try again then, or check that Dify is up", code="circuit_open", route=self.spec.route,
-            retry_after=wait,
-        )
+        probing = breaker is not None and breaker.probing
+        return E.circuit_open(self.core.base_url, last, at, wait, probing=probing, route=self.spec.route)
 
     def _deadline_error(self, doing: str) -> E.DifyError:
-        return E.DeadlineExceededError(
-            f"{self.spec.route} ran past its total deadline of {self.timeouts.total:g} s while {doing}",
-            hint="Raise Timeouts.total, or lower the load", route=self.spec.route,
-        )
+        return E.deadline_exceeded(self.spec.route, self.timeouts.total, doing)
 
     # success
 
@@ -487,22 +427,22 @@ class Call:
             try:
                 data = orjson.loads(body)
             except orjson.JSONDecodeError:
-                raise self.fail(E.ProtocolError(f"Dify's answer to {spec.route} is not valid JSON", hint=E.BASE_URL_HINT, route=spec.route)) from None
+                raise self.fail(E.not_json(spec.route)) from None
         try:
             result = spec.parse(data) if spec.parse else data
         except E.DifyError as err:  # the parser read a typed failure in a 200 (an unknown run id)
             err.route = err.route or spec.route
             raise self.fail(err) from None
         except ValueError as exc:
-            raise self.fail(E.ProtocolError(f"Dify's answer to {spec.route} does not match the Service API: {exc}", route=spec.route)) from None
+            raise self.fail(E.off_contract(spec.route, exc)) from None
         if spec.stream_mode == "workflow" and getattr(result, "status", None) == "failed":
             # A workflow whose node failed answers 200 with data.status "failed" (Dify 1.12): raise, keep the result.
-            err = E.run_failed(self.core.redact(result.error or ""), route=spec.route, workflow_run_id=result.workflow_run_id)
-            err.result = result
+            failed = E.run_failed(self.core.redact(result.error or ""), route=spec.route, workflow_run_id=result.workflow_run_id)
+            failed.result = result
             t.first_event = t.first_content = now
             t.usage = None
             result.timing = t
-            raise self.fail(err, now)
+            raise self.fail(failed, now)
         if spec.generation:
             t.first_event = t.first_content = now
             t.content.append(now)
@@ -525,28 +465,23 @@ class Call:
         if self.timing.end is None:
             self._done(None, clock(), "abandoned")
 
-    def stream_opened(self, headers: httpx.Headers, request: httpx.Request | None = None) -> StreamState:
-        """A 2xx answer to a streaming call: check it is SSE and start reading it."""
+    def stream_opened(self, headers: httpx.Headers, request: httpx.Request | None = None) -> None:
+        """A 2xx answer to a streaming call: check it is SSE and widen the read timeout to idle; the
+        client then reads it with a stream.StreamState (which builds on this module, not the reverse)."""
         ctype = headers.get("content-type", "")
         if "text/event-stream" not in ctype:
-            raise self.fail(
-                E.NotDifyAPIError(
-                    f"{self.core.base_url} answered {self.spec.route} with {ctype or 'no content type'} instead of an event stream",
-                    hint=E.BASE_URL_HINT, route=self.spec.route,
-                )
-            )
+            raise self.fail(E.not_event_stream(self.core.base_url, self.spec.route, ctype))
         if request is not None:
             # httpcore reads this dict when the body starts: from here on the read timeout is idle.
             timeout = request.extensions.get("timeout")
             if isinstance(timeout, dict):
                 timeout["read"] = min_timeout(self.timeouts.idle, None if self.deadline is None else self.deadline - clock())
-        return StreamState(self)
 
 
 def _text_snippet(body: bytes, redact: Callable[[str], str], limit: int = 160) -> str:
     """The readable start of a non-JSON body, redacted first, then cut to `limit` characters."""
     text = redact(body[:8000].decode("utf-8", "replace"))
-    title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+    title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
     words = " ".join(re.sub(r"<[^>]+>", " ", text).split())
     if title:
         head = " ".join(title.group(1).split())

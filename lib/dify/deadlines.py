@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import threading
 import typing
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import httpcore
 
@@ -98,10 +99,17 @@ class DeadlineBackend(httpcore.NetworkBackend):
 def install(transport: Any) -> bool:
     """Put the deadline backend under an httpx.HTTPTransport (or a proxy's) before it opens a connection.
     False for a transport of another kind (a caller's own): its reads keep their plain timeouts, and the
-    client still checks its deadlines at every chunk."""
-    pool = getattr(transport, "_pool", None)  # httpx 0.28 / httpcore 1.0 (pinned): the pool takes no backend argument
+    client still checks its deadlines at every chunk.
+
+    Private attributes, as no public way exists: httpcore.ConnectionPool takes a `network_backend=`, but
+    httpx.HTTPTransport builds its pool inside __init__ and forwards none. A transport written on a pool
+    built with it would re-implement HTTPTransport.handle_request and httpx's exception mapping (private,
+    httpx._transports.default), and miss the proxy transports httpx mounts from the environment; so the
+    backend is swapped in place (httpx 0.28 / httpcore 1.0, pinned; the sync timeout tests fail if it stops working).
+    """
+    pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
-    if backend is None:
+    if pool is None or backend is None:
         return False
     if not isinstance(backend, DeadlineBackend):
         pool._network_backend = DeadlineBackend(backend)

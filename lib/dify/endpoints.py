@@ -12,22 +12,39 @@ from __future__ import annotations
 
 import mimetypes
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Literal, Sequence, Union, Unpack
+from typing import IO, Any, Literal, Unpack
 from urllib.parse import quote
 
-
-
 from .core import CallOptions, Spec, drop_none
-from .errors import NotFoundError
+from .errors import unknown_workflow_run
 from .models import (
-    Annotation, AnnotationJob, AppInfo, AppMeta, AppParameters, AppSite, AudioText, ChatResult, CompletionResult,
-    Conversation, ConversationVariable, EndUser, Feedback, HumanInputForm, Message, NumberedPage, Page, Success,
-    UploadedFile, WorkflowResult, WorkflowRun,
+    Annotation,
+    AnnotationJob,
+    AppInfo,
+    AppMeta,
+    AppParameters,
+    AppSite,
+    AudioText,
+    ChatResult,
+    CompletionResult,
+    Conversation,
+    ConversationVariable,
+    EndUser,
+    Feedback,
+    HumanInputForm,
+    Message,
+    NumberedPage,
+    Page,
+    Success,
+    UploadedFile,
+    WorkflowResult,
+    WorkflowRun,
 )
 
-FileLike = Union[str, os.PathLike, bytes, IO[bytes], tuple]
-FileInput = Union[dict, UploadedFile]
+FileLike = str | os.PathLike | bytes | IO[bytes] | tuple
+FileInput = dict | UploadedFile
 
 
 def _id(value: str) -> str:
@@ -182,10 +199,7 @@ class Endpoints:
         """GET /workflows/run/{id}: a run's status and outputs (workflow and chatflow apps)."""
         def parse(d: Any) -> WorkflowRun:
             if isinstance(d, dict) and d.get("id") is None:  # Dify 1.12 answers an unknown id 200 with every field null
-                raise NotFoundError(
-                    f"Dify has no workflow run {workflow_run_id!r} for this app", status=200,
-                    hint="Check the run id (workflow_run_id of the run's result or stream) and that it belongs to this key's app",
-                )
+                raise unknown_workflow_run(workflow_run_id)
             return WorkflowRun.model_validate(d)
 
         return self._call(Spec("GET", f"/workflows/run/{_id(workflow_run_id)}", "GET /workflows/run/{id}",

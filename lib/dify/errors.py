@@ -267,8 +267,9 @@ _BY_STATUS: dict[int, tuple[type[DifyAPIError], str]] = {
 }
 
 
-def api_error(status: int, code: str | None, message: str, *, route: str | None = None) -> DifyAPIError:
-    """The typed error for Dify's JSON error envelope `{code, message, status}`."""
+def api_error(status: int, code: str | None, message: str, *, route: str | None = None) -> DifyError:
+    """The typed error for Dify's JSON error envelope `{code, message, status}`: a DifyAPIError, or a
+    RunFailedError for a chatflow's "Run failed: ..." (a node failed, not the request)."""
     cls, hint = _BY_CODE.get(code or "", (None, ""))  # type: ignore[assignment]
     if cls is None:
         if status >= 500:
@@ -335,4 +336,196 @@ def run_failed(
     return RunFailedError(
         f"The {mode} run failed{where}: {text}", hint=hint, code=code, status=status, message=message, route=route,
         node_id=node_id, node_title=node_title, node_type=node_type, workflow_run_id=workflow_run_id,
+    )
+
+
+# -- the client's own sentences: one function per situation, so every summary and hint lives here ------
+# Arguments are already redacted (server text, transport details): none of these sees the key.
+
+GATEWAY_TIMEOUT_HINT = "A proxy gave up waiting for the blocking answer; use streaming for long generations"
+
+
+def base_url_scheme(base_url: str) -> InvalidRequestError:
+    return InvalidRequestError(f"base_url must start with http:// or https:// (got {base_url!r})", hint="e.g. https://api.dify.ai/v1")
+
+
+def base_url_invalid(base_url: str, exc: Exception) -> InvalidRequestError:
+    return InvalidRequestError(f"base_url {base_url!r} is not a valid URL ({exc})", hint=BASE_URL_HINT)
+
+
+def lone_surrogate(route: str, where: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"{route} was not sent: {where} holds a lone surrogate, text that is not valid Unicode (often half of an emoji cut in two)",
+        hint="Remove the broken character, or decode the text with errors='replace' before sending it", route=route,
+    )
+
+
+def unencodable(route: str, detail: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"{route} was not sent: the request cannot be encoded ({detail})",
+        hint="Pass JSON-serialisable values (str, numbers, bools, lists, dicts) and text headers", route=route,
+    )
+
+
+def connect_timeout(host: str, seconds: float | None, route: str) -> ConnectTimeoutError:
+    return ConnectTimeoutError(
+        f"Could not connect to {host} within {seconds} s", hint="Check the base URL, the network and that Dify is up", route=route,
+    )
+
+
+def connect_failed(host: str, detail: str, route: str) -> DifyConnectionError:
+    return DifyConnectionError(f"Could not connect to {host} ({detail})", hint="Check the base URL and that Dify is running", route=route)
+
+
+def answer_timeout(host: str, route: str, budgets: str, *, may_have_been_processed: bool) -> FirstEventTimeoutError:
+    """No answer (headers, or a blocking call's body) in time; `budgets` names the timeouts in force."""
+    return FirstEventTimeoutError(
+        f"Dify at {host} did not answer {route} in time ({budgets})",
+        hint="Raise Timeouts.first_event, or use streaming for long generations", route=route,
+        may_have_been_processed=may_have_been_processed,
+    )
+
+
+def timeouts_in_force(first_event: float | None, idle: float | None, total: float | None) -> str:
+    """"Timeouts: first_event 100 s, idle 30 s": the limits an answer_timeout ran under (None or 0: not shown)."""
+    parts = [f"first_event {first_event:g} s" if first_event else "", f"idle {idle:g} s" if idle else "",
+             f"total {total:g} s" if total else ""]
+    return "Timeouts: " + ", ".join(p for p in parts if p)
+
+
+def base_url_unusable(detail: str, route: str) -> DifyConnectionError:
+    return DifyConnectionError(f"The base URL is not usable ({detail})", hint=BASE_URL_HINT, route=route)
+
+
+def connection_failed(host: str, route: str, detail: str, *, may_have_been_processed: bool) -> DifyConnectionError:
+    return DifyConnectionError(
+        f"The connection to {host} failed before Dify answered {route} ({detail})",
+        hint="Check the network or a proxy between the client and Dify", route=route,
+        may_have_been_processed=may_have_been_processed,
+    )
+
+
+def retry_after_too_long(hint: str, retry_after: float | None) -> str:
+    """`hint` extended to say why a retryable answer was not retried."""
+    return (hint + "; " if hint else "") + f"the server asked to wait {retry_after:g} s, longer than RetryPolicy.max_retry_after"
+
+
+def no_such_route(route: str, status: int, snippet: str) -> NotFoundError:
+    """Dify's own (Flask's) HTML 404: this Dify has no such route (an older version, or a wrong base URL)."""
+    return NotFoundError(
+        f"Dify answered 404 Not Found on {route}: it has no such route", hint=route_hint(route),
+        status=status, message=snippet, route=route,
+    )
+
+
+def not_dify_answer(status: int, reason: str, snippet: str, route: str, base_url: str, ctype: str) -> DifyError:
+    """An HTTP error whose body is not Dify's JSON envelope: a proxy's page, a plain-text 429, or not a Dify API."""
+    what = f"{status} {reason}" + (f" ({snippet})" if snippet else "")
+    if status == 429:
+        return RateLimitError(f"Too many requests: {what}", hint="Slow down and retry later", status=status, code="too_many_requests", message=snippet, route=route)
+    if status in (502, 503, 504):
+        return GatewayError(
+            f"Dify, or a proxy in front of it, answered {what} on {route}",
+            hint="Dify is unreachable or overloaded behind its proxy; retry later", status=status, message=snippet, route=route,
+        )
+    if status == 413:
+        return PayloadError(
+            f"The request is too large for a proxy in front of Dify: {what}",
+            hint="Send a smaller body or file, or raise the proxy's limit (nginx client_max_body_size)", status=status, message=snippet, route=route,
+        )
+    return NotDifyAPIError(
+        f"{base_url} answered {what} with {ctype or 'no content type'} instead of Dify's JSON",
+        hint=BASE_URL_HINT, status=status, message=snippet, route=route,
+    )
+
+
+def circuit_open(base_url: str, last: str | None, at: str, wait: float, *, probing: bool, route: str) -> CircuitOpenError:
+    """The breaker refuses a call: `at` is the wall-clock time it lets one through, `wait` the seconds until then."""
+    failed = f"Dify at {base_url} failed repeatedly" + (f" (last: {last})" if last else "")
+    if probing:
+        return CircuitOpenError(
+            failed + "; one probe call is in flight to check whether it is back, and other calls fail fast until it "
+            f"reports (at the latest at {at}, in {wait:.1f} s)",
+            hint="Retry in a moment: the circuit closes as soon as the probe succeeds", code="circuit_open",
+            route=route, retry_after=wait,
+        )
+    return CircuitOpenError(
+        failed + f"; the client is not calling it until {at} (in {wait:.1f} s)",
+        hint="Wait and try again then, or check that Dify is up", code="circuit_open", route=route, retry_after=wait,
+    )
+
+
+def deadline_exceeded(route: str, total: float | None, doing: str) -> DeadlineExceededError:
+    return DeadlineExceededError(
+        f"{route} ran past its total deadline of {total:g} s while {doing}", hint="Raise Timeouts.total, or lower the load", route=route,
+    )
+
+
+def not_json(route: str) -> ProtocolError:
+    return ProtocolError(f"Dify's answer to {route} is not valid JSON", hint=BASE_URL_HINT, route=route)
+
+
+def off_contract(route: str, exc: Exception) -> ProtocolError:
+    return ProtocolError(f"Dify's answer to {route} does not match the Service API: {exc}", route=route)
+
+
+def not_event_stream(base_url: str, route: str, ctype: str) -> NotDifyAPIError:
+    return NotDifyAPIError(
+        f"{base_url} answered {route} with {ctype or 'no content type'} instead of an event stream", hint=BASE_URL_HINT, route=route,
+    )
+
+
+def unknown_workflow_run(workflow_run_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"Dify has no workflow run {workflow_run_id!r} for this app", status=200,
+        hint="Check the run id (workflow_run_id of the run's result or stream) and that it belongs to this key's app",
+    )
+
+
+# streams
+
+STREAM_ENDED_EARLY = "the stream ended before its final event (message_end or workflow_finished)"
+
+
+def connection_broke(detail: str) -> str:
+    """Why a stream broke, for stream_interrupted."""
+    return f"the connection broke ({detail})"
+
+
+def stream_interrupted(route: str, events: int, why: str, *, may_have_been_processed: bool) -> StreamInterruptedError:
+    return StreamInterruptedError(
+        f"The stream of {route} broke after {events} events: {why}",
+        hint="The answer is incomplete (the part received is in .partial)", route=route,
+        may_have_been_processed=may_have_been_processed,
+    )
+
+
+def idle_timeout(route: str, idle: float | None, events: int, *, may_have_been_processed: bool) -> IdleTimeoutError:
+    return IdleTimeoutError(
+        f"The stream of {route} sent nothing, not even a ping, for {idle:g} s after {events} events",
+        hint="Dify or a proxy stalled; raise Timeouts.idle if your app pauses longer", route=route,
+        may_have_been_processed=may_have_been_processed,
+    )
+
+
+def first_event_timeout(route: str, budget: float | None, *, may_have_been_processed: bool) -> FirstEventTimeoutError:
+    return FirstEventTimeoutError(
+        f"Dify sent no event for {route} within {budget:g} s",
+        hint="The model is slow or stuck; raise Timeouts.first_event if this app takes longer to start", route=route,
+        may_have_been_processed=may_have_been_processed,
+    )
+
+
+def stream_deadline(route: str, total: float | None, events: int, *, may_have_been_processed: bool) -> DeadlineExceededError:
+    return DeadlineExceededError(
+        f"The stream of {route} ran past its total deadline of {total:g} s after {events} events",
+        hint="Raise Timeouts.total", route=route, may_have_been_processed=may_have_been_processed,
+    )
+
+
+def stream_error(route: str, code: str | None, message: str, status: int | None) -> StreamError:
+    """An `error` event that is not a failed run: the model failed mid-stream."""
+    return StreamError(
+        f"The model failed mid-stream on {route} ({code or 'error'}): {message}",
+        hint="Retry the message, or check the model provider in Dify", code=code, status=status, message=message, route=route,
     )

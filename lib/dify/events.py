@@ -11,8 +11,9 @@ never breaks a reader. `error` events are not yielded: the stream raises `Stream
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .usage import Usage
 

@@ -7,8 +7,9 @@ label, e.g. "POST /chat-messages" (never a path with ids, never a user or key).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .errors import DifyError

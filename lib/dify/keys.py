@@ -1,14 +1,24 @@
-"""The API key: held once, shown only as `app-…last4`, scrubbed from any text that came from elsewhere."""
+"""The API key: held once, shown only as `app-…last4`, scrubbed from any text that came from elsewhere.
+
+`mask` is the one rule for showing a key (or any bearer token): reprs, errors, logs, hooks and the
+console's settings (lib/settings.mask_key) all go through it.
+"""
 from __future__ import annotations
 
 import re
 from typing import Any
 
 
-def mask(key: str) -> str:
-    """`app-…last4`: the only form of a key the client ever shows."""
-    prefix = key.split("-", 1)[0] + "-" if "-" in key[:12] else ""
-    return f"{prefix}…{key[-4:]}" if len(key) > 8 else "…"
+def mask(key: str | None) -> str:
+    """`app-…last4`: the only form of a key ever shown. The prefix (up to its first `-`, 10 characters at
+    most) and the last 4 characters; none of a short key, whose last 4 would be most of it."""
+    key = (key or "").strip()
+    prefix, sep, rest = key.partition("-")
+    if not sep or len(prefix) > 10:  # no recognisable `app-`-style prefix
+        prefix, rest = "", key
+    else:
+        prefix += "-"
+    return f"{prefix}…{rest[-4:] if len(rest) >= 8 else ''}"
 
 
 class ApiKey:
@@ -38,16 +48,33 @@ class ApiKey:
         raise TypeError("an ApiKey is not picklable (it would leak the key)")
 
 
-class AuthHeader(dict):
-    """The Authorization header, with a repr that hides it (it sits inside the client's core)."""
+class AuthHeader(dict[str, str]):
+    """The Authorization header of `key`, with a repr that masks it (it sits inside the client's core)."""
+
+    def __init__(self, key: ApiKey) -> None:
+        super().__init__(Authorization=f"Bearer {key.reveal()}")
+        self._shown = masked_bearer(key)
 
     def __repr__(self) -> str:
-        return "{'Authorization': 'Bearer ***'}"
+        return repr({"Authorization": self._shown})
 
 
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
+def masked_bearer(key: ApiKey, *, ascii: bool = False) -> str:
+    """The Authorization value as it may be shown; `ascii` for a header (left in a request kept after
+    the call), whose value must be ASCII: the ellipsis is written "..."."""
+    shown = f"Bearer {key.masked}"
+    return shown.replace("…", "...") if ascii else shown
+
+
+_BEARER = re.compile(r"(?i)(bearer\s+)([^\s\"',;]+)")
 
 
 def redact(text: str, key: ApiKey) -> str:
-    """Remove the key (and any bearer token) from text that came from elsewhere."""
-    return _BEARER.sub(r"\1***", text.replace(key.reveal(), key.masked))
+    """Text that came from elsewhere (server answers, transport errors) with the key, and any other
+    bearer token, masked."""
+    return _BEARER.sub(_mask_bearer, text.replace(key.reveal(), key.masked))
+
+
+def _mask_bearer(m: re.Match[str]) -> str:
+    token = m.group(2)
+    return m.group(0) if "…" in token else m.group(1) + mask(token)  # "…": masked already

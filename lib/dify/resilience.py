@@ -15,8 +15,8 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 clock = time.perf_counter
 
@@ -103,7 +103,7 @@ class TokenBucket:
 
 
 class _Waiter:
-    __slots__ = ("granted", "event", "future", "loop")
+    __slots__ = ("event", "future", "granted", "loop")
 
     def __init__(self) -> None:
         self.granted = False
@@ -295,7 +295,7 @@ class CircuitBreaker:
         if change and self.on_change is not None:
             try:
                 self.on_change(*change)
-            except Exception:  # a metrics hook must never break a call
+            except Exception:  # noqa: BLE001, S110 - a metrics hook must never break a call (core's own hook logs)
                 pass
 
     def __repr__(self) -> str:

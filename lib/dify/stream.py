@@ -6,15 +6,24 @@ Sans-IO: the clients feed it chunks (`feed`) and tell it how the stream ended (`
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
-from httpx_sse._decoders import SSEDecoder
+from httpx_sse import EventSource
 from orjson import JSONDecodeError, dumps, loads
 
 from . import errors as E
+from .core import Call
 from .events import (
-    PARSERS, TERMINAL_EVENTS, AgentMessageEvent, ErrorEvent, Event, MessageEndEvent, MessageEvent, NodeEvent, UnknownEvent,
+    PARSERS,
+    TERMINAL_EVENTS,
+    AgentMessageEvent,
+    ErrorEvent,
+    Event,
+    MessageEndEvent,
+    MessageEvent,
+    NodeEvent,
+    UnknownEvent,
     WorkflowFinishedEvent,
 )
 from .hooks import fire
@@ -23,10 +32,11 @@ from .resilience import min_timeout
 from .timing import clock
 from .usage import Usage
 
-if TYPE_CHECKING:
-    from .core import Call
-
 log = logging.getLogger("lib.dify")
+
+# httpx-sse's public API decodes only a response: a frame off the fast path (none of Dify's) is wrapped
+# in one, ~50 µs a frame where its private SSEDecoder took ~4.
+_SSE_HEADERS = httpx.Headers({"content-type": "text/event-stream; charset=utf-8"})
 
 
 class StreamState:
@@ -36,13 +46,13 @@ class StreamState:
     shape of data frame (`data: {json}` on one line), and this fast path is ~1.5 µs an event with all
     the bookkeeping, against ~2.2 µs for httpx-sse's line decoder alone plus the same parsing
     (benchmarks/client_overhead.py --micro). Anything else (an `id:` line, multi-line data, CRLF,
-    comments) takes the spec-complete path through httpx-sse's SSEDecoder.
+    comments) takes the spec-complete path through httpx-sse's EventSource.
     """
 
     __slots__ = (
-        "call", "route", "hooks", "timing", "_buf", "_cr", "_deadline", "_first_deadline", "parts", "conversation_id",
-        "message_id", "task_id", "workflow_run_id", "usage", "metadata", "workflow", "finished", "malformed", "error", "_on_event",
-        "failed_node", "terminal_at",
+        "_buf", "_cr", "_deadline", "_first_deadline", "_on_event", "call", "conversation_id", "error", "failed_node",
+        "finished", "hooks", "malformed", "message_id", "metadata", "parts", "route", "task_id", "terminal_at",
+        "timing", "usage", "workflow", "workflow_run_id",
     )
 
     def __init__(self, call: Call) -> None:
@@ -128,16 +138,20 @@ class StreamState:
                     payload = self._slow_frame(frame) or b""
                     d = _loads_or_none(payload)
         elif frame == b"event: ping":
-            return self._ping()
+            self._ping()
+            return None
         else:
-            payload = self._slow_frame(frame)
-            if payload is None:
+            slow = self._slow_frame(frame)
+            if slow is None:
                 return None
+            payload = slow
             d = _loads_or_none(payload)
         if d.__class__ is not dict:
             if payload in (b"ping", "ping"):  # Dify 0.6.x briefly sent `data: ping`
-                return self._ping()
-            return self._malformed(frame)
+                self._ping()
+            else:
+                self._malformed(frame)
+            return None
         name = d.get("event")
         t = self.timing
         t.events += 1
@@ -152,7 +166,8 @@ class StreamState:
                 name = ev.event
             elif name == "ping":
                 t.events -= 1
-                return self._ping()
+                self._ping()
+                return None
             else:
                 ev = PARSERS.get(name, _unknown)(d)
             if t.first_event is None:
@@ -214,11 +229,10 @@ class StreamState:
 
     def _slow_frame(self, frame: bytes) -> str | None:
         """The spec-complete path: returns the data to decode, or None for a ping, comment or empty frame."""
-        decoder = SSEDecoder()
         sse = None
-        for line in frame.decode("utf-8", "replace").split("\n"):
-            decoder.decode(line)
-        sse = decoder.decode("")
+        response = httpx.Response(200, headers=_SSE_HEADERS, stream=httpx.ByteStream(frame + b"\n\n"))
+        for sse in EventSource(response).iter_sse():
+            pass  # one frame, so at most one event
         if sse is None:
             return None
         if not sse.data:
@@ -233,7 +247,6 @@ class StreamState:
         self.timing.pings += 1
         if self.hooks.on_ping is not None:
             fire(self.hooks.on_ping, self.route)
-        return None
 
     def _malformed(self, frame: bytes) -> None:
         # Tolerated: a console must survive a broken frame; it is counted, logged and reported. The log
@@ -243,7 +256,6 @@ class StreamState:
         if self.hooks.on_malformed is not None:
             text = self.call.core.redact(frame[:200].decode("utf-8", "replace"))
             fire(self.hooks.on_malformed, self.route, text.encode("utf-8"))
-        return None
 
     # endings
 
@@ -256,7 +268,7 @@ class StreamState:
             tail, self._buf = self._buf, b""
             self._frame(tail, clock())
         if not self.finished:
-            raise self.interrupted("the stream ended before its final event (message_end or workflow_finished)")
+            raise self.interrupted(E.STREAM_ENDED_EARLY)
         if self.run_failed:
             raise self.run_failure(None)
         self.call._done(None, self.terminal_at or clock())
@@ -298,25 +310,16 @@ class StreamState:
             if self.timing.first_event is None or self.call.past_deadline():
                 first = self._first_deadline
                 return self.timed_out(silent=not (first is not None and clock() >= first - 0.002))
-            err: E.DifyError = E.IdleTimeoutError(
-                f"The stream of {self.route} sent nothing, not even a ping, for {self.call.timeouts.idle:g} s "
-                f"after {self.events} events",
-                hint="Dify or a proxy stalled; raise Timeouts.idle if your app pauses longer",
-                route=self.route, may_have_been_processed=self.call.spec.generation,
+            err: E.DifyError = E.idle_timeout(
+                self.route, self.call.timeouts.idle, self.events, may_have_been_processed=self.call.spec.generation,
             )
         else:
             detail = self.call.core.redact(str(exc) or type(exc).__name__)
-            return self.interrupted(f"the connection broke ({detail})")
+            return self.interrupted(E.connection_broke(detail))
         return self._fail(err)
 
     def interrupted(self, why: str) -> E.DifyError:
-        return self._fail(
-            E.StreamInterruptedError(
-                f"The stream of {self.route} broke after {self.events} events: {why}",
-                hint="The answer is incomplete (the part received is in .partial)",
-                route=self.route, may_have_been_processed=self.call.spec.generation,
-            )
-        )
+        return self._fail(E.stream_interrupted(self.route, self.events, why, may_have_been_processed=self.call.spec.generation))
 
     def timed_out(self, silent: bool = False) -> E.DifyError:
         if self.error is not None:
@@ -324,16 +327,9 @@ class StreamState:
         t, to = self.timing, self.call.timeouts
         if t.first_event is None and not self.call.past_deadline():
             budget = min_timeout(to.first_event, to.idle) if silent else to.first_event
-            err: E.DifyError = E.FirstEventTimeoutError(
-                f"Dify sent no event for {self.route} within {budget:g} s",
-                hint="The model is slow or stuck; raise Timeouts.first_event if this app takes longer to start",
-                route=self.route, may_have_been_processed=self.call.spec.generation,
-            )
+            err: E.DifyError = E.first_event_timeout(self.route, budget, may_have_been_processed=self.call.spec.generation)
         else:
-            err = E.DeadlineExceededError(
-                f"The stream of {self.route} ran past its total deadline of {to.total:g} s after {self.events} events",
-                hint="Raise Timeouts.total", route=self.route, may_have_been_processed=self.call.spec.generation,
-            )
+            err = E.stream_deadline(self.route, to.total, self.events, may_have_been_processed=self.call.spec.generation)
         return self._fail(err)
 
     def error_event(self, ev: ErrorEvent, now: float | None = None) -> E.DifyError:
@@ -343,11 +339,7 @@ class StreamState:
             return self.run_failure(ev, now)
         message = self.call.core.redact(ev.message)
         status = ev.status if isinstance(ev.status, int) else None
-        err = E.StreamError(
-            f"The model failed mid-stream on {self.route} ({ev.code or 'error'}): {message}",
-            hint="Retry the message, or check the model provider in Dify", code=ev.code, status=status,
-            message=message, route=self.route,
-        )
+        err = E.stream_error(self.route, ev.code, message, status)
         err.partial = self.answer
         return self.call.fail(err)
 
@@ -369,11 +361,14 @@ class StreamState:
                 total_steps=data.get("total_steps"), created_at=data.get("created_at"),
                 finished_at=data.get("finished_at"), text=self.answer, timing=self.timing,
             )
-        cls = ChatResult if mode == "chat" else CompletionResult
-        extra = {"conversation_id": self.conversation_id} if mode == "chat" else {}
-        return cls(
+        if mode == "chat":
+            return ChatResult(
+                answer=self.answer, message_id=self.message_id, task_id=self.task_id, usage=self.usage,
+                metadata=self.metadata, timing=self.timing, conversation_id=self.conversation_id,
+            )
+        return CompletionResult(
             answer=self.answer, message_id=self.message_id, task_id=self.task_id, usage=self.usage,
-            metadata=self.metadata, timing=self.timing, **extra,
+            metadata=self.metadata, timing=self.timing,
         )
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from .usage import Usage
@@ -60,7 +61,7 @@ class Timing:
     def inter_token(self) -> list[float]:
         """Gaps in seconds between consecutive content events."""
         c = self.content
-        return [b - a for a, b in zip(c, c[1:])]
+        return [b - a for a, b in pairwise(c)]
 
     def as_dict(self) -> dict[str, Any]:
         """Flat, JSON-ready: relative seconds, for storing a benchmark sample."""

@@ -14,7 +14,7 @@ facts); httpx-aiohttp stays within a few percent of raw aiohttp. Two fixes on to
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
@@ -58,13 +58,13 @@ class _Stream(httpx.AsyncByteStream):
         try:
             async for chunk in self._inner:
                 yield chunk
-        except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError) as exc:
             raise _mapped(exc, self._request) from exc
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
-        except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError):
             pass  # closing a broken response: nothing left to report
 
 
@@ -87,14 +87,15 @@ class FastTransport(AiohttpTransport):
         session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         # aiohttp silently resends an idempotent request once when the connection drops; the client's
         # RetryPolicy must be the only retry, so that attempts, hooks and the breaker see every one
-        # (aiohttp's own test client switches it off the same way).
+        # (aiohttp's own test client switches it off the same way). Private, as no public way exists:
+        # ClientSession takes no argument for it (aiohttp 3.14, pinned).
         session._retry_connection = False
         return session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
             response = await super().handle_async_request(request)
-        except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError) as exc:
             raise _mapped(exc, request) from exc
         response.stream = _Stream(response.stream, request)  # type: ignore[arg-type]
         return response

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-# The console's /metrics server (lib.telemetry.start_metrics_server) binds a random port in tests and in the
+# The console's /metrics server (lib.metrics.exporter.start_metrics_server) binds a random port in tests and in the
 # consoles they start, never make run's 9464: a developer's running console must not collide with them.
 os.environ.setdefault("CONSOLE_METRICS_PORT", "0")
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lib.grafana import GRAFANA_SELECTOR, GRAFANA_WINDOW, dashboard_json
-from lib.panels import PANELS, render
+from lib.metrics.grafana import GRAFANA_SELECTOR, GRAFANA_WINDOW
+from lib.metrics.panels import PANELS, render
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -131,9 +133,13 @@ def test_dockerignore_keeps_secrets_and_the_venv_out():
     assert {".venv/", ".env", ".streamlit/secrets.toml", "data/"} <= set(ignored)
 
 
-def test_grafana_dashboard_matches_the_panels():
+def test_grafana_dashboard_matches_the_panels(tmp_path):
     path = ROOT / "deploy" / "grafana-dashboard.json"
-    assert path.read_text() == dashboard_json(), "deploy/grafana-dashboard.json is stale: run scripts/make_grafana_dashboard.py"
+    fresh = tmp_path / "dashboard.json"  # what the documented command writes today
+    run = subprocess.run([sys.executable, "-m", "lib.metrics.grafana", "--output", str(fresh)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and str(fresh) in run.stdout, run.stderr
+    assert path.read_text() == fresh.read_text(), "deploy/grafana-dashboard.json is stale: run python -m lib.metrics.grafana"
     board = json.loads(path.read_text())
     exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
     assert exprs == [render(q.expr, GRAFANA_SELECTOR, GRAFANA_WINDOW) for p in PANELS for q in p.queries]

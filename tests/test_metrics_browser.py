@@ -120,7 +120,7 @@ def test_a_long_legend_stays_clear_of_the_axis(browser, tmp_path):
     import pandas as pd
 
     from lib.charts.metrics import timeseries_figure
-    from lib.panels import PANELS_BY_KEY
+    from lib.metrics.panels import PANELS_BY_KEY
 
     panel = PANELS_BY_KEY["breaker"]
     end = datetime.now(timezone.utc)

@@ -7,7 +7,7 @@ import time
 import httpx
 
 from lib.bench import RunConfig, run_benchmark
-from lib.panels import PANELS
+from lib.metrics.panels import PANELS
 from tests.support.procs import start_simulator
 from tests.support.prometheus import start_prometheus
 

@@ -1,4 +1,4 @@
-"""lib/charts/metrics.py and lib/panels.py helpers: pure functions, tested directly."""
+"""lib/charts/metrics.py and lib/metrics/panels.py helpers: pure functions, tested directly."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 
 from lib.charts.metrics import latest_values, result_figure, timeseries_figure
-from lib.panels import PANELS, rate_window, render, selector, series_name, step_seconds
-from lib.prom import instant_frame, range_frame
+from lib.metrics.panels import PANELS, rate_window, render, selector, series_name, step_seconds
+from lib.metrics.queries import instant_frame, range_frame
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

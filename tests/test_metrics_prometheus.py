@@ -1,5 +1,5 @@
 """A real Prometheus scraping a real gateway, a real simulator and this process's client metrics (job
-"console"): after traffic, the Metrics page's queries (lib/panels.py via lib/prom.py) return the expected
+"console"): after traffic, the Metrics page's queries (lib/metrics/panels.py via lib/metrics/queries.py) return the expected
 series, and the page renders them (AppTest) or says how to fix an unreachable Prometheus."""
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib import telemetry
 from lib.dify import DifyClient, RetryPolicy, TokenBucket
-from lib.panels import PANELS, PANELS_BY_KEY, selector
-from lib.prom import Prom, PrometheusUnavailable, PromQLError, query_range_any, utcnow
-from lib.prometheus_process import PrometheusStatus, write_status
+from lib.metrics.client import client_hooks
+from lib.metrics.exporter import start_metrics_server
+from lib.metrics.panels import PANELS, PANELS_BY_KEY, selector
+from lib.metrics.prometheus_process import PrometheusStatus, write_status
+from lib.metrics.queries import Prom, PrometheusUnavailable, PromQLError, query_range_any, utcnow
 from tests.support.gateway import CALLER_KEY, OTHER_KEY, start_gateway
 from tests.support.procs import free_port, start_simulator
 from tests.support.prometheus import start_prometheus
@@ -47,7 +48,7 @@ class Stack:
 def traffic(gateway_url: str, stop: threading.Event) -> None:
     """The console's client, through the gateway: streams, blocking calls, a retried 503 now and then."""
     retry = RetryPolicy(max_attempts=3, base=0.01, cap=0.02)
-    with DifyClient(f"{gateway_url}/v1", CALLER_KEY, hooks=telemetry.client_hooks(TARGET), retry=retry,
+    with DifyClient(f"{gateway_url}/v1", CALLER_KEY, hooks=client_hooks(TARGET), retry=retry,
                     rate_limit=TokenBucket(30, burst=1)) as client:
         i = 0
         while not stop.is_set():
@@ -64,7 +65,7 @@ def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("metrics-stack")
     sim = start_simulator(tmp, "--fast")
     gw = start_gateway(tmp, sim.url, env={"GATEWAY_RATE_LIMIT": "5", "GATEWAY_RATE_BURST": "5"})
-    console_port = telemetry.start_metrics_server()  # this process is the "console" job
+    console_port = start_metrics_server()  # this process is the "console" job
     hostport = lambda url: url.removeprefix("http://").split("/")[0]  # noqa: E731
     prom = start_prometheus(tmp, {"console": [f"127.0.0.1:{console_port}"], "gateway": [hostport(gw.url)],
                                   "simulator": [hostport(sim.url)]})

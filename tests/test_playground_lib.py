@@ -365,37 +365,37 @@ def test_stop_from_another_thread_while_the_worker_reads(clients):
     assert live.join(10) and turn.status == "stopped" and turn.answer
 
 
-class _RaisesAtTheEnd:
-    """An EventStream that, after its events, raises RunFailedError as lib/dify's client does for a failed
-    run (issue 9). A stand-in for a client that does not yet; the events are the real ones over HTTP."""
-
-    def __init__(self, stream, error):
-        self._stream, self._error = stream, error
-
-    def __iter__(self):
-        yield from self._stream
-        raise self._error
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
+NODE_FAILED = {"X-Sim-Fault": "node-failed"}  # the simulator's Template node fails as Dify 1.12's did
 
 
-def test_a_run_failed_error_at_the_end_of_the_stream_keeps_the_timeline_and_its_sentence():
+def test_a_failed_run_from_dify_1_12_keeps_the_timeline_and_the_clients_sentence():
+    """The recorded 1.12 run whose Template node failed (capture 72), replayed: lib/dify raises RunFailedError
+    after its events, and the turn keeps both the timeline and the client's sentence."""
     from lib.dify import RunFailedError
     from tests.support.replay import replay_server
 
-    error = RunFailedError("The workflow run failed in node “Template” (template-transform): Failed to execute code",
-                           node_title="Template", node_type="template-transform", message="Failed to execute code")
-
-    class Client(DifyClient):
-        def stream_workflow(self, *args, **kwargs):
-            return _RaisesAtTheEnd(super().stream_workflow(*args, **kwargs), error)
-
-    with replay_server() as url, Client(url, "app-replay-failing-workflow") as client:
+    with replay_server() as url, DifyClient(url, "app-replay-failing-workflow") as client:
+        with pytest.raises(RunFailedError) as raised:  # the client itself, as the run below sees it
+            list(client.stream_workflow(inputs={"topic": "x"}, user="lib-failed-direct"))
         turn = Turn(query="", kind="workflow")
         LiveRun(client, RunRequest(kind="workflow", user="lib-failed", inputs={"topic": "x"}), turn).run()
-    assert turn.status == "error" and turn.error == str(error)
+    assert raised.value.node_title == "Template" and "Template" in str(raised.value)
+    assert turn.status == "error" and turn.error == str(raised.value)
     assert [(n.title, n.status) for n in turn.nodes] == [("Start", "succeeded"), ("Template", "failed")]
+    assert turn.nodes[-1].error
+
+
+@pytest.mark.parametrize("mode", ["workflow", "advanced-chat"])
+def test_a_failed_run_on_the_simulator_marks_its_failed_node(clients, profiles, mode):
+    """The simulator's node-failed fault: a workflow ends workflow_finished failed, a chatflow then sends an
+    `error`; either way the real client's sentence names the Template node and the timeline marks it."""
+    inputs = {"topic": "bridges", "max_points": 2} if mode == "workflow" else {}
+    query = "" if mode == "workflow" else "Fail in the template"
+    turn = run(clients[mode], profiles[mode], query, inputs=inputs, user="lib-node-failed", headers=NODE_FAILED)
+    assert turn.status == "error" and "Template" in turn.error and "run failed" in turn.error, turn.error
+    failed = [n for n in turn.nodes if n.status == "failed"]
+    assert [(n.title, n.node_type) for n in failed] == [("Template", "template-transform")]
+    assert failed[0].error and all(n.status == "succeeded" for n in turn.nodes if n is not failed[0])
 
 
 def test_safe_markdown_shows_plain_text_as_typed_and_keeps_real_markdown():

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from lib.prometheus_process import scrape_config
+from lib.metrics.prometheus_process import scrape_config
 from tests.support.prometheus import start_prometheus
 
 

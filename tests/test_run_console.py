@@ -1,8 +1,7 @@
-"""scripts/run_console.py (`make run`): starts the simulator, the gateway, Prometheus and the app, and
-stops them all on Ctrl-C."""
+"""scripts/run_console.py (`make run`, lib/supervisor/): starts the simulator, the gateway, Prometheus and the
+app, and stops them all on Ctrl-C."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -18,6 +17,8 @@ import httpx
 import psutil
 from streamlit.testing.v1 import AppTest
 
+from lib.supervisor.processes import Supervisor
+from lib.supervisor.services import Service, gateway_env, services, write_prometheus_config
 from tests.support.procs import ROOT, free_port
 
 SCRIPT = str(ROOT / "scripts" / "run_console.py")
@@ -52,14 +53,6 @@ def launch(log: Path, **env: str | int) -> subprocess.Popen:
     full = {**os.environ, "PROMETHEUS_URL": "", **{name: str(value) for name, value in env.items()}}
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, SCRIPT], cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("run_console", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["run_console"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_starts_every_service_survives_prometheus_dying_and_ctrl_c_stops_everything(tmp_path, monkeypatch):
@@ -196,15 +189,14 @@ def test_bad_port_setting_is_a_clear_error():
 
 
 def test_prometheus_url_or_a_missing_binary_means_no_prometheus_service():
-    run_console = load_script()
     base = {"CONSOLE_METRICS_PORT": "9464"}
-    planned = {s.name: s for s in run_console.services({**base, "PROMETHEUS_URL": "http://prom.example:9090/"})}
+    planned = {s.name: s for s in services({**base, "PROMETHEUS_URL": "http://prom.example:9090/"})}
     assert "prometheus" not in planned
     assert planned["streamlit"].env["PROMETHEUS_URL"] == "http://prom.example:9090"
     old = os.environ.get("PROMETHEUS_BIN")
     os.environ["PROMETHEUS_BIN"] = "/nonexistent/prometheus"
     try:
-        planned = {s.name: s for s in run_console.services(base)}
+        planned = {s.name: s for s in services(base)}
     finally:
         os.environ.pop("PROMETHEUS_BIN") if old is None else os.environ.__setitem__("PROMETHEUS_BIN", old)
     assert planned["prometheus"].argv == []  # main() prints how to install it and starts the rest
@@ -212,12 +204,11 @@ def test_prometheus_url_or_a_missing_binary_means_no_prometheus_service():
 
 
 def test_gateway_fronts_the_simulator_unless_a_dify_app_is_configured():
-    run_console = load_script()
     sim = "http://127.0.0.1:5001/v1"
-    env = run_console.gateway_env({}, sim)
+    env = gateway_env({}, sim)
     assert env["DIFY_API_BASE"] == sim and env["DIFY_API_KEY"] == "app-sim-chat"
     assert env["GATEWAY_API_KEYS"] == "demo:gw-demo-key"
-    env = run_console.gateway_env({"DIFY_API_BASE": "https://dify.example.com", "DIFY_API_KEY": "app-real0123456789",
+    env = gateway_env({"DIFY_API_BASE": "https://dify.example.com", "DIFY_API_KEY": "app-real0123456789",
                                    "GATEWAY_API_KEYS": "site:gw-x"}, sim)
     assert env == {"GATEWAY_API_KEYS": "site:gw-x", "DIFY_API_BASE": "https://dify.example.com/v1",
                    "DIFY_API_KEY": "app-real0123456789"}
@@ -226,8 +217,7 @@ def test_gateway_fronts_the_simulator_unless_a_dify_app_is_configured():
 def test_the_rendered_prometheus_config_is_valid(tmp_path):
     import shutil
 
-    run_console = load_script()
-    run_console.write_prometheus_config(tmp_path, {"console": "127.0.0.1:1", "gateway": "127.0.0.1:2", "simulator": "127.0.0.1:3"})
+    write_prometheus_config(tmp_path, {"console": "127.0.0.1:1", "gateway": "127.0.0.1:2", "simulator": "127.0.0.1:3"})
     text = (tmp_path / "prometheus.yml").read_text()
     assert "'127.0.0.1:1'" in text and "'127.0.0.1:2'" in text and "'127.0.0.1:3'" in text and "9464" not in text
     promtool = shutil.which("promtool")
@@ -239,12 +229,10 @@ def test_the_rendered_prometheus_config_is_valid(tmp_path):
 def test_a_prometheus_that_keeps_dying_is_restarted_with_growing_backoff(tmp_path):
     """A service with a status file (Prometheus) that exits at once: restarted again and again, each wait longer
     than the last, the status file saying "restarting", and the supervisor never giving up the others."""
-    run_console = load_script()
-    run_console.RESTART_BACKOFF = (0.1, 0.2, 0.4, 0.8)  # the real steps are seconds; the sequence is what counts
     status = tmp_path / "status.json"
-    dying = run_console.Service("prometheus", [sys.executable, "-c", "import sys; sys.exit(3)"], free_port(),
-                                "http://127.0.0.1:1/-/ready", status_file=status)
-    sup = run_console.Supervisor()
+    dying = Service("prometheus", [sys.executable, "-c", "import sys; sys.exit(3)"], free_port(),
+                      "http://127.0.0.1:1/-/ready", status_file=status)
+    sup = Supervisor(backoff=(0.1, 0.2, 0.4, 0.8))  # the real steps are seconds; the sequence is what counts
     said: list[str] = []
     sup.say = said.append
     sup.start(dying)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lib import telemetry
 from lib.dify import DifyClient
+from lib.metrics.client import client_hooks
+from lib.metrics.exporter import start_metrics_server
 from lib.settings import Target
 
 
 def get_client(target: Target) -> DifyClient:
-    """The shared client of `target` (recording into lib.telemetry's dify_client_* metrics)."""
+    """The shared client of `target` (recording into lib.metrics' dify_client_* metrics)."""
     ensure_metrics_server()
     return _client(target.name, target.base_url, _Secret(target.api_key))
 
@@ -29,7 +30,7 @@ def ensure_metrics_server() -> int | None:
 
 @st.cache_resource(show_spinner=False)
 def _metrics_server() -> int | None:
-    return telemetry.start_metrics_server()
+    return start_metrics_server()
 
 
 class _Secret(str):
@@ -42,4 +43,4 @@ class _Secret(str):
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _client(name: str, base_url: str, api_key: _Secret) -> DifyClient:
     # Keyed by name, URL and key: editing any of them in secrets yields a fresh client.
-    return DifyClient(base_url, str(api_key), hooks=telemetry.client_hooks(name))
+    return DifyClient(base_url, str(api_key), hooks=client_hooks(name))

@@ -1,4 +1,4 @@
-"""Figures for the Metrics page: Prometheus frames (lib/prom.py) -> plotly Figures. Pure functions."""
+"""Figures for the Metrics page: Prometheus frames (lib/metrics/queries.py) -> plotly Figures. Pure functions."""
 from __future__ import annotations
 
 from datetime import datetime

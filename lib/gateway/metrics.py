@@ -4,7 +4,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from lib.telemetry import BREAKER_STATES, INTER_TOKEN_BUCKETS, LLM_LATENCY_BUCKETS
+from lib.metrics.buckets import INTER_TOKEN_BUCKETS, LLM_LATENCY_BUCKETS
+from lib.metrics.labels import BREAKER_STATES
 
 
 class GatewayMetrics:

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from lib.dify import CircuitBreaker, FastTransport
-from lib.telemetry import BREAKER_STATES, status_class
+from lib.metrics.labels import BREAKER_STATES, status_class
 
 from . import tracing
 from .auth import CallerKeys

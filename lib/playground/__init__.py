@@ -11,6 +11,6 @@
     batch        a CSV/JSONL of inputs run with bounded concurrency into a results table
     export       a transcript as Markdown or JSON (never the key)
 
-pages/playground.py and ui/playground_*.py lay these out; tests/test_playground_lib.py drives them
+ui/playground/ lays these out (pages/playground.py dispatches to it); tests/test_playground_lib.py drives them
 against the simulator over HTTP.
 """

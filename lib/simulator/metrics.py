@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import Receive, Scope, Send
 
-from lib.telemetry import LLM_LATENCY_BUCKETS, status_class
+from lib.metrics.buckets import LLM_LATENCY_BUCKETS
+from lib.metrics.labels import status_class
 
 _ID = re.compile(r"/[0-9a-fA-F-]{32,36}(?=/|$)")
 _KNOWN = re.compile(r"^/v1/(chat-messages|completion-messages|workflows|workflow|messages|conversations|files|audio-to-text|"

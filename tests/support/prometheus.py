@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from lib.prometheus_process import PrometheusNotFound, prometheus_argv, scrape_config, wait_ready
+from lib.metrics.prometheus_process import PrometheusNotFound, prometheus_argv, scrape_config, wait_ready
 from tests.support.procs import Server, free_port
 
 

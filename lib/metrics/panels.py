@@ -1,6 +1,6 @@
 """The Metrics page's panels: title, unit and PromQL of each, in one place.
 
-The page (via lib/prom.py), the tests and deploy/grafana-dashboard.json (scripts/make_grafana_dashboard.py)
+The page (via queries.py), the tests and deploy/grafana-dashboard.json (grafana.py)
 all read these definitions, so a query fixed here is fixed everywhere.
 
 Each expression covers the three kinds of process that export metrics: the console's client

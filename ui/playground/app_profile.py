@@ -8,7 +8,7 @@ from lib.dify import DifyClient, DifyError
 from lib.playground.app_profile import MODE_KINDS, MODE_LABELS, AppProfile, UnsupportedModeError, load_profile
 from lib.playground.targets import explain
 from lib.settings import Target
-from ui.playground_state import VALUE_PREFIX, profile_cache, set_default, target_id
+from ui.playground.state import VALUE_PREFIX, profile_cache, set_default, target_id
 
 AUTO = "auto"
 

@@ -1,14 +1,19 @@
-"""deploy/grafana-dashboard.json, built from lib/panels.py: the Metrics page's panels for teams on Grafana.
+"""deploy/grafana-dashboard.json, built from lib/metrics/panels.py: the Metrics page's panels for teams on Grafana.
 
-Regenerate after changing a panel: `.venv/bin/python scripts/make_grafana_dashboard.py`
-(tests/test_deploy.py fails while the file and the panels disagree).
+Regenerate after changing a panel: `.venv/bin/python -m lib.metrics.grafana` (`--output PATH` writes elsewhere;
+tests/test_deploy.py fails while the file and the panels disagree).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import sys
+from pathlib import Path
 
-from lib.panels import PANELS, Panel, render
+from .panels import PANELS, Panel, render
+
+DASHBOARD_PATH = Path(__file__).resolve().parents[2] / "deploy" / "grafana-dashboard.json"
 
 GRAFANA_SELECTOR = 'job=~"$job",instance=~"$instance"'
 GRAFANA_WINDOW = "$__rate_interval"
@@ -61,7 +66,7 @@ def dashboard() -> dict:
     return {
         "uid": "dify-console-metrics",
         "title": "Dify Console: client, gateway, simulator",
-        "description": "The Dify Console's Metrics page, generated from lib/panels.py.",
+        "description": "The Dify Console's Metrics page, generated from lib/metrics/panels.py.",
         "tags": ["dify", "llm", "gateway"],
         "timezone": "browser",
         "schemaVersion": 39,
@@ -80,3 +85,16 @@ def dashboard() -> dict:
 
 def dashboard_json() -> str:
     return json.dumps(dashboard(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.metrics.grafana", description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=DASHBOARD_PATH, help="where to write it (default: %(default)s)")
+    out = parser.parse_args(argv).output
+    out.write_text(dashboard_json())
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,10 +12,10 @@ from lib.playground.markdown import safe_markdown
 from lib.playground.transcript import progress_lines
 from lib.settings import Target
 from ui.clients import get_client
-from ui.playground_app import app_profile
-from ui.playground_form import raw_values, render_form
-from ui.playground_state import VALUE_PREFIX, PageContext, set_default
-from ui.playground_turns import show_answer
+from ui.playground.app_profile import app_profile
+from ui.playground.form import raw_values, render_form
+from ui.playground.state import VALUE_PREFIX, PageContext, set_default
+from ui.playground.turns import show_answer
 
 OTHER_TARGET, VARIANTS = "Another target", "Two input variants"
 

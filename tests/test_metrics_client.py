@@ -1,7 +1,9 @@
-"""lib.telemetry: the client's hooks record into Prometheus metrics (real client, real simulator), the
-metrics server starts once per process, and ui.clients shares one instrumented client per target."""
+"""lib.metrics.client: the client's hooks record into Prometheus metrics (real client, real simulator), on the
+default registry or one given; the simulator and the gateway register none of them on import; the metrics server
+(lib.metrics.exporter) starts once per process, and ui.clients shares one instrumented client per target."""
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -9,11 +11,12 @@ import uuid
 
 import httpx
 import pytest
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from streamlit.testing.v1 import AppTest
 
-from lib import telemetry
 from lib.dify import CircuitBreaker, DifyClient, DifyConnectionError, RetryPolicy, ServerError, TokenBucket
+from lib.metrics.client import ClientMetrics, client_hooks
+from lib.metrics.exporter import start_metrics_server
 from tests.support.procs import ROOT, free_port
 
 ROUTE = "POST /chat-messages"
@@ -25,7 +28,7 @@ def value(name: str, **labels: str) -> float:
 
 def test_a_stream_records_requests_ttft_inter_token_tokens_and_in_flight(sim):
     target = f"t-{uuid.uuid4().hex[:6]}"
-    with DifyClient(sim.url, "app-sim-chat", hooks=telemetry.client_hooks(target)) as client:
+    with DifyClient(sim.url, "app-sim-chat", hooks=client_hooks(target)) as client:
         events = list(client.stream_chat("Count my tokens", user="metrics", headers={"X-Sim-Tokens-Per-S": "400"}))
         client.chat("And a blocking one", user="metrics")
     usage = events[-1].usage
@@ -43,7 +46,7 @@ def test_retries_errors_rate_limit_waits_and_the_breaker(sim):
     target = f"t-{uuid.uuid4().hex[:6]}"
     fault = {"X-Sim-Fault": "503", "X-Sim-Fault-Times": "1", "X-Sim-Fault-Key": uuid.uuid4().hex}
     retry = RetryPolicy(max_attempts=3, base=0.01, cap=0.02)
-    with DifyClient(sim.url, "app-sim-chat", hooks=telemetry.client_hooks(target), retry=retry,
+    with DifyClient(sim.url, "app-sim-chat", hooks=client_hooks(target), retry=retry,
                     rate_limit=TokenBucket(20, burst=1)) as client:
         client.chat("Retried once", user="metrics", headers=fault)  # 503 first, then 200
         client.parameters()
@@ -55,7 +58,7 @@ def test_retries_errors_rate_limit_waits_and_the_breaker(sim):
 
     down = f"t-{uuid.uuid4().hex[:6]}"
     breaker = CircuitBreaker(failure_threshold=1, recovery_time=60)
-    with DifyClient(f"http://127.0.0.1:{free_port()}/v1", "app-x", hooks=telemetry.client_hooks(down), breaker=breaker,
+    with DifyClient(f"http://127.0.0.1:{free_port()}/v1", "app-x", hooks=client_hooks(down), breaker=breaker,
                     retry=RetryPolicy(max_attempts=1)) as client:
         with pytest.raises(DifyConnectionError):
             client.parameters()
@@ -65,19 +68,66 @@ def test_retries_errors_rate_limit_waits_and_the_breaker(sim):
 
 
 def test_no_key_or_url_in_any_label(sim):
-    with DifyClient(sim.url, "app-sim-completion", hooks=telemetry.client_hooks("labels")) as client:
+    with DifyClient(sim.url, "app-sim-completion", hooks=client_hooks("labels")) as client:
         client.parameters()
     text = generate_latest(REGISTRY).decode()
     assert "app-sim-completion" not in text and sim.url not in text
 
 
+def test_metrics_on_a_registry_of_ones_own_stay_there(sim):
+    """ClientMetrics(registry): the same hooks, recording only into the registry given."""
+    registry = CollectorRegistry()
+    metrics = ClientMetrics(registry)
+    target = f"own-{uuid.uuid4().hex[:6]}"
+    with DifyClient(sim.url, "app-sim-chat", hooks=metrics.hooks(target)) as client:
+        list(client.stream_chat("Where do I go?", user="metrics"))
+    labels = {"target": target, "endpoint": ROUTE}
+    assert registry.get_sample_value("dify_client_requests_total", {**labels, "status_class": "2xx"}) == 1
+    assert registry.get_sample_value("dify_client_ttft_seconds_count", labels) == 1
+    assert REGISTRY.get_sample_value("dify_client_requests_total", {**labels, "status_class": "2xx"}) is None
+    assert client_hooks(target, metrics) is not None  # client_hooks takes the same injected set
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        ClientMetrics(registry)  # one set per registry, which is why the console's is made once per process
+
+
+CLIENT_FAMILIES = """
+import json, sys
+from prometheus_client import REGISTRY
+for name in sys.argv[1:]:
+    if name == "+console":  # what the console does on its first page: make its client metrics
+        from lib.metrics.client import console_metrics
+        console_metrics()
+    else:
+        __import__(name)
+print(json.dumps(sorted({m.name for m in REGISTRY.collect() if m.name.startswith("dify_client")})))
+"""
+
+
+def client_families_after(*steps: str) -> list[str]:
+    """The dify_client_* families on a fresh process's default registry after importing `steps` in order."""
+    run = subprocess.run([sys.executable, "-c", CLIENT_FAMILIES, *steps], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_the_simulator_and_the_gateway_register_no_console_metric_on_import():
+    """They take their buckets from lib.metrics.buckets, which registers nothing. A fresh process each: this one
+    has the console's metrics already."""
+    assert client_families_after("lib.simulator", "lib.simulator.server", "lib.simulator.metrics") == []
+    assert client_families_after("lib.gateway", "lib.gateway.app", "lib.gateway.metrics", "lib.gateway.proxy") == []
+    assert client_families_after("lib.metrics", "lib.metrics.buckets", "lib.metrics.labels", "lib.metrics.client") == []
+    # the same check sees them once the console makes its set
+    assert "dify_client_requests" in client_families_after("lib.simulator", "+console")
+
+
 def test_metrics_server_starts_once_and_survives_a_taken_port():
     code = """
 import logging, sys
-from lib import telemetry
+from lib.metrics.exporter import start_metrics_server
 logging.basicConfig(level=logging.WARNING)
-first = telemetry.start_metrics_server(int(sys.argv[1]))
-again = telemetry.start_metrics_server(int(sys.argv[1]))
+first = start_metrics_server(int(sys.argv[1]))
+again = start_metrics_server(int(sys.argv[1]))
 print(first, again)
 """
     port = free_port()
@@ -93,7 +143,7 @@ print(first, again)
 
 
 def test_the_process_serves_its_metrics():
-    port = telemetry.start_metrics_server()  # CONSOLE_METRICS_PORT=0 in tests: a free port
+    port = start_metrics_server()  # CONSOLE_METRICS_PORT=0 in tests: a free port
     assert port
     body = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     assert "dify_client_requests_total" in body or "# TYPE dify_client_requests counter" in body

@@ -14,9 +14,9 @@ from lib.playground.form import validate_inputs
 from lib.playground.live import LiveRun, RunRequest
 from lib.playground.markdown import safe_markdown
 from lib.playground.transcript import Turn
-from ui.playground_form import pending_file, raw_values, render_form
-from ui.playground_state import PageContext, PendingSend, flash
-from ui.playground_turns import feedback, follow_live, show_answer, suggestion_buttons
+from ui.playground.form import pending_file, raw_values, render_form
+from ui.playground.state import PageContext, PendingSend, flash
+from ui.playground.turns import feedback, follow_live, show_answer, suggestion_buttons
 
 VIEW = "chat"
 

@@ -21,7 +21,7 @@ import requests
 from prometheus_api_client import MetricRangeDataFrame, PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from lib.panels import Panel, render, series_name
+from .panels import Panel, render, series_name
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 FIX = ("Start the console with `make run` (it starts Prometheus), or set PROMETHEUS_URL to a running "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lib.playground.export import ExportMeta, to_json, to_markdown
-from ui.playground_state import PageContext
+from ui.playground.state import PageContext
 
 
 def export_buttons(page: PageContext) -> None:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from lib.playground.targets import TargetCheckFailed, check_target
 from lib.settings import SettingsError, Target
-from ui.playground_state import VALUE_PREFIX, flash, set_default
+from ui.playground.state import VALUE_PREFIX, flash, set_default
 from ui.target import add_session_target, remove_session_target, session_targets
 
 NAME_KEY = f"{VALUE_PREFIX}add-target:name"

@@ -9,9 +9,9 @@ import streamlit as st
 from lib.playground.form import validate_inputs
 from lib.playground.live import LiveRun, RunRequest
 from lib.playground.transcript import Turn
-from ui.playground_form import pending_file, raw_values, render_form
-from ui.playground_state import VALUE_PREFIX, PageContext, PendingSend, set_default
-from ui.playground_turns import feedback, follow_live, show_answer
+from ui.playground.form import pending_file, raw_values, render_form
+from ui.playground.state import VALUE_PREFIX, PageContext, PendingSend, set_default
+from ui.playground.turns import feedback, follow_live, show_answer
 
 VIEW = "run"
 

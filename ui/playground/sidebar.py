@@ -8,7 +8,7 @@ from lib.dify import DifyError
 from lib.playground import conversations as conv
 from lib.playground.markdown import escape_markdown
 from lib.playground.transcript import Transcript
-from ui.playground_state import USER_KEY, PageContext, current_user, flash
+from ui.playground.state import USER_KEY, PageContext, current_user, flash
 
 
 def user_box() -> str:

@@ -16,7 +16,7 @@ from lib.dify import DifyClient, DifyError
 from lib.playground.live import LiveRun
 from lib.playground.markdown import escape_markdown, safe_markdown
 from lib.playground.transcript import Turn, format_seconds, node_rows, progress_lines
-from ui.playground_state import flash
+from ui.playground.state import flash
 
 RATINGS = {1: "like", 0: "dislike"}
 

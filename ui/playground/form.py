@@ -11,7 +11,7 @@ import streamlit as st
 
 from lib.playground.app_profile import EXTENSIONS_BY_TYPE
 from lib.playground.form import FormField, PendingFile
-from ui.playground_state import VALUE_PREFIX, set_default
+from ui.playground.state import VALUE_PREFIX, set_default
 
 _NO_CHOICE = None
 

@@ -10,7 +10,7 @@ from lib.playground.batch import (
     MAX_CONCURRENCY, QUERY_COLUMNS, BatchFileError, BatchJob, frame_to_csv, frame_to_jsonl, plan_batch, read_table,
 )
 from lib.playground.transcript import format_price
-from ui.playground_state import VALUE_PREFIX, PageContext, set_default
+from ui.playground.state import VALUE_PREFIX, PageContext, set_default
 
 
 def batch_view(page: PageContext) -> None:

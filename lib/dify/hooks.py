@@ -1,4 +1,4 @@
-"""Observation points of the client, for metrics and logs (lib/telemetry.py wires them to Prometheus).
+"""Observation points of the client, for metrics and logs (lib/metrics/client.py wires them to Prometheus).
 
 Every hook is optional and called synchronously, possibly from many threads. A hook that raises is
 logged and ignored: observing a call must never break it. `route` is the low-cardinality endpoint

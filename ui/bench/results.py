@@ -1,4 +1,5 @@
-"""The Benchmark page's results: one run in full, several overlaid, the history table, downloads."""
+"""The Benchmark page's results: one run in full, several overlaid, the history table, downloads (exports and
+the HTML report of a run or a comparison, lib.report.bench)."""
 from __future__ import annotations
 
 import time
@@ -11,6 +12,7 @@ from lib import charts
 from lib.bench.export import MIME, export_bytes
 from lib.bench.stats import FORMULAS, rank, summaries_frame
 from lib.bench.store import BenchStore, RunInfo
+from lib.report.bench import bench_report_html, report_file_name
 from lib.report.figures import ALL_LATENCIES, client_bound_reasons, compare_frame, percentiles_frame, selfcheck_sentence
 
 RANK_FIGURES = ["ttft_ms.p95", "ttft_ms.p50", "ttft_ms.p99", "e2e_ms.p95", "e2e_ms.p50", "tpot_ms.p50", "itl_ms.p99",
@@ -199,6 +201,7 @@ def compare(store: BenchStore, run_ids: Sequence[str]) -> None:
     by = st.selectbox("Rank by", RANK_FIGURES, key="bench_compare_rank_by")
     df = store.requests([i.id for i in infos], label=True)
     key = "bench_cmp_" + "_".join(i.id[-6:] for i in infos)
+    report_button(st, store, [i.id for i in infos], key=key + "_html", rank_by=by)
     _plot(charts.ranking_bar(rank(summaries, by), by), key + "_rank")
     c1, c2 = st.columns(2)
     with c1:
@@ -217,8 +220,18 @@ def compare(store: BenchStore, run_ids: Sequence[str]) -> None:
 
 
 def downloads(store: BenchStore, run_id: str) -> None:
-    cols = st.columns(3)
+    cols = st.columns(4)
     for col, fmt in zip(cols, ("csv", "json", "parquet")):
         col.download_button(f"Download {fmt.upper()}", data=lambda f=fmt: export_bytes(store, run_id, f),
                             file_name=f"bench-{run_id}.{fmt}", mime=MIME[fmt], key=f"bench_dl_{fmt}_{run_id}",
                             on_click="ignore")
+    report_button(cols[3], store, [run_id], key=f"bench_dl_html_{run_id}")
+
+
+def report_button(where: Any, store: BenchStore, run_ids: Sequence[str], key: str, rank_by: str = "ttft_ms.p95") -> None:
+    """The HTML report, built when clicked (it inlines plotly.js, about 5 MB)."""
+    where.download_button("Download HTML report", data=lambda: bench_report_html(store, run_ids, rank_by=rank_by).encode(),
+                          file_name=report_file_name(run_ids), mime="text/html", key=key, on_click="ignore",
+                          icon=":material/description:",
+                          help="One self-contained file: figures, charts, formulas, configuration (no key) and "
+                               "environment. Opens in any browser, offline.")

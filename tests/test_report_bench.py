@@ -12,7 +12,12 @@ import pytest
 
 from lib.bench.stats import FORMULAS
 from lib.bench.store import BenchStore
-from lib.report.bench import bench_report, mask_headers, report_file_name, write_bench_report
+from lib.report.bench import (
+    bench_report,
+    mask_headers,
+    report_file_name,
+    write_bench_report,
+)
 from tests.support.browser import chromium
 from tests.support.html_check import parse_report
 from tests.support.procs import ROOT
@@ -65,7 +70,7 @@ def test_a_run_report_holds_figures_formulas_config_and_environment_never_the_ke
         assert FORMULAS[key] in text, key  # each figure's formula, as the page shows it
     assert f"{summary['request_throughput']:,.2f} req/s" in text and "100.0%" in text
     env = info.environment
-    assert env["python"] in text and env["platform"] in text and f"package httpx" in text
+    assert env["python"] in text and env["platform"] in text and "package httpx" in text
     assert "concurrency" in text and "closed, 1 user, 6 requests, streaming" in text
 
 

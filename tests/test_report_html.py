@@ -5,7 +5,17 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from lib.report.html import Chart, Facts, Paragraph, Report, Section, Table, render, value_text, write
+from lib.report.html import (
+    Chart,
+    Facts,
+    Paragraph,
+    Report,
+    Section,
+    Table,
+    render,
+    value_text,
+    write,
+)
 from tests.support.html_check import parse_report
 
 BUNDLE_MARK = "plotly.js v"  # the licence header at the top of the bundle

@@ -18,7 +18,14 @@ from lib import charts
 from lib.bench.stats import FORMULAS, rank, summaries_frame
 from lib.bench.store import BenchStore, RunInfo
 
-from .figures import ALL_LATENCIES, client_bound_reasons, compare_frame, figure_name, percentiles_frame, selfcheck_sentence
+from .figures import (
+    ALL_LATENCIES,
+    client_bound_reasons,
+    compare_frame,
+    figure_name,
+    percentiles_frame,
+    selfcheck_sentence,
+)
 from .html import Chart, Facts, Paragraph, Report, Section, Table, render, value_text
 
 __all__ = ["bench_report", "bench_report_html", "comparison_report", "mask_headers", "report_file_name", "run_report",
@@ -151,7 +158,7 @@ def _group_sections(store: BenchStore, info: RunInfo) -> list[Section]:
     """The run's sweep curve, or its comparison's ranking (the group it was run in)."""
     members = store.runs(group_id=info.group_id)
     if info.group_kind == "sweep":
-        points = summaries_frame({m.label: store.summary(m.id) for m in members}, {m.label: m.level for m in members})
+        points = summaries_frame({m.label: store.summary(m.id) for m in members}, _levels(members))
         note = "One point per sweep level (labelled), joined in level order. " + FORMULAS["request_throughput"]
         return [Section("Sweep", [Chart(charts.sweep_curve(points, "ttft_ms"), note),
                                   Chart(charts.sweep_curve(points, "e2e_ms"), note)], columns=2)]
@@ -189,7 +196,7 @@ def comparison_report(store: BenchStore, run_ids: Sequence[str], *, rank_by: str
         Chart(charts.itl_distribution(df), FORMULAS["itl_ms"]),
     ]
     if len({i.group_id for i in infos}) == 1 and infos[0].group_kind == "sweep":
-        points = summaries_frame(summaries, {labels[i.id]: i.level for i in infos})
+        points = summaries_frame(summaries, {labels[i.id]: float(i.level or 0) for i in infos})
         chart_list.append(Chart(charts.sweep_curve(points, "ttft_ms"), "One point per sweep level. " + FORMULAS["request_throughput"]))
     chart_list.append(Chart(charts.throughput_over_time(df), FORMULAS["request_throughput"] + " " + FORMULAS["output_tokens_per_s"]))
     configs = {labels[i.id]: config_facts(i) for i in infos}
@@ -208,6 +215,10 @@ def comparison_report(store: BenchStore, run_ids: Sequence[str], *, rank_by: str
     ]
     return Report(title=f"Benchmark comparison: {len(infos)} runs", subtitle=" · ".join(labels[i.id] for i in infos),
                   sections=sections)
+
+
+def _levels(members: Sequence[RunInfo]) -> dict[str, float]:
+    return {m.label: float(m.level or 0) for m in members}
 
 
 def _side_by_side(facts: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -267,11 +278,13 @@ def _safe_url(url: str) -> str:
     """A base URL without any user:password in it."""
     try:
         parts = urlsplit(url or "")
+        port = parts.port
     except ValueError:
         return url
-    if parts.username is None and parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+    host = (parts.hostname or "") + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 # -- formulas --------------------------------------------------------------------------------------------

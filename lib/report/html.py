@@ -58,7 +58,7 @@ Block = Union[Paragraph, Table, Facts, Chart]
 @dataclass
 class Section:
     title: str
-    blocks: list[Block] = field(default_factory=list)
+    blocks: Sequence[Block] = field(default_factory=list)
     columns: int = 1  # 2: charts side by side on a wide screen
 
 

@@ -13,7 +13,13 @@ from lib.bench.export import MIME, export_bytes
 from lib.bench.stats import FORMULAS, rank, summaries_frame
 from lib.bench.store import BenchStore, RunInfo
 from lib.report.bench import bench_report_html, report_file_name
-from lib.report.figures import ALL_LATENCIES, client_bound_reasons, compare_frame, percentiles_frame, selfcheck_sentence
+from lib.report.figures import (
+    ALL_LATENCIES,
+    client_bound_reasons,
+    compare_frame,
+    percentiles_frame,
+    selfcheck_sentence,
+)
 
 RANK_FIGURES = ["ttft_ms.p95", "ttft_ms.p50", "ttft_ms.p99", "e2e_ms.p95", "e2e_ms.p50", "tpot_ms.p50", "itl_ms.p99",
                 "request_throughput", "output_tokens_per_s", "success_rate"]

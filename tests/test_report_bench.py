@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from lib.bench import RunConfig, TargetSpec, compare_targets
 from lib.bench.stats import FORMULAS
 from lib.bench.store import BenchStore
 from lib.report.bench import (
@@ -131,3 +132,31 @@ def test_the_report_renders_offline_in_chromium_with_the_runs_data(runs, tmp_pat
         assert set(names) == {labels[first], labels[second]}  # the CDF: one line per run
         context.close()
     assert [u for u in fetched if not u.startswith("file:")] == [] and not errors, (fetched, errors)
+
+
+def test_a_sweeps_runs_report_their_curve(sim, tmp_path):
+    db = tmp_path / "sweep.sqlite"
+    cli_run(sim, db, "--sweep", "1,2")
+    store = BenchStore(db)
+    levels = store.runs()
+    assert len(levels) == 2 and {r.group_kind for r in levels} == {"sweep"}
+    one = bench_report(store, [levels[0].id])
+    sweep = next(s for s in one.sections if s.title == "Sweep")
+    curves = [b.figure for b in sweep.blocks]
+    assert [list(c.data[0].text) for c in curves] == [["1", "2"], ["1", "2"]]  # a point per level, labelled
+    both = bench_report(store, [r.id for r in levels])
+    charts = next(s for s in both.sections if s.title == "Charts").blocks
+    assert any(b.figure.layout.title.text.startswith("Throughput vs TTFT across the sweep") for b in charts)
+    html = _read(write_bench_report(store, [r.id for r in levels], tmp_path / "sweep.html"))
+    assert KEY not in html and SECRET not in html
+
+
+def test_a_run_of_compared_targets_reports_their_ranking(sim, tmp_path):
+    store = BenchStore(tmp_path / "compare.sqlite")
+    config = RunConfig(base_url=sim.url, app="chat", requests=3, headers={"Authorization-Extra": SECRET})
+    outcomes = compare_targets(config, [TargetSpec("left", sim.url, KEY), TargetSpec("right", sim.url, KEY)], store=store)
+    report = bench_report(store, [outcomes[0].run_id])
+    ranking = next(s for s in report.sections if s.title == "Compared targets").blocks[0].figure
+    assert sorted(ranking.data[0].y) == ["left", "right"]
+    html = _read(write_bench_report(store, [outcomes[0].run_id], tmp_path / "left.html"))
+    assert KEY not in html and SECRET not in html and "Authorization-Extra: …abcd" in html

@@ -91,6 +91,14 @@ def test_a_page_run_measures_what_the_cli_measures(page, sim_factory, tmp_path):
         cut = page.locator("[data-testid='stMetricValue']").evaluate_all(
             "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)")
         assert not cut, f"metric values cut off: {cut}"
+        shown = BenchStore(db).runs()[1].id  # the page's last run (the CLI's came after it)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download HTML report").click()
+        report = tmp_path / download.value.suggested_filename
+        download.value.save_as(report)
+        html = report.read_text(encoding="utf-8")
+        assert report.name == f"bench-{shown}.html" and shown in html and html.count("plotly.js v") == 1
+        assert "app-sim-chat" not in html
     finally:
         console.stop()
     assert not seen[-1], f"in each of {len(seen)} attempts: {seen}"

@@ -66,6 +66,7 @@ def test_a_tiny_run_shows_results_and_history(page):
     assert run.status == "finished" and run.summary["requests"] == 4 and run.description.startswith("closed, 2 users")
     history = at.dataframe[0].value  # the runs table, newest first
     assert list(history["id"]) == [run.id] and history["requests"][0] == 4
+    assert _download_labels(at, f"bench_dl_html_{run.id}") == ["Download HTML report"]  # the run's report
 
 
 def test_two_runs_selected_are_compared(page):
@@ -80,6 +81,12 @@ def test_two_runs_selected_are_compared(page):
     assert not at.exception, [e.value for e in at.exception]
     assert any(s.value == "2 runs compared" for s in at.subheader)
     assert len(at.get("plotly_chart")) >= 6
+    assert _download_labels(at, "bench_cmp_") == ["Download HTML report"]  # the comparison's report, one for both
+
+
+def _download_labels(at: AppTest, key_start: str) -> list[str]:
+    """The labels of the download buttons whose widget id names `key_start` (AppTest has no download_button type)."""
+    return [b.proto.label for b in at.get("download_button") if key_start in b.proto.id]
 
 
 def test_a_heavy_run_against_a_remote_target_needs_confirmation(sim, tmp_path, monkeypatch):

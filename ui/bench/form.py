@@ -1,14 +1,17 @@
-"""The Benchmark page's run form: widgets -> a validated RunConfig and its targets (or a message why not)."""
+"""The Benchmark page's run form: widgets -> a validated RunConfig and its targets (or a message why not).
+
+The widgets' values go to lib.bench.form.config_from_form, which parses and validates them.
+"""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import streamlit as st
 
 from lib.bench import prompts as P
-from lib.bench.config import RunConfig, Threshold
+from lib.bench.config import RunConfig
 from lib.bench.engine import TargetSpec
+from lib.bench.form import FormError, FormFields, FormIncomplete, config_from_form
 from lib.bench.guard import confirmation_needed
 from lib.bench.jobs import JobBusyError, start_job
 from lib.bench.store import BenchStore
@@ -16,7 +19,7 @@ from lib.settings import Target
 from ui.target import all_targets
 
 K = "bench_form_"  # widget keys
-NEW_RUN_OPEN = "bench_new_run_open"  # the "New run" expander's state (pages/benchmark.py)
+NEW_RUN_OPEN = "bench_new_run_open"  # the "New run" expander's state (ui/bench/page.py)
 
 
 @dataclass
@@ -37,42 +40,6 @@ def _follow_sidebar(current: Target | None, names: list[str]) -> None:
     else:
         st.session_state[key] = [n for n in st.session_state[key] if n in names]
     st.session_state[seen] = here
-
-
-def _levels(text: str) -> list[float]:
-    levels = []
-    for item in (x.strip() for x in text.replace(";", ",").split(",")):
-        if not item:
-            continue
-        try:
-            levels.append(float(item))
-        except ValueError:
-            raise ValueError(f"Sweep levels are numbers separated by commas, such as 1, 2, 4, 8: \u201c{item}\u201d is not a number.") from None
-    return levels
-
-
-def _inputs(text: str) -> dict:
-    if not text.strip():
-        return {}
-    try:
-        inputs = json.loads(text)
-    except ValueError as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
-        raise ValueError(f'Inputs must be a JSON object such as {{"topic": "rivers"}}; this one is not valid JSON{where}.') from None
-    if not isinstance(inputs, dict):
-        raise ValueError('Inputs must be a JSON object such as {"topic": "rivers"}, not a list or a single value.')
-    return inputs
-
-
-def _headers(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        if line.strip():
-            name, sep, value = line.partition(":")
-            if not sep or not name.strip():
-                raise ValueError(f"Each extra header reads Name: value, one a line; \u201c{line.strip()}\u201d has no colon.")
-            out[name.strip()] = value.strip()
-    return out
 
 
 def run_form(current: Target | None) -> FormResult:
@@ -133,37 +100,23 @@ def run_form(current: Target | None) -> FormResult:
         name = st.text_input("Run name", key=K + "name")
         headers_text = st.text_area("Extra headers (Name: value, one a line)", key=K + "headers", height=68)
 
-    if not chosen:
-        return FormResult(None, [], "Pick at least one target.")
     by_name = {t.name: t for t in targets}
     specs = [TargetSpec(n, by_name[n].base_url, by_name[n].api_key) for n in chosen]
+    fields = FormFields(
+        targets=[(s.name, s.base_url) for s in specs], app=app, mode=mode, load=load, concurrency=int(concurrency),
+        rate=float(rate), arrival=arrival, cap=int(cap), sweep=sweep_text, stop=stop, duration=duration,
+        requests=int(count) if count else None, warmup=float(warmup), source=source, query=query or "",
+        upload_name=upload.name if upload is not None else None,
+        upload=upload.getvalue() if upload is not None else None,
+        inputs=inputs_text, slo_ttft=slo_ttft, slo_e2e=slo_e2e, slo_ok=slo_ok, seed=int(seed), timeout=float(timeout),
+        retries=int(retries), name=name, headers=headers_text,
+    )
     try:
-        if source == "one query":
-            prompt_list = P.from_query(query or None)
-            source_label = "query"
-        elif source == "a list":
-            prompt_list, source_label = P.from_list(query.splitlines()), "list"
-        else:
-            if upload is None:
-                return FormResult(None, specs, "Upload a prompts file.")
-            prompt_list = P.from_text(upload.getvalue().decode("utf-8-sig"), upload.name)
-            source_label = f"file:{upload.name}"
-        inputs = _inputs(inputs_text)
-        slo = [Threshold(metric="ttft_ms.p95", limit=slo_ttft)] if slo_ttft else []
-        slo += [Threshold(metric="e2e_ms.p95", limit=slo_e2e)] if slo_e2e else []
-        slo += [Threshold(metric="success_rate", op=">=", limit=slo_ok)] if slo_ok else []
-        config = RunConfig(
-            name=name, target=specs[0].name, base_url=specs[0].base_url, app=app, mode=mode,
-            load="closed" if load == "closed loop" else "open", concurrency=int(concurrency), rate=float(rate),
-            arrival=arrival, max_in_flight=int(cap) or None, sweep=_levels(sweep_text), duration_s=duration,
-            requests=int(count) if count else None, warmup_s=float(warmup), prompts=prompt_list, prompts_source=source_label,
-            inputs=inputs, seed=int(seed), timeout_s=float(timeout), retries=int(retries), slo=slo,
-            headers=_headers(headers_text),
-        )
-        if len(specs) > 1 and config.sweep:
-            raise ValueError("Compare targets or sweep levels, not both in one run: pick one target or clear the sweep levels.")
-    except (ValueError, P.PromptError) as exc:
-        return FormResult(None, specs, f"Cannot start. {_message(exc)}")
+        config = config_from_form(fields)
+    except FormIncomplete as exc:
+        return FormResult(None, specs, str(exc))
+    except FormError as exc:
+        return FormResult(None, specs, f"Cannot start. {exc}")
     why = next((w for w in (confirmation_needed(config.model_copy(update={"base_url": s.base_url})) for s in specs) if w), None)
     return FormResult(config, specs, needs_confirmation=why)
 
@@ -179,32 +132,3 @@ def start_run(form: FormResult, store: BenchStore) -> None:
         return
     st.session_state["bench_job"] = job.id
     st.session_state[NEW_RUN_OPEN] = False  # fold the form away: the live panel and then the results come first
-
-
-def _message(exc: Exception) -> str:
-    """A sentence for the form, never pydantic's or Python's raw wording."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):  # pydantic: one sentence per problem, naming the field as the form does
-        return " ".join(_sentence(_field(e) + _plain(e["msg"])) for e in errors())
-    return _sentence(str(exc))
-
-
-_FIELDS = {"sweep": "Sweep levels: ", "prompts": "Prompts: ", "headers": "Extra headers: ", "inputs": "Inputs: ",
-           "rate": "Rate: ", "concurrency": "Concurrent users: ", "duration_s": "Seconds measured: "}
-
-
-def _field(error: dict) -> str:
-    name = _FIELDS.get(str(error["loc"][0]) if error.get("loc") else "", "")
-    return "" if name.rstrip(": ").lower() in error["msg"].lower() else name
-
-
-def _plain(msg: str) -> str:
-    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    if not text:
-        return text
-    text = text[0].upper() + text[1:]
-    return text if text[-1] in ".!?" else text + "."

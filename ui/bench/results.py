@@ -1,4 +1,5 @@
-"""The Benchmark page's results: one run in full, several overlaid, the history table, downloads."""
+"""The Benchmark page's results: one run in full, several overlaid, the history table, downloads (exports and
+the HTML report of a run or a comparison, lib.report.bench)."""
 from __future__ import annotations
 
 import time
@@ -9,8 +10,16 @@ import streamlit as st
 
 from lib import charts
 from lib.bench.export import MIME, export_bytes
-from lib.bench.stats import FORMULAS, compare_summaries, percentile_table, rank, summaries_frame
+from lib.bench.stats import FORMULAS, rank, summaries_frame
 from lib.bench.store import BenchStore, RunInfo
+from lib.report.bench import bench_report_html, report_file_name
+from lib.report.figures import (
+    ALL_LATENCIES,
+    client_bound_reasons,
+    compare_frame,
+    percentiles_frame,
+    selfcheck_sentence,
+)
 
 RANK_FIGURES = ["ttft_ms.p95", "ttft_ms.p50", "ttft_ms.p99", "e2e_ms.p95", "e2e_ms.p50", "tpot_ms.p50", "itl_ms.p99",
                 "request_throughput", "output_tokens_per_s", "success_rate"]
@@ -22,58 +31,6 @@ def _plot(fig: Any, key: str) -> None:
 
 def _ms(v: float | None) -> str:
     return "–" if v is None else f"{v:,.0f} ms"
-
-
-# The percentile table's rows, as people say them (the summary's keys are for code).
-FIGURE_NAMES = {"ttft_ms": "Time to first token", "e2e_ms": "End-to-end", "itl_ms": "Inter-chunk gap",
-                "tpot_ms": "Time per output token", "ttfb_ms": "Time to headers", "queue_ms": "Queue wait"}
-STAT_NAMES = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "mean": "mean", "max": "max"}
-
-
-def ms_text(v: Any) -> str:
-    """Milliseconds to read, not to parse: 1 decimal under 100 ms, none above (the clock is no finer than that)."""
-    if v is None or (isinstance(v, float) and v != v):
-        return "–"
-    return f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
-
-
-def percentiles_frame(summary: dict[str, Any], metrics: Sequence[str]) -> pd.DataFrame:
-    """The percentile table for the page: human row names, ms as text with 0-1 decimals."""
-    table = percentile_table(summary, metrics)
-    shown = table.map(ms_text).rename(index=FIGURE_NAMES, columns=STAT_NAMES)
-    shown.index.name = "ms"
-    return shown
-
-
-def _figure_name(figure: str) -> str:
-    metric, _, stat = figure.partition(".")
-    if metric in FIGURE_NAMES:
-        return f"{FIGURE_NAMES[metric]} {stat} (ms)"
-    return {"requests": "Requests", "success_rate": "Success rate", "request_throughput": "Throughput (req/s)",
-            "output_tokens_per_s": "Output tokens/s"}.get(figure, figure)
-
-
-def _figure_text(figure: str, v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "–"
-    if figure == "success_rate":
-        return f"{v:.1%}"
-    if figure.partition(".")[0] in FIGURE_NAMES:
-        return ms_text(v)
-    if figure == "requests":
-        return f"{v:,.0f}"
-    return f"{v:,.2f}"
-
-
-def compare_frame(summaries: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """compare_summaries for the page: named figures, readable values, `change` as a signed percent."""
-    table = compare_summaries(summaries)
-    shown = pd.DataFrame({c: [_figure_text(f, v) for f, v in table[c].items()] for c in table.columns if c != "change"},
-                         index=table.index)
-    if "change" in table:
-        shown["change (last vs first)"] = ["–" if v is None or v != v else f"{v:+.1%}" for v in table["change"]]
-    shown.index = [_figure_name(f) for f in table.index]
-    return shown
 
 
 def history_frame(store: BenchStore, runs: Sequence[RunInfo]) -> pd.DataFrame:
@@ -163,19 +120,11 @@ def show_runs(store: BenchStore, run_ids: Sequence[str]) -> None:
 
 
 def _selfcheck(summary: dict[str, Any]) -> None:
-    check = summary.get("selfcheck") or {}
-    lag = (check.get("loop_lag_ms") or {}).get("p99")
     if summary.get("client_bound"):
-        reasons = summary.get("client_bound_reasons") or []
         st.warning("**Client-bound**: these figures are the load generator's, not the target's.\n\n"
-                   + "\n".join(f"- {r[:1].upper()}{r[1:]}." for r in reasons), icon=":material/warning:")
-    elif check:
-        busy = check.get("loop_busy")
-        st.caption(f"Self-check: the engine kept up (event-loop lag p99 {ms_text(lag)} ms"
-                   + (f", loop busy {busy:.0%}" if busy is not None else "")
-                   + (f", sent {check['achieved_rate']:.2f} req/s of {check.get('scheduled_rate') or check['target_rate']:.2f} scheduled"
-                      if check.get("achieved_rate") else "")
-                   + ").")
+                   + "\n".join(f"- {r}" for r in client_bound_reasons(summary)), icon=":material/warning:")
+    elif sentence := selfcheck_sentence(summary):
+        st.caption(sentence)
 
 
 def single(store: BenchStore, run_id: str) -> None:
@@ -207,7 +156,7 @@ def single(store: BenchStore, run_id: str) -> None:
     if cost.get("total"):
         st.caption(f"Cost {cost['total']:.6f} {cost.get('currency') or ''} ({cost['per_request']:.6f} a request). {FORMULAS['cost']}")
     st.markdown("**Percentiles (ms)**")
-    st.dataframe(percentiles_frame(s, ("ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms")), width="stretch")
+    st.dataframe(percentiles_frame(s, ALL_LATENCIES), width="stretch")
     st.caption(" ".join(FORMULAS[k] for k in ("origin", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "queue_ms", "duration_s")))
     df = store.requests(info.id, label=True)
     key = f"bench_{info.id}"
@@ -258,6 +207,7 @@ def compare(store: BenchStore, run_ids: Sequence[str]) -> None:
     by = st.selectbox("Rank by", RANK_FIGURES, key="bench_compare_rank_by")
     df = store.requests([i.id for i in infos], label=True)
     key = "bench_cmp_" + "_".join(i.id[-6:] for i in infos)
+    report_button(st, store, [i.id for i in infos], key=key + "_html", rank_by=by)
     _plot(charts.ranking_bar(rank(summaries, by), by), key + "_rank")
     c1, c2 = st.columns(2)
     with c1:
@@ -276,8 +226,18 @@ def compare(store: BenchStore, run_ids: Sequence[str]) -> None:
 
 
 def downloads(store: BenchStore, run_id: str) -> None:
-    cols = st.columns(3)
+    cols = st.columns(4)
     for col, fmt in zip(cols, ("csv", "json", "parquet")):
         col.download_button(f"Download {fmt.upper()}", data=lambda f=fmt: export_bytes(store, run_id, f),
                             file_name=f"bench-{run_id}.{fmt}", mime=MIME[fmt], key=f"bench_dl_{fmt}_{run_id}",
                             on_click="ignore")
+    report_button(cols[3], store, [run_id], key=f"bench_dl_html_{run_id}")
+
+
+def report_button(where: Any, store: BenchStore, run_ids: Sequence[str], key: str, rank_by: str = "ttft_ms.p95") -> None:
+    """The HTML report, built when clicked (it inlines plotly.js, about 5 MB)."""
+    where.download_button("Download HTML report", data=lambda: bench_report_html(store, run_ids, rank_by=rank_by).encode(),
+                          file_name=report_file_name(run_ids), mime="text/html", key=key, on_click="ignore",
+                          icon=":material/description:",
+                          help="One self-contained file: figures, charts, formulas, configuration (no key) and "
+                               "environment. Opens in any browser, offline.")

@@ -206,8 +206,9 @@ class StreamState:
         if name in TERMINAL_EVENTS:
             self.finished = True
             self.terminal_at = now  # Dify 1.12 ends a chatflow workflow_finished then message_end; others the reverse
-        if name == "node_finished":
-            if ev.status == "failed" and self.failed_node is None:  # type: ignore[attr-defined]
+        if name == "node_started" or name == "node_finished" or name == "node_retry":
+            self.timing.node_event(name, ev.data, now)  # type: ignore[attr-defined]
+            if name == "node_finished" and ev.status == "failed" and self.failed_node is None:  # type: ignore[attr-defined]
                 self.failed_node = ev  # type: ignore[assignment]
         elif name == "message_end":
             assert isinstance(ev, MessageEndEvent)

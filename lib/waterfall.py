@@ -165,7 +165,7 @@ def request_waterfall(source: Source) -> Waterfall:
     (a node still running at the end ends there, status "unfinished"); `own_ms` of all segments sum to e2e."""
     rec = _record(source)
     e2e, nodes = rec.get("e2e_ms"), rec.get("nodes")
-    args = dict(e2e_ms=e2e, ttft_ms=rec.get("ttft_ms"), ttfb_ms=rec.get("ttfb_ms"), outcome=rec.get("outcome"))
+    args = {"e2e_ms": e2e, "ttft_ms": rec.get("ttft_ms"), "ttfb_ms": rec.get("ttfb_ms"), "outcome": rec.get("outcome")}
     if not nodes:
         return Waterfall(_empty_segments(), note=NO_NODES, **args)
     if e2e is None:
@@ -241,8 +241,8 @@ def node_stats(sources: Iterable[Source], *, ok_only: bool = False) -> pd.DataFr
             continue
         seg = wf.segments
         e2es.append(float(wf.e2e_ms or 0.0))
-        for kind in per_kind:
-            per_kind[kind].append(float(seg.loc[seg["kind"] == kind, "own_ms"].sum()))
+        for kind, values in per_kind.items():
+            values.append(float(seg.loc[seg["kind"] == kind, "own_ms"].sum()))
         for node_id, runs in seg[seg["kind"] == "node"].groupby("node_id", sort=False, dropna=False):
             key = str(node_id)
             acc = nodes.setdefault(key, {"title": runs["title"].iloc[0], "node_type": runs["node_type"].iloc[0],

@@ -16,7 +16,7 @@ __all__ = ["COLORS", "node_stats_figure", "request_waterfall_figure"]
 
 COLORS = {"dify": "#F58518", "node": "#4C78A8", "gap": "#BAB0AC", "tail": "#54A24B", "failed": "#E45756"}
 KIND_NAMES = {"dify": LABELS["dify"], "node": "node", "gap": LABELS["gap"], "tail": LABELS["tail"], "failed": "failed node"}
-_LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
+_LAYOUT = {"template": "plotly_white", "margin": {"l": 40, "r": 20, "t": 50, "b": 40}, "legend": {"orientation": "h", "y": -0.2}}
 
 
 def _empty(title: str, note: str) -> go.Figure:
@@ -55,19 +55,19 @@ def request_waterfall_figure(wf: Waterfall, title: str = "Where the request's ti
         ]
         fig.add_trace(go.Bar(
             y=part["label"], x=part["duration_ms"], base=part["start_ms"], orientation="h", name=KIND_NAMES[kind],
-            marker=dict(color=COLORS[kind], pattern=dict(shape="x") if kind == "failed" else None),
+            marker={"color": COLORS[kind], "pattern": {"shape": "x"} if kind == "failed" else None},
             text=[f"✗ {_fmt(d)}" if kind == "failed" else _fmt(d) for d in part["duration_ms"]], textposition="auto",
             hovertext=hover, hoverinfo="text",
         ))
     order = list(dict.fromkeys(seg["label"]))  # first appearance: time order, gaps on one row
     for at, name in ((wf.ttft_ms, "first token"), (wf.e2e_ms, "end")):
         if at is not None:
-            fig.add_vline(x=at, line=dict(dash="dash", color="#555", width=1), annotation_text=f"{name} {_fmt(at)}",
+            fig.add_vline(x=at, line={"dash": "dash", "color": "#555", "width": 1}, annotation_text=f"{name} {_fmt(at)}",
                           annotation_position="top")
     failed = f" · failed in {wf.failed_node}" if wf.failed_node else ""
     fig.update_layout(
         title=f"{title} ({_fmt(wf.e2e_ms)} end-to-end{failed})", barmode="overlay", xaxis_title="ms since sent",
-        yaxis=dict(categoryorder="array", categoryarray=order[::-1], title=None), bargap=0.25, **_LAYOUT,
+        yaxis={"categoryorder": "array", "categoryarray": order[::-1], "title": None}, bargap=0.25, **_LAYOUT,
     )
     return fig
 
@@ -89,9 +89,9 @@ def node_stats_figure(stats: pd.DataFrame, title: str = "Time per node across th
         share = part["share_of_e2e"].astype(float)
         fig.add_trace(go.Bar(
             y=part["label"], x=p50, orientation="h", name=KIND_NAMES.get(kind, kind),
-            marker=dict(color=COLORS.get(kind, "#72B7B2"), pattern=dict(shape="x") if kind == "failed" else None),
-            error_x=dict(type="data", symmetric=False, array=(p95 - p50).clip(lower=0), arrayminus=[0] * len(part),
-                         thickness=1.5, width=6),
+            marker={"color": COLORS.get(kind, "#72B7B2"), "pattern": {"shape": "x"} if kind == "failed" else None},
+            error_x={"type": "data", "symmetric": False, "array": (p95 - p50).clip(lower=0), "arrayminus": [0] * len(part),
+                     "thickness": 1.5, "width": 6},
             text=[f"{s:.0%}" if pd.notna(s) else "" for s in share], textposition="outside",
             customdata=list(zip(p95, part["mean_ms"].astype(float), share, part["requests"], part["failed"])),
             hovertemplate="<b>%{y}</b><br>p50 %{x:,.1f} ms · p95 %{customdata[0]:,.1f} ms · mean %{customdata[1]:,.1f} ms"
@@ -103,6 +103,6 @@ def node_stats_figure(stats: pd.DataFrame, title: str = "Time per node across th
     sub = f" (end-to-end p50 {_fmt(e2e['p50_ms'].iloc[0])}, p95 {_fmt(e2e['p95_ms'].iloc[0])})" if not e2e.empty else ""
     fig.update_layout(
         title=title + sub, xaxis_title="ms per request (bar p50, whisker p95; label: share of end-to-end)",
-        yaxis=dict(categoryorder="array", categoryarray=order[::-1], title=None), **_LAYOUT,
+        yaxis={"categoryorder": "array", "categoryarray": order[::-1], "title": None}, **_LAYOUT,
     )
     return fig

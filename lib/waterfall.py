@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from lib.dify.timing import NodeSpan, Timing
@@ -102,15 +103,26 @@ def waterfall_record(timing: Timing) -> dict[str, Any]:
     }
 
 
-Source = Timing | Mapping[str, Any]
+Source = Timing | Mapping[str, Any] | str | bytes  # str/bytes: a waterfall_record() as JSON (a store's column)
+
+
+class WaterfallInputError(ValueError):
+    """A waterfall was given something that is not a timing record or its stored form."""
 
 
 def _record(source: Source) -> Mapping[str, Any]:
     if isinstance(source, Timing):
         return waterfall_record(source)
+    if isinstance(source, (str, bytes)):
+        try:
+            source = orjson.loads(source)
+        except orjson.JSONDecodeError as exc:
+            raise WaterfallInputError(f"a stored waterfall record is not valid JSON ({exc}); store waterfall_record(timing) "
+                                      "as JSON and pass it back as it was") from None
     if isinstance(source, Mapping):
         return source
-    raise TypeError(f"a waterfall needs a lib.dify Timing or a waterfall_record() dict, not {type(source).__name__}")
+    raise WaterfallInputError(f"a waterfall needs a lib.dify Timing or a waterfall_record() dict (or its JSON), "
+                              f"not {type(source).__name__}")
 
 
 @dataclass(frozen=True)

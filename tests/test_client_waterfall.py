@@ -20,6 +20,7 @@ from lib.waterfall import (
     NO_NODES,
     SEGMENT_COLUMNS,
     STATS_COLUMNS,
+    WaterfallInputError,
     node_stats,
     request_waterfall,
     slowest_node,
@@ -160,14 +161,17 @@ def test_segments_of_a_request_add_up_to_its_end_to_end(chatflow):
 
 def test_a_record_survives_json_as_stores_keep_it(chatflow):
     timings = _chatflow_timings(chatflow, 3)
-    stored = [json.loads(json.dumps(waterfall_record(t))) for t in timings]
+    stored = [json.dumps(waterfall_record(t)) for t in timings]  # a JSON column, as a store keeps it
     pd.testing.assert_frame_equal(request_waterfall(stored[0]).segments, request_waterfall(timings[0]).segments)
+    pd.testing.assert_frame_equal(node_stats(stored), node_stats([json.loads(s) for s in stored]))
     pd.testing.assert_frame_equal(node_stats(stored), node_stats(timings))
 
 
-def test_bad_input_is_a_clear_type_error():
-    with pytest.raises(TypeError, match="a waterfall needs a lib.dify Timing or a waterfall_record"):
+def test_bad_input_is_a_clear_sentence():
+    with pytest.raises(WaterfallInputError, match="a waterfall needs a lib.dify Timing or a waterfall_record"):
         request_waterfall(42)  # type: ignore[arg-type]
+    with pytest.raises(WaterfallInputError, match="a stored waterfall record is not valid JSON"):
+        request_waterfall('{"e2e_ms": 1')
 
 
 # -- a run ---------------------------------------------------------------------------------------------------
@@ -255,7 +259,9 @@ def test_the_run_figure_draws_p50_bars_with_p95_whiskers(chatflow):
     stats = node_stats(_chatflow_timings(chatflow, 3))
     fig = node_stats_figure(stats)
     labels = [y for tr in fig.data for y in tr.y]
-    assert "end-to-end" not in labels and len(labels) == len(stats) - 1
+    assert not any(y.startswith("end-to-end") for y in labels) and len(labels) == len(stats) - 1
+    llm = stats.set_index("label").loc["LLM", "share_of_e2e"]
+    assert f"LLM · {llm:.0%}" in labels and list(fig.layout.yaxis.categoryarray)[-1].startswith("Dify before")
     nodes = next(tr for tr in fig.data if tr.name == "node")
     rows = stats[stats["kind"] == "node"]
     assert list(nodes.x) == pytest.approx(list(rows["p50_ms"]))

@@ -40,6 +40,7 @@ def request_waterfall_figure(wf: Waterfall, title: str = "Where the request's ti
     if seg.empty:
         return _empty(title, wf.note or "no segments")
     seg = seg.assign(_kind=seg.apply(_kind_of, axis=1))
+    small = 0.01 * float(wf.e2e_ms or 0.0)  # gaps shorter than this carry no label: they would crowd their row
     fig = go.Figure()
     for kind in ("dify", "node", "failed", "gap", "tail"):
         part = seg[seg["_kind"] == kind]
@@ -56,7 +57,8 @@ def request_waterfall_figure(wf: Waterfall, title: str = "Where the request's ti
         fig.add_trace(go.Bar(
             y=part["label"], x=part["duration_ms"], base=part["start_ms"], orientation="h", name=KIND_NAMES[kind],
             marker={"color": COLORS[kind], "pattern": {"shape": "x"} if kind == "failed" else None},
-            text=[f"✗ {_fmt(d)}" if kind == "failed" else _fmt(d) for d in part["duration_ms"]], textposition="auto",
+            text=[f"✗ {_fmt(d)}" if kind == "failed" else "" if kind == "gap" and d < small else _fmt(d)
+                  for d in part["duration_ms"]], textposition="auto",
             hovertext=hover, hoverinfo="text",
         ))
     order = list(dict.fromkeys(seg["label"]))  # first appearance: time order, gaps on one row
@@ -73,12 +75,16 @@ def request_waterfall_figure(wf: Waterfall, title: str = "Where the request's ti
 
 
 def node_stats_figure(stats: pd.DataFrame, title: str = "Time per node across the run", *, show_e2e: bool = False) -> go.Figure:
-    """Each segment's p50 per request (bar) with a whisker up to its p95, in run order; `share_of_e2e`
-    beside it. The end-to-end row is left out unless `show_e2e`."""
+    """Each segment's p50 per request (bar) with a whisker up to its p95, in run order; its `share_of_e2e`
+    after its name. The end-to-end row is left out unless `show_e2e`."""
     if stats.empty:
         return _empty(title, "no requests with node events")
     df = stats if show_e2e else stats[stats["kind"] != "e2e"]
-    df = df.assign(_kind=["failed" if k == "node" and (f or 0) > 0 else k for k, f in zip(df["kind"], df["failed"])])
+    df = df.assign(
+        _kind=["failed" if k == "node" and (f or 0) > 0 else k for k, f in zip(df["kind"], df["failed"], strict=True)],
+        # the share in the row's name: beside the bar it would sit on the p95 whisker
+        _row=[f"{lab} · {s:.0%}" if pd.notna(s) else str(lab) for lab, s in zip(df["label"], df["share_of_e2e"], strict=True)],
+    )
     fig = go.Figure()
     for kind in ("dify", "node", "failed", "gap", "tail", "e2e"):
         part = df[df["_kind"] == kind]
@@ -88,21 +94,20 @@ def node_stats_figure(stats: pd.DataFrame, title: str = "Time per node across th
         p95 = part["p95_ms"].astype(float)
         share = part["share_of_e2e"].astype(float)
         fig.add_trace(go.Bar(
-            y=part["label"], x=p50, orientation="h", name=KIND_NAMES.get(kind, kind),
+            y=part["_row"], x=p50, orientation="h", name=KIND_NAMES.get(kind, kind),
             marker={"color": COLORS.get(kind, "#72B7B2"), "pattern": {"shape": "x"} if kind == "failed" else None},
             error_x={"type": "data", "symmetric": False, "array": (p95 - p50).clip(lower=0), "arrayminus": [0] * len(part),
                      "thickness": 1.5, "width": 6},
-            text=[f"{s:.0%}" if pd.notna(s) else "" for s in share], textposition="outside",
-            customdata=list(zip(p95, part["mean_ms"].astype(float), share, part["requests"], part["failed"])),
+            customdata=list(zip(p95, part["mean_ms"].astype(float), share, part["requests"], part["failed"], strict=True)),
             hovertemplate="<b>%{y}</b><br>p50 %{x:,.1f} ms · p95 %{customdata[0]:,.1f} ms · mean %{customdata[1]:,.1f} ms"
                           "<br>%{customdata[2]:.1%} of end-to-end · %{customdata[3]} requests · %{customdata[4]} failed"
                           "<extra></extra>",
         ))
-    order = list(df["label"])
+    order = list(df["_row"])
     e2e = stats[stats["kind"] == "e2e"]
     sub = f" (end-to-end p50 {_fmt(e2e['p50_ms'].iloc[0])}, p95 {_fmt(e2e['p95_ms'].iloc[0])})" if not e2e.empty else ""
     fig.update_layout(
-        title=title + sub, xaxis_title="ms per request (bar p50, whisker p95; label: share of end-to-end)",
+        title=title + sub, xaxis_title="ms per request (bar p50, whisker p95; after each name: its share of end-to-end)",
         yaxis={"categoryorder": "array", "categoryarray": order[::-1], "title": None}, **_LAYOUT,
     )
     return fig

@@ -278,3 +278,34 @@ def test_empty_figures_say_why():
 
 def test_every_segment_kind_has_a_formula():
     assert set(KINDS) | {"e2e", "share_of_e2e", "percentiles", "dify_elapsed"} <= set(FORMULAS)
+
+
+def test_spans_from_a_real_dify_1_12_stream():
+    """The bytes a real Dify 1.12.1 sent for a workflow that fails in its Template node (capture 72)."""
+    from tests.support.replay import replay_server
+
+    with replay_server() as url, DifyClient(url, "app-replay-failing-workflow") as client, pytest.raises(RunFailedError) as caught:
+        client.stream_workflow({"topic": "x"}, user="wf").collect()
+    t = caught.value.timing
+    assert [(s.node_id, s.type, s.status) for s in t.nodes] == [("start", "start", "succeeded"),
+                                                                ("tmpl", "template-transform", "failed")]
+    assert t.nodes[0].elapsed is not None and t.nodes[1].error.startswith("Failed to execute code")
+    wf = request_waterfall(t)
+    assert wf.failed_node == "Template" and wf.segments["own_ms"].sum() == pytest.approx(wf.e2e_ms, abs=1.0)
+
+
+def test_a_node_error_never_keeps_the_key():
+    """Dify's node error is server text that may echo anything; the record keeps it redacted (sans-IO feed)."""
+    from lib.dify.core import ClientCore, Spec
+    from lib.dify.stream import StreamState
+
+    key = "app-SecretKey0123456789abcd"
+    core = ClientCore("http://dify.invalid/v1", key, breaker=None)
+    state = StreamState(core.call(Spec("POST", "/workflows/run", "POST /workflows/run", kind="stream", stream_mode="workflow"), {}))
+    node = {"id": "e1", "node_id": "http", "node_type": "http-request", "title": "HTTP"}
+    frames = [{"event": "node_started", "data": node},
+              {"event": "node_finished", "data": {**node, "status": "failed", "error": f"401 for Bearer {key}"}}]
+    for f in frames:
+        state.feed(b"data: " + json.dumps(f).encode() + b"\n\n")
+    (span,) = state.timing.nodes
+    assert key not in span.error and "app-…abcd" in span.error and span.status == "failed"

@@ -89,18 +89,19 @@ class Timing:
     outcome: str | None = None  # "ok", "error", or "abandoned" (the caller stopped reading or was cancelled)
     nodes: list[NodeSpan] | None = None  # workflow/chatflow streams: each node execution, in start order
 
-    def node_event(self, name: str, data: dict[str, Any], now: float) -> None:
-        """Record a node_started / node_finished / node_retry that arrived at `now`."""
+    def node_event(self, name: str, data: dict[str, Any], now: float) -> NodeSpan | None:
+        """Record a node_started / node_finished / node_retry that arrived at `now`; the span it touched."""
         nodes = self.nodes
         if name == "node_started":
             if nodes is None:
                 nodes = self.nodes = []
-            nodes.append(NodeSpan.started_from(data, now))
-            return
+            span = NodeSpan.started_from(data, now)
+            nodes.append(span)
+            return span
         span = self._open_span(data)
         if span is None:  # a node_finished without its node_started (joined late): a zero-length span
             if name != "node_finished":
-                return
+                return None
             span = NodeSpan.started_from(data, now)
             if nodes is None:
                 nodes = self.nodes = []
@@ -109,6 +110,7 @@ class Timing:
             span.finish(data, now)
         else:
             span.retries += 1
+        return span
 
     def _open_span(self, data: dict[str, Any]) -> NodeSpan | None:
         if not self.nodes:

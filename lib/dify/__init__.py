@@ -91,7 +91,7 @@ from .resilience import (
     Timeouts,
     TokenBucket,
 )
-from .timing import Timing
+from .timing import NodeSpan, Timing
 from .transport import FastTransport
 from .usage import Usage
 
@@ -104,7 +104,7 @@ __all__ = [
     "DifyConnectionError", "DifyError", "DifyTimeoutError", "EndUser", "ErrorEvent", "Event", "EventStream",
     "FastTransport", "Feedback", "FirstEventTimeoutError", "GatewayError", "Hooks", "IdleTimeoutError",
     "InvalidParamError", "InvalidRequestError", "Message", "MessageEndEvent", "MessageEvent", "MessageFileEvent",
-    "MessageReplaceEvent", "ModelError", "NodeEvent", "NotDifyAPIError", "NotFoundError", "NumberedPage", "Page",
+    "MessageReplaceEvent", "ModelError", "NodeEvent", "NodeSpan", "NotDifyAPIError", "NotFoundError", "NumberedPage", "Page",
     "PayloadError", "PermissionDeniedError", "ProtocolError", "RateLimitError", "ReasoningChunkEvent", "RetryPolicy",
     "RunFailedError", "ServerError", "Spec", "StreamError", "StreamInterruptedError", "Success", "TTSMessageEvent",
     "TextChunkEvent", "Timeouts", "Timing", "TokenBucket", "UnknownEvent", "UploadedFile", "Usage", "WorkflowEvent",

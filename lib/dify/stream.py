@@ -206,8 +206,11 @@ class StreamState:
         if name in TERMINAL_EVENTS:
             self.finished = True
             self.terminal_at = now  # Dify 1.12 ends a chatflow workflow_finished then message_end; others the reverse
-        if name == "node_finished":
-            if ev.status == "failed" and self.failed_node is None:  # type: ignore[attr-defined]
+        if name == "node_started" or name == "node_finished" or name == "node_retry":
+            span = self.timing.node_event(name, ev.data, now)  # type: ignore[attr-defined]
+            if span is not None and span.error:  # Dify's text, which may echo anything: the key never stays in it
+                span.error = self.call.core.redact(span.error)
+            if name == "node_finished" and ev.status == "failed" and self.failed_node is None:  # type: ignore[attr-defined]
                 self.failed_node = ev  # type: ignore[assignment]
         elif name == "message_end":
             assert isinstance(ev, MessageEndEvent)

@@ -4,6 +4,12 @@ All instants are `time.perf_counter()` values (monotonic, sub-microsecond on Lin
 the relative properties (`ttft`, `ttfb`, `e2e`, `inter_token`), which are seconds measured from `sent`.
 `started_at` is the wall clock (epoch seconds) for storing a run. Blocking calls fill the same fields:
 their first byte, first event and first content are all the moment the response arrived.
+
+Workflow and chatflow streams also keep each node's span (`nodes`, a NodeSpan per node execution):
+when its node_started and node_finished arrived, on the same clock. It is filled from the node events
+only (nothing per content chunk), so chat apps pay nothing; it stays None when no node event came:
+an app without nodes, or a blocking call (Dify's blocking answer carries no node events).
+lib/waterfall.py turns it into a per-node latency waterfall.
 """
 from __future__ import annotations
 
@@ -12,9 +18,57 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from .usage import Usage
+from .usage import Usage, _float, _int
 
 clock = time.perf_counter
+
+
+@dataclass(slots=True)
+class NodeSpan:
+    """One node execution of a workflow/chatflow run, as the client saw it. `started`/`finished` are the
+    arrival instants (perf_counter) of its node_started/node_finished; `finished` stays None when none
+    came (the run failed, was stopped or the stream broke while it ran). `elapsed` is Dify's own
+    `elapsed_time` (seconds, measured inside Dify); tokens/price from its `execution_metadata`."""
+
+    node_id: str
+    title: str
+    type: str
+    index: int | None
+    execution_id: str | None  # data.id: one per execution (a node in an iteration runs several times)
+    started: float
+    finished: float | None = None
+    status: str | None = None  # None until finished: succeeded | failed | exception | stopped ...
+    elapsed: float | None = None
+    tokens: int | None = None
+    price: float | None = None
+    currency: str | None = None
+    error: str | None = None
+    parent: str | None = None  # the iteration or loop node it ran inside
+    retries: int = 0  # node_retry events for this execution
+
+    @classmethod
+    def started_from(cls, data: dict[str, Any], now: float) -> NodeSpan:
+        index = data.get("index")
+        return cls(
+            str(data.get("node_id") or data.get("id") or "node"), str(data.get("title") or data.get("node_id") or "node"),
+            str(data.get("node_type") or ""), index if isinstance(index, int) else None, data.get("id"), now,
+            parent=data.get("iteration_id") or data.get("loop_id"),
+        )
+
+    def finish(self, data: dict[str, Any], now: float) -> None:
+        self.finished = now
+        self.status = data.get("status") or "succeeded"
+        elapsed = data.get("elapsed_time")
+        self.elapsed = float(elapsed) if isinstance(elapsed, (int, float)) else None
+        error = data.get("error")
+        self.error = str(error)[:300] if error else None
+        meta = data.get("execution_metadata")
+        if isinstance(meta, dict):
+            if meta.get("total_tokens") is not None:
+                self.tokens = _int(meta.get("total_tokens"))
+            if meta.get("total_price") is not None:
+                self.price = _float(meta.get("total_price"))
+                self.currency = meta.get("currency") or "USD"
 
 
 @dataclass(slots=True)
@@ -33,6 +87,39 @@ class Timing:
     events: int = 0  # data events received (pings excluded)
     pings: int = 0
     outcome: str | None = None  # "ok", "error", or "abandoned" (the caller stopped reading or was cancelled)
+    nodes: list[NodeSpan] | None = None  # workflow/chatflow streams: each node execution, in start order
+
+    def node_event(self, name: str, data: dict[str, Any], now: float) -> NodeSpan | None:
+        """Record a node_started / node_finished / node_retry that arrived at `now`; the span it touched."""
+        nodes = self.nodes
+        if name == "node_started":
+            if nodes is None:
+                nodes = self.nodes = []
+            span = NodeSpan.started_from(data, now)
+            nodes.append(span)
+            return span
+        span = self._open_span(data)
+        if span is None:  # a node_finished without its node_started (joined late): a zero-length span
+            if name != "node_finished":
+                return None
+            span = NodeSpan.started_from(data, now)
+            if nodes is None:
+                nodes = self.nodes = []
+            nodes.append(span)
+        if name == "node_finished":
+            span.finish(data, now)
+        else:
+            span.retries += 1
+        return span
+
+    def _open_span(self, data: dict[str, Any]) -> NodeSpan | None:
+        if not self.nodes:
+            return None
+        exec_id, node_id = data.get("id"), data.get("node_id")
+        for span in reversed(self.nodes):  # the newest first: almost always the last one
+            if span.finished is None and (span.execution_id == exec_id if exec_id else span.node_id == node_id):
+                return span
+        return None
 
     def _since_sent(self, t: float | None) -> float | None:
         return None if t is None or self.sent is None else t - self.sent
@@ -89,7 +176,8 @@ class Timing:
         def ms(v: float | None) -> str:
             return "-" if v is None else f"{v * 1000:.1f}ms"
 
+        nodes = f", nodes={len(self.nodes)}" if self.nodes else ""
         return (
             f"Timing(ttfb={ms(self.ttfb)}, ttft={ms(self.ttft)}, e2e={ms(self.e2e)}, "
-            f"content_events={len(self.content)}, attempts={self.attempts}, usage={self.usage!r})"
+            f"content_events={len(self.content)}, attempts={self.attempts}{nodes}, usage={self.usage!r})"
         )

@@ -7,7 +7,7 @@ import sys
 
 import uvicorn
 
-from . import APPS, FAULTS, Latency, SimConfig, create_app
+from . import APPS, FAULTS, Latency, NodeTiming, SimConfig, create_app
 from .profiles import DEFAULT_VERSION, PROFILES
 
 
@@ -37,6 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ttft-ms", type=float, default=500.0, help="time to first token (default 500)")
     p.add_argument("--tokens-per-s", type=float, default=40.0, help="streaming pace after the first token (default 40)")
     p.add_argument("--jitter", type=float, default=0.2, help="relative spread of each delay; 0 makes timing exact")
+    p.add_argument("--node-overhead-ms", type=float, default=30.0,
+                   help="workflow/chatflow runs: Dify's own time before the first node (default 30; 0 with --fast)")
+    p.add_argument("--node-ms", type=float, default=4.0,
+                   help="workflow/chatflow runs: time of each node without I/O: Start, Answer, End, Template "
+                        "(default 4; 0 with --fast); the LLM node spans the generation")
     p.add_argument("--max-active-requests", type=int, default=0, help="per-app concurrent request limit, 0 = off (Dify's 429 past it)")
     p.add_argument("--fault", type=_fault_rate, action="append", default=[], metavar="NAME=RATE",
                    help=f"inject a fault into this share of generation calls; NAME in {', '.join(FAULTS)}")
@@ -49,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if sum(rate for _, rate in args.fault) > 1:
         p.error("the fault rates add up to more than 1")
+    if args.node_overhead_ms < 0 or args.node_ms < 0:
+        p.error("--node-overhead-ms and --node-ms must be 0 or more")
     return args
 
 
@@ -62,6 +69,7 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         ping_interval_s=args.ping_interval,
         stall_limit_s=args.stall_limit,
         dify_version=args.dify_version,
+        nodes=NodeTiming(overhead_s=args.node_overhead_ms / 1000, step_s=args.node_ms / 1000),
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generator
 
 from .apps import SimApp
-from .config import Latency
+from .config import Latency, NodeTiming
 from .profiles import PROFILES, Profile
 from .state import Conversation, Task, new_id, now
 from .text import count_tokens, tokenize, usage_block, write_answer
@@ -42,6 +42,7 @@ class Generation:
     profile: Profile = field(default_factory=lambda: PROFILES["1.13"])
     end_user_id: str = ""
     node_failure: bool = False  # the node-failed fault: a Template node fails as in captures 71-74
+    nodes: NodeTiming = field(default_factory=lambda: NodeTiming(0.0, 0.0))  # workflow/chatflow node time
     message_id: str = field(default_factory=new_id)
     workflow_run_id: str = field(default_factory=new_id)
     created_at: int = field(default_factory=now)
@@ -299,15 +300,23 @@ def _node_finished(gen: Generation, exec_id: str, node_id: str, node_type: str, 
     return ev
 
 
-def _run_nodes(gen: Generation, nodes: list[tuple[str, str, str, float]], llm_event: str) -> Generator:
-    """Start/finish each node in turn; the LLM node streams the answer. Returns the end offset.
+def _overhead(gen: Generation) -> float:
+    """When the run starts: Dify's own time before workflow_started and the first node (NodeTiming)."""
+    return gen.latency.spread(gen.nodes.overhead_s, gen.rng)
 
-    A stop leaves the running node without its node_finished (as Dify does); the node-failed fault's
-    Template node finishes `failed` and ends the run.
+
+def _run_nodes(gen: Generation, nodes: list[tuple[str, str, str, float]], llm_event: str, t: float = 0.0) -> Generator:
+    """Start/finish each node in turn from offset `t`; the LLM node streams the answer. Returns the end offset.
+
+    Nodes take NodeTiming's `step_s`, Knowledge Retrieval its share of the TTFT, the LLM node from its
+    start to its last token (the first at the request's TTFT). A stop leaves the running node without
+    its node_finished (as Dify does); the node-failed fault's Template node finishes `failed` and ends the run.
     """
-    t = 0.0
     ttft = gen.latency.ttft(gen.rng)
-    pre_llm = sum(share for *_, share in nodes if share)  # share of TTFT spent before the LLM node
+
+    def step() -> float:
+        return gen.latency.spread(gen.nodes.step_s, gen.rng)
+
     for index, (node_id, node_type, title, share) in enumerate(nodes, start=1):
         node_start, created_at, exec_id = t, now(), new_id()
         gen.total_steps = index
@@ -338,17 +347,21 @@ def _run_nodes(gen: Generation, nodes: list[tuple[str, str, str, float]], llm_ev
             inputs = {"query": gen.query}
             outputs = {"result": [{"content": r["content"], "title": r["document_name"]} for r in gen.retriever_resources]}
         elif node_type == "start":
-            t += ttft * share if pre_llm else 0.0
+            t += step()
             inputs = outputs = run_inputs(gen, start_node=True)
         elif (node_id, node_type, title, share) == FAILING_NODE:
+            t += step()
             inputs = dict(gen.inputs)
             status, error = "failed", NODE_FAILED_ERROR
             gen.exceptions_count += 1
         elif node_type == "answer":
+            t += step()
             inputs, outputs = {}, {"answer": gen.answer, "files": []}
         elif node_type == "template-transform":
+            t += step()
             inputs, outputs = {"text": gen.answer}, {"output": gen.answer}
         else:  # end
+            t += step()
             inputs = outputs = {"text": gen.answer}
         finished = _node_finished(gen, exec_id, node_id, node_type, title, index, inputs=inputs, outputs=outputs,
                                   status=status, error=error, elapsed=t - node_start, created_at=created_at,
@@ -403,11 +416,12 @@ def _run_end(gen: Generation) -> tuple[str, str | None]:
 
 
 def _chatflow(gen: Generation) -> Script:
-    yield 0.0, _workflow_started(gen)
+    t0 = _overhead(gen)
+    yield t0, _workflow_started(gen)
     last = FAILING_NODE if gen.node_failure else ("answer", "answer", "Answer", 0.0)
     nodes = [("start", "start", "Start", 0.0), ("knowledge", "knowledge-retrieval", "Knowledge Retrieval", 0.3),
              ("llm", "llm", "LLM", 0.0), last]
-    t = yield from _run_nodes(gen, nodes, "message")
+    t = yield from _run_nodes(gen, nodes, "message", t0)
     status, error = _run_end(gen)
     if status == "failed":  # Dify: workflow_finished failed, then an error event, no message_end
         yield t, workflow_finished(gen, status, error)
@@ -422,13 +436,14 @@ def _chatflow(gen: Generation) -> Script:
 
 
 def _workflow(gen: Generation) -> Script:
-    yield 0.0, _workflow_started(gen)
+    t0 = _overhead(gen)
+    yield t0, _workflow_started(gen)
     if gen.node_failure:  # Start -> Template fails, as capture 72 (the End node never runs: nothing streams)
         nodes = [("start", "start", "Start", 0.0), FAILING_NODE]
     else:
         nodes = [("start", "start", "Start", 0.0), ("llm", "llm", "LLM", 0.0),
                  ("template", "template-transform", "Format output", 0.0), ("end", "end", "End", 0.0)]
-    t = yield from _run_nodes(gen, nodes, "text_chunk")
+    t = yield from _run_nodes(gen, nodes, "text_chunk", t0)
     status, error = _run_end(gen)
     yield t, workflow_finished(gen, status, error)
 

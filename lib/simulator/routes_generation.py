@@ -265,6 +265,7 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
         rng=request_rng(config.seed, "latency", str(next(sim.counter))),
         seed=config.seed, conversation=conversation, history_tokens=min(history, HISTORY_TOKEN_CAP),
         response_mode=mode, profile=profile, end_user_id=end_user["id"],
+        nodes=config.node_timing_for(request.headers.get("x-sim-node-overhead-ms"), request.headers.get("x-sim-node-ms")),
     )
     done = lambda g: _finish(sim, g)  # noqa: E731
     fault = sim.stream_fault(request)

@@ -24,7 +24,7 @@ from lib.dify import AsyncDifyClient, DifyError, NodeEvent, Timeouts, WorkflowRe
 from lib.dify.timing import clock
 from lib.settings import Target
 
-from .assertions import CheckResult, Observation, judge_prompt, verdict_result
+from .assertions import CheckResult, Observation, judge_prompt, verdict_result, warm_up
 from .records import CaseResult, EvalRun, NodeRecord, TurnRecord
 from .suite import Case, Suite, Turn, Variant
 
@@ -110,6 +110,7 @@ async def run_suite_async(
             judges[name] = (client_for(judge), await _probe(client_for(judge), judge, "auto"))
             if judges[name][1] == "workflow":
                 raise CannotRunError(f"the judge {name!r} is a workflow app: a judge must be a chat or completion app")
+        warm_up([a for c in suite.cases for a in c.assertions + [x for t in c.turns for x in t.assertions]])
         slots = asyncio.Semaphore(max(1, concurrency))
 
         async def one(seq: int, target: Target, variant: Variant, case: Case, repeat: int) -> None:

@@ -8,6 +8,7 @@ In a suite each assertion is a one-key mapping, `- contains: "refund"`, or with 
     language   language (ISO 639-1 code, e.g. en, th; langdetect), script (latin, thai, chinese, japanese, korean,
                cyrillic, arabic, hebrew, greek, devanagari: the letters' dominant writing system)
     reference  similar: {reference: TEXT, min: 0.8, method: ratio | partial_ratio | token_sort_ratio | token_set_ratio}
+               (rapidfuzz scores, case and punctuation ignored)
     workflow   outputs.FIELD: VALUE (equals), or outputs.FIELD: {equals | not-equals | contains | regex | exists: ...}
     cost/time  max-ttft-ms, max-total-ms, max-tokens, max-cost (in the answer's currency)
     judge      judge: {target: NAME, rubric: TEXT}: another Dify app grades the answer (see judge_prompt)
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, utils
 
 TEXT_KINDS = ("contains", "not-contains", "starts-with", "equals", "regex")
 LIMIT_KINDS = {  # kind -> (Observation attribute, unit shown, scale from the suite's unit)
@@ -167,9 +168,9 @@ def _similar(value: Any, label: str) -> Assertion:
         value = {"reference": value}
     if not isinstance(value, dict) or not isinstance(value.get("reference"), str):
         raise AssertionSpecError("`similar` takes {reference: TEXT, min: 0.8, method: ratio}")
-    unknown = [k for k in value if k not in ("reference", "min", "method", "ignore-case")]
+    unknown = [k for k in value if k not in ("reference", "min", "method")]
     if unknown:
-        raise AssertionSpecError(f"`similar`: unknown key {unknown[0]!r} (reference, min, method, ignore-case)")
+        raise AssertionSpecError(f"`similar`: unknown key {unknown[0]!r} (reference, min, method)")
     minimum = value.get("min", 0.8)
     if isinstance(minimum, bool) or not isinstance(minimum, (int, float)) or not 0 <= minimum <= 100:
         raise AssertionSpecError(f"`similar.min` is a score from 0 to 1 (or a percentage), got {minimum!r}", ("min",))
@@ -177,7 +178,7 @@ def _similar(value: Any, label: str) -> Assertion:
     if method not in SIMILARITY_METHODS:
         raise AssertionSpecError(f"`similar.method` is one of {', '.join(SIMILARITY_METHODS)}", ("method",))
     threshold = minimum / 100 if minimum > 1 else float(minimum)
-    return Assertion("similar", value["reference"], bool(value.get("ignore-case")),
+    return Assertion("similar", value["reference"], False,
                      {"min": threshold, "method": method}, label=f"similar ({method} >= {threshold:.2f})")
 
 
@@ -331,7 +332,8 @@ def _script(a: Assertion, o: Observation) -> tuple[bool, str]:
 
 
 def _similar_check(a: Assertion, o: Observation) -> tuple[bool, str]:
-    score = getattr(fuzz, a.options["method"])(_fold(a, o.answer), _fold(a, a.value)) / 100
+    # rapidfuzz's default_process lowercases and drops punctuation: wording is what is compared, not commas.
+    score = getattr(fuzz, a.options["method"])(o.answer, a.value, processor=utils.default_process) / 100
     return score >= a.options["min"], f"similarity {score:.2f} ({a.options['method']}, {a.options['min']:.2f} wanted)"
 
 

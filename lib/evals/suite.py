@@ -202,8 +202,9 @@ def parse_suite(text: str, *, source: str = "suite", base_dir: Path | None = Non
         raise SuiteError("a suite is a mapping with `cases:` (a list of cases), and optionally name, defaults, variants",
                          source=source, line=root.start_mark.line + 1 if root is not None else None)
 
-    def fail(loc: tuple, message: str) -> SuiteError:
-        return SuiteError(message, source=source, line=line_of(root, loc), where=_dotted(loc))
+    def fail(loc: tuple, message: str, at_key: bool = False) -> SuiteError:
+        return SuiteError(message, source=source, line=line_of(root, loc, at_key),
+                          where=_dotted(loc[:-1] if at_key else loc))
 
     try:
         spec = SuiteSpec.model_validate(data)
@@ -217,7 +218,8 @@ def parse_suite(text: str, *, source: str = "suite", base_dir: Path | None = Non
             try:
                 out.append(parse_assertion(item))
             except AssertionSpecError as exc:
-                raise fail((*loc, "assert", i, *exc.subpath), str(exc)) from None
+                inner = (next(iter(item)), *exc.subpath) if isinstance(item, dict) and len(item) == 1 else ()
+                raise fail((*loc, "assert", i, *inner), str(exc), at_key=bool(inner) and not exc.subpath) from None
         return out
 
     d = spec.defaults
@@ -256,15 +258,17 @@ def parse_suite(text: str, *, source: str = "suite", base_dir: Path | None = Non
 # -- line numbers --------------------------------------------------------------------------------------------
 
 
-def line_of(root: yaml.Node, loc: tuple) -> int:
-    """The 1-based line of the node at `loc` (keys and indexes), or of the deepest node on the way there."""
+def line_of(root: yaml.Node, loc: tuple, at_key: bool = False) -> int:
+    """The 1-based line of the node at `loc` (keys and indexes), or of the deepest node on the way there;
+    with `at_key`, of the last key itself rather than its value."""
     node = root
-    for part in loc:
+    for n, part in enumerate(loc):
         child = None
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if str(key.value) == str(part):
-                    child = value if not isinstance(value, yaml.ScalarNode) or value.value != "" else key
+                    last = n == len(loc) - 1
+                    child = key if (at_key and last) or (isinstance(value, yaml.ScalarNode) and value.value == "") else value
                     break
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
             child = node.value[part]

@@ -180,6 +180,8 @@ async def _run_case(suite: Suite, case: Case, variant: Variant, repeat: int, tar
             obs = _observation(turn, record)
             record.checks = await _check_all(turn.assertions, obs, judges, suite.user)
         result.checks = await _check_all(case.assertions, obs, judges, suite.user)
+    except OSError as exc:  # a `path:` file of the case could not be read: this case fails, the others go on
+        result.error, result.error_class = f"Cannot read a file of this case: {exc}.", type(exc).__name__
     except DifyError as err:
         result.error, result.error_class = str(err), type(err).__name__
         if result.turns:

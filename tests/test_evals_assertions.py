@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from lib.evals.assertions import AssertionSpecError, Observation, dominant_script, parse_assertion, parse_verdict, verdict_result
+from lib.evals.assertions import (
+    AssertionSpecError,
+    Observation,
+    dominant_script,
+    parse_assertion,
+    parse_verdict,
+    verdict_result,
+)
 
 
 def check(spec: dict, answer: str = "", **obs):

@@ -4,7 +4,15 @@ from __future__ import annotations
 import pytest
 
 from lib.evals import EvalStore
-from tests.support.browser import assert_no_exception, choose, expect, open_app, screenshot, start_console, wait_for_rerun
+from tests.support.browser import (
+    assert_no_exception,
+    choose,
+    expect,
+    open_app,
+    screenshot,
+    start_console,
+    wait_for_rerun,
+)
 
 METRIC = "[data-testid='stMetricValue']"
 TABLE = "[data-testid='stDataFrame']"

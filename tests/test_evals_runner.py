@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from lib.evals import CannotRunError, EvalStore, diff_runs, load_suite, parse_suite, run_suite
+from lib.evals import (
+    CannotRunError,
+    EvalStore,
+    diff_runs,
+    load_suite,
+    parse_suite,
+    run_suite,
+)
 from lib.evals.runner import Progress
 from lib.settings import Target
 

@@ -18,14 +18,20 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lib.settings import SettingsError, Target, find_target, load_targets, read_secrets_file
+from lib.settings import (
+    SettingsError,
+    Target,
+    find_target,
+    load_targets,
+    read_secrets_file,
+)
 
 from .diff import RunDiff, diff_runs
 from .junit import write_junit
@@ -44,7 +50,7 @@ _state: dict[str, Any] = {"db": None}
 
 
 @app.callback()
-def main(db: Optional[Path] = typer.Option(None, "--db", help="The run store (default: $EVALS_DB or data/evals.sqlite).")) -> None:
+def main(db: Annotated[Path | None, typer.Option("--db", help="The run store (default: $EVALS_DB or data/evals.sqlite).")] = None) -> None:
     _state["db"] = db
 
 
@@ -107,17 +113,17 @@ def _print_diff(d: RunDiff, console: Console) -> None:
 
 @app.command()
 def run(
-    suite_path: Path = typer.Argument(..., metavar="SUITE", help="A suite file (.yaml, .yml or .json)."),
-    target: list[str] = typer.Option([], "--target", "-t", help="A target by name (repeat it for a matrix)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="A Dify Service API base URL (…/v1)."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", help="The app's key (or DIFY_API_KEY)."),
-    concurrency: int = typer.Option(DEFAULT_CONCURRENCY, "--concurrency", "-c", min=1, max=64, help="Cases in flight at once."),
-    repeats: Optional[int] = typer.Option(None, "--repeats", "-r", min=1, max=100, help="Run every case this many times (overrides the suite)."),
-    min_pass_rate: Optional[float] = typer.Option(None, "--min-pass-rate", min=0, max=100,
-                                                  help="Pass when at least this share passed (0.95 or 95), instead of all."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="A saved run's id: show what changed since it."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (for CI)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (and nothing else) on stdout."),
+    suite_path: Annotated[Path, typer.Argument(metavar="SUITE", help="A suite file (.yaml, .yml or .json).")],
+    target: Annotated[list[str] | None, typer.Option("--target", "-t", help="A target by name (repeat it for a matrix).")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="A Dify Service API base URL (…/v1).")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="The app's key (or DIFY_API_KEY).")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=64, help="Cases in flight at once.")] = DEFAULT_CONCURRENCY,
+    repeats: Annotated[int | None, typer.Option("--repeats", "-r", min=1, max=100, help="Run every case this many times (overrides the suite).")] = None,
+    min_pass_rate: Annotated[float | None, typer.Option("--min-pass-rate", min=0, max=100,
+                                                  help="Pass when at least this share passed (0.95 or 95), instead of all.")] = None,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="A saved run's id: show what changed since it.")] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here (for CI).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (and nothing else) on stdout.")] = False,
 ) -> None:
     """Run a suite against one or more targets; exit 0 passed, 1 failed, 2 bad suite, 3 could not run."""
     console = err if as_json else out
@@ -125,7 +131,7 @@ def run(
         suite = load_suite(suite_path)
     except SuiteError as exc:
         raise _exit(EXIT_USAGE, f"bad suite file: {exc}") from None
-    targets, known = _targets(target, base_url, api_key)
+    targets, known = _targets(target or [], base_url, api_key)
     store = _store()
     base_run = None
     if baseline:
@@ -172,7 +178,7 @@ def run(
 
 
 @app.command("list")
-def list_runs(limit: int = typer.Option(20, "--limit", "-n", min=1)) -> None:
+def list_runs(limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20) -> None:
     """Saved runs, newest first."""
     table = Table()
     for col in ("id", "suite", "targets", "status", "passed", "created"):
@@ -185,7 +191,7 @@ def list_runs(limit: int = typer.Option(20, "--limit", "-n", min=1)) -> None:
 
 
 @app.command()
-def show(run_id: str, as_json: bool = typer.Option(False, "--json"), junit: Optional[Path] = typer.Option(None, "--junit")) -> None:
+def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False, junit: Annotated[Path | None, typer.Option("--junit")] = None) -> None:
     """One saved run's matrix."""
     r = _store().get_run(run_id)
     if r is None:
@@ -200,7 +206,7 @@ def show(run_id: str, as_json: bool = typer.Option(False, "--json"), junit: Opti
 
 
 @app.command()
-def diff(baseline: str, run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def diff(baseline: str, run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """What changed from BASELINE to RUN_ID: newly failing, fixed, slower, dearer. Exit 1 on a regression."""
     store = _store()
     runs = [store.get_run(baseline), store.get_run(run_id)]

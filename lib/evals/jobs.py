@@ -19,7 +19,7 @@ from .store import EvalStore
 from .suite import Suite
 
 _lock = threading.Lock()
-_jobs: dict[str, "Job"] = {}
+_jobs: dict[str, Job] = {}
 
 
 @dataclass
@@ -48,7 +48,7 @@ def start_job(suite: Suite, targets: Sequence[Target], store_path: str | Path, *
                       resolve=resolve, progress=job.progress, cancel=job.cancel, run_id=job.id)
         except CannotRunError as exc:
             job.error = str(exc)
-        except BaseException as exc:  # shown on the page; the store marks the run failed
+        except BaseException as exc:  # noqa: BLE001 -- shown on the page; the store marks the run failed
             job.error = f"{type(exc).__name__}: {exc}"
         finally:
             job.progress.finished = True

@@ -73,21 +73,22 @@ class CaseResult:
     def total_s(self) -> float | None:
         """All turns, end to end (queueing and retries included)."""
         values = [t.timing.get("total") for t in self.turns]
-        return sum(values) if values and all(v is not None for v in values) else None
+        known = [v for v in values if v is not None]
+        return sum(known) if values and len(known) == len(values) else None
 
     @property
     def tokens(self) -> int | None:
-        values = [t.timing.get("total_tokens") for t in self.turns if t.timing.get("total_tokens") is not None]
+        values: list[int] = [t.timing["total_tokens"] for t in self.turns if t.timing.get("total_tokens") is not None]
         return sum(values) if values else None
 
     @property
     def cost(self) -> float | None:
-        values = [t.timing.get("total_price") for t in self.turns if t.timing.get("total_price") is not None]
+        values: list[float] = [t.timing["total_price"] for t in self.turns if t.timing.get("total_price") is not None]
         return sum(values) if values else None
 
     @property
     def currency(self) -> str:
-        return next((t.timing.get("currency") for t in self.turns if t.timing.get("currency")), "USD")
+        return str(next((t.timing["currency"] for t in self.turns if t.timing.get("currency")), "USD"))
 
     def reasons(self) -> list[str]:
         """Why it failed, one line each: the run's error, then every failed assertion."""

@@ -290,7 +290,7 @@ def _dotted(loc: tuple) -> str:
     return out
 
 
-def _pydantic_message(error: dict) -> str:
+def _pydantic_message(error: Any) -> str:  # a pydantic ErrorDetails
     kind, msg = error["type"], error["msg"]
     if kind == "extra_forbidden":
         return f"unknown key {error['loc'][-1]!r} (check its spelling)"

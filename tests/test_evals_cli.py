@@ -101,3 +101,16 @@ def test_baseline_diff_list_and_show(evals, tmp_path):
     shown = evals("show", first, "--json")
     assert json.loads(shown.stdout)["run"]["passed"] == 4
     assert evals("run", "examples/simulator-chat.yaml", "-t", CHAT, "--baseline", "eval-nope").returncode == 2
+
+
+def test_junit_names_repeats_and_groups_variants(evals, tmp_path):
+    report = tmp_path / "wf.xml"
+    r = evals("run", "examples/simulator-workflow.yaml", "-t", "Simulator · workflow", "--repeats", "2", "--junit", str(report))
+    assert r.returncode == 0, r.stdout + r.stderr
+    root = ET.parse(report).getroot()
+    suites = [s.get("name") for s in root.iter("testsuite")]
+    assert suites == ["Simulator workflow smoke · Simulator · workflow · engineers",
+                      "Simulator workflow smoke · Simulator · workflow · students"]
+    names = sorted(c.get("name") for c in root.iter("testcase"))
+    assert names == sorted(["topic-in-output #1", "topic-in-output #2", "thai-topic #1", "thai-topic #2"] * 2)
+    assert root.get("tests") == "8" and root.get("failures") == "0"

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -19,7 +20,7 @@ from lib.settings import Target
 
 
 class _Grader(BaseHTTPRequestHandler):
-    prompts: list[str] = []
+    prompts: ClassVar[list[str]] = []
 
     def _json(self, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -29,10 +30,10 @@ class _Grader(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self._json({"name": "Grader", "description": "", "tags": [], "mode": "chat", "author_name": "tests"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = body["query"]
         self.prompts.append(prompt)

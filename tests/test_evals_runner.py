@@ -52,6 +52,7 @@ def test_the_passing_example_passes_on_both_chat_apps_and_records_timing(sim, tm
     # saved: the run, every result with its turns and node records, and never the key
     saved = store.get_run(run.id)
     assert saved.status == "finished" and saved.summary()["passed"] == 8 and len(saved.results) == 8
+    assert saved.config["environment"]["python"] and saved.config["suite_digest"] == suite.digest
     again = next(r for r in saved.results if r.target == "Simulator · advanced-chat" and r.case_id == "greeting")
     assert [n.title for n in again.turns[0].nodes] == ["Start", "Knowledge Retrieval", "LLM", "Answer"]
     assert again.answer == chatflow.answer and again.checks[0].label == chatflow.checks[0].label

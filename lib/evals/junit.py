@@ -16,8 +16,8 @@ from .records import CaseResult, EvalRun
 ANSWER_LIMIT = 4000  # characters of the answer kept in <system-out>
 
 
-def _case(run: EvalRun, r: CaseResult) -> TestCase:
-    name = r.case_id + (f" #{r.repeat + 1}" if any(o.repeat for o in run.results if o.case_id == r.case_id) else "")
+def _case(run: EvalRun, r: CaseResult, repeated: set[str]) -> TestCase:
+    name = r.case_id + (f" #{r.repeat + 1}" if r.case_id in repeated else "")
     case = TestCase(name, f"{run.suite}.{r.target}", round(r.total_s or 0.0, 3))
     if r.error:
         err = Error(r.error.split(". ")[0][:200], r.error_class or "DifyError")
@@ -36,12 +36,13 @@ def _case(run: EvalRun, r: CaseResult) -> TestCase:
 def to_junit(run: EvalRun) -> JUnitXml:
     xml = JUnitXml(f"evals: {run.suite}")
     groups: dict[tuple[str, str], TestSuite] = {}
+    repeated = {r.case_id for r in run.results if r.repeat}
     for r in run.results:
         key = (r.target, r.variant)
         if key not in groups:
             groups[key] = TestSuite(f"{run.suite} · {r.target}" + ("" if r.variant == "default" else f" · {r.variant}"))
             xml.add_testsuite(groups[key])
-        groups[key].add_testcase(_case(run, r))
+        groups[key].add_testcase(_case(run, r, repeated))
     for suite in groups.values():
         suite.update_statistics()
     xml.update_statistics()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lib.bench.environment import environment
 from lib.dify import AsyncDifyClient, DifyError, NodeEvent, Timeouts, WorkflowResult
 from lib.dify.timing import clock
 from lib.settings import Target
@@ -88,7 +89,8 @@ async def run_suite_async(
                   created_at=time.time())
     run.config = {"suite_source": suite.source, "suite_digest": suite.digest, "concurrency": concurrency,
                   "repeats": repeats, "targets": [{"name": t.name, "base_url": t.base_url, "key": t.masked_key}
-                                                  for t in targets]}
+                                                  for t in targets],
+                  "environment": environment("asyncio")}  # where it ran, for a report: another machine is another run
     progress.run_id = run.id
     plan = [(t, v, c, r) for t in targets for v in suite.variants for c in suite.cases for r in range(repeats or c.repeats)]
     progress.total = len(plan)

@@ -114,3 +114,34 @@ def test_junit_names_repeats_and_groups_variants(evals, tmp_path):
     names = sorted(c.get("name") for c in root.iter("testcase"))
     assert names == sorted(["topic-in-output #1", "topic-in-output #2", "thai-topic #1", "thai-topic #2"] * 2)
     assert root.get("tests") == "8" and root.get("failures") == "0"
+
+
+def test_a_killed_run_keeps_its_answers_and_lists_as_crashed(sim_factory, tmp_path):
+    import time
+
+    from lib.evals import EvalStore
+
+    slow = sim_factory("--ttft-ms", "300", "--tokens-per-s", "100", "--jitter", "0")
+    suite = tmp_path / "many.yaml"
+    suite.write_text("cases:\n" + "".join(f"  - {{id: c{i}, query: 'question {i}'}}\n" for i in range(30)))
+    db = tmp_path / "evals.sqlite"
+    env = {**os.environ, "EVALS_DB": str(db)}
+    proc = subprocess.Popen([sys.executable, "-m", "lib.evals", "run", str(suite), "--base-url", slow.url,
+                             "--api-key", "app-sim-chat", "--concurrency", "1"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the first answers are saved
+            runs = EvalStore(db).runs() if db.exists() else []
+            if runs and len(EvalStore(db).get_run(runs[0].id).results) >= 2:
+                break
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (run,) = EvalStore(db).runs()
+    assert run.status == "crashed"
+    saved = EvalStore(db).get_run(run.id)
+    assert 2 <= len(saved.results) < 30 and all(r.passed for r in saved.results)

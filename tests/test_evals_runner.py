@@ -170,21 +170,22 @@ def test_diff_finds_slower_and_dearer_cells():
 
 
 def test_local_files_are_uploaded_and_a_missing_one_fails_only_its_case(sim, tmp_path):
-    (tmp_path / "notes.txt").write_text("Quarterly notes")
-    suite_file = tmp_path / "files.yaml"
-    suite_file.write_text("""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Quarterly notes")
+    # given as text (an upload on the page): no folder to check paths against when loading, so the run finds out
+    suite = parse_suite(f"""
 cases:
   - id: attached
     query: Summarise the file
-    files: [{path: notes.txt, type: document}]
-    assert: [{contains: "You attached 1 file(s): notes.txt"}]
+    files: [{{path: "{notes}", type: document}}]
+    assert: [{{contains: "You attached 1 file(s): notes.txt"}}]
   - id: missing
     query: Summarise the file
-    files: [{path: absent.txt}]
+    files: [{{path: {tmp_path / "absent.txt"}}}]
   - id: plain
     query: Hello
 """)
-    run = run_suite(load_suite(suite_file), [target(sim, "app-sim-chat")])
+    run = run_suite(suite, [target(sim, "app-sim-chat")])
     attached, missing, plain = run.results
     assert attached.passed, attached.reasons()
     assert not missing.passed and missing.error.startswith("Cannot read a file of this case:") and "absent.txt" in missing.error

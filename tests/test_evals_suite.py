@@ -92,3 +92,18 @@ def test_structure_rules():
 def test_a_missing_file_is_a_suite_error(tmp_path):
     with pytest.raises(SuiteError, match="no such file"):
         load_suite(tmp_path / "absent.yaml")
+
+
+def test_files_must_exist_beside_the_suite(tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    path = tmp_path / "s.yaml"
+    path.write_text("cases:\n  - query: hi\n    files:\n      - {path: a.txt}\n      - {path: missing.txt}\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert info.value.line == 5 and "no file 'missing.txt'" in str(info.value)
+    path.write_text("cases:\n  - query: hi\n    files:\n      - {url: 'https://example.com/a.png'}\n")
+    with pytest.raises(SuiteError, match="transfer_method"):
+        load_suite(path)
+    path.write_text("cases:\n  - query: hi\n    files:\n      - {path: a.txt}\n"
+                    "      - {type: image, transfer_method: remote_url, url: 'https://example.com/a.png'}\n")
+    assert len(load_suite(path).cases[0].turns[0].files) == 2

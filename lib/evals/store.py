@@ -8,6 +8,7 @@ WAL mode: the page reads while the runner writes.
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -106,8 +107,25 @@ def _j(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+def _gone(config: dict[str, Any]) -> bool:
+    """The process that ran it, on this machine, has ended (a run of another host cannot be told)."""
+    pid = config.get("pid")
+    if not pid or config.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 def _run(row: sqlite3.Row) -> EvalRun:
-    return EvalRun(row["id"], row["suite"], orjson.loads(row["targets"]), orjson.loads(row["variants"]),
+    run = EvalRun(row["id"], row["suite"], orjson.loads(row["targets"]), orjson.loads(row["variants"]),
                    row["status"], [], row["created_at"], row["finished_at"], row["error"],
                    orjson.loads(row["config"]) if row["config"] else {},
                    orjson.loads(row["summary"]) if row["summary"] else None)
+    if run.status == "running" and _gone(run.config):
+        run.status = "crashed"  # killed mid-run: the results it saved are kept and shown
+    return run

@@ -222,6 +222,18 @@ def parse_suite(text: str, *, source: str = "suite", base_dir: Path | None = Non
                 raise fail((*loc, "assert", i, *inner), str(exc), at_key=bool(inner) and not exc.subpath) from None
         return out
 
+    def files(items: list[dict[str, Any]], loc: tuple) -> list[dict[str, Any]]:
+        for k, f in enumerate(items):
+            if "path" not in f:
+                if "transfer_method" not in f:
+                    raise fail((*loc, "files", k), "a file is {path: FILE} (uploaded first) or Dify's own "
+                                                   "{type, transfer_method, url | upload_file_id}")
+                continue
+            path = Path(str(f["path"]))
+            if base_dir is not None and not (path if path.is_absolute() else base_dir / path).is_file():
+                raise fail((*loc, "files", k, "path"), f"no file {str(path)!r} (a relative path is read from the suite's folder)")
+        return items
+
     d = spec.defaults
     default_checks = assertions(d.assert_, ("defaults",))
     cases = []
@@ -233,10 +245,11 @@ def parse_suite(text: str, *, source: str = "suite", base_dir: Path | None = Non
             for j, t in enumerate(c.turns):
                 if isinstance(t, str):
                     t = TurnSpec(query=t)
-                turns.append(Turn(t.query, {**d.inputs, **c.inputs, **t.inputs}, t.files or c.files,
+                turn_files = files(t.files, ("cases", i, "turns", j)) if t.files else files(c.files, ("cases", i))
+                turns.append(Turn(t.query, {**d.inputs, **c.inputs, **t.inputs}, turn_files,
                                   assertions(t.assert_, ("cases", i, "turns", j))))
         else:
-            turns.append(Turn(c.query, {**d.inputs, **c.inputs}, c.files))
+            turns.append(Turn(c.query, {**d.inputs, **c.inputs}, files(c.files, ("cases", i))))
         checks = default_checks + assertions(c.assert_, ("cases", i))
         case = Case(c.id or f"case-{i + 1}", turns, checks, {**d.headers, **c.headers}, c.repeats or d.repeats,
                     c.description, c.tags)

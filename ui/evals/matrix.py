@@ -46,13 +46,15 @@ def show_run(run: EvalRun) -> None:
         st.markdown("\n".join(lines))
         if len(failed) > FAILURES_LISTED:
             st.caption(f"…and {len(failed) - FAILURES_LISTED} more: see the table of all answers below.")
-    pool = [r for r in run.results if not (failures_only and r.passed)]
+    pool = {r.seq: r for r in run.results if not (failures_only and r.passed)}
     nvar = len(run.variants)
-    labels = [f"{row_label(r, nvar)} · {r.target}{f' · #{r.repeat + 1}' if r.repeat else ''} · "
-              f"{'pass' if r.passed else 'FAIL'}" for r in pool]
-    index = st.selectbox("Answer in full", range(len(pool)), format_func=labels.__getitem__, key="evals_detail")
-    if index is not None and index < len(pool):
-        _detail(pool[index])
+    labels = {seq: f"{row_label(r, nvar)} · {r.target}{f' · #{r.repeat + 1}' if r.repeat else ''} · "
+                   f"{'pass' if r.passed else 'FAIL'}" for seq, r in pool.items()}
+    if st.session_state.get("evals_detail") not in pool:  # another run, or filtered out: start at the first
+        st.session_state.pop("evals_detail", None)
+    seq = st.selectbox("Answer in full", list(pool), format_func=labels.__getitem__, key="evals_detail")
+    if seq is not None:
+        _detail(run.id, pool[seq])
     with st.expander("All answers (table)"):
         st.dataframe(results_frame(run), hide_index=True, width="stretch", key="evals_all")
 
@@ -61,7 +63,7 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1000:.0f} ms"
 
 
-def _detail(r: CaseResult) -> None:
+def _detail(run_id: str, r: CaseResult) -> None:
     c = st.columns(4)
     c[0].metric("TTFT (last turn)", _ms(r.ttft_s))
     c[1].metric("Total time", _ms(r.total_s))
@@ -72,7 +74,7 @@ def _detail(r: CaseResult) -> None:
     for n, turn in enumerate(r.turns, 1):
         if len(r.turns) > 1:
             st.markdown(f"**Turn {n}**: {turn.query}")
-        st.text_area("Answer", turn.answer, height=120, disabled=True, key=f"evals_answer_{r.seq}_{n}")
+        st.text_area("Answer", turn.answer, height=120, disabled=True, key=f"evals_answer_{run_id}_{r.seq}_{n}")
         if turn.outputs is not None:
             st.json(turn.outputs, expanded=False)
         checks = turn.checks + (r.checks if n == len(r.turns) else [])
@@ -83,4 +85,4 @@ def _detail(r: CaseResult) -> None:
             st.caption("Nodes (ms after sending)")
             st.dataframe([{"node": x.title, "type": x.node_type, "started": _ms(x.started_s), "finished": _ms(x.finished_s),
                            "status": x.status, "Dify's elapsed": _ms(x.elapsed_s)} for x in turn.nodes],
-                         hide_index=True, width="stretch", key=f"evals_nodes_{r.seq}_{n}")
+                         hide_index=True, width="stretch", key=f"evals_nodes_{run_id}_{r.seq}_{n}")

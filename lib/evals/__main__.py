@@ -118,7 +118,8 @@ def run(
     base_url: Annotated[str | None, typer.Option("--base-url", help="A Dify Service API base URL (…/v1).")] = None,
     api_key: Annotated[str | None, typer.Option("--api-key", help="The app's key (or DIFY_API_KEY).")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, max=64, help="Cases in flight at once.")] = DEFAULT_CONCURRENCY,
-    repeats: Annotated[int | None, typer.Option("--repeats", "-r", min=1, max=100, help="Run every case this many times (overrides the suite).")] = None,
+    repeats: Annotated[int | None, typer.Option("--repeats", "-r", min=1, max=100,
+                                                help="Run every case this many times (overrides the suite).")] = None,
     min_pass_rate: Annotated[float | None, typer.Option("--min-pass-rate", min=0, max=100,
                                                   help="Pass when at least this share passed (0.95 or 95), instead of all.")] = None,
     baseline: Annotated[str | None, typer.Option("--baseline", help="A saved run's id: show what changed since it.")] = None,
@@ -191,7 +192,8 @@ def list_runs(limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20) 
 
 
 @app.command()
-def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False, junit: Annotated[Path | None, typer.Option("--junit")] = None) -> None:
+def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False,
+         junit: Annotated[Path | None, typer.Option("--junit")] = None) -> None:
     """One saved run's matrix."""
     r = _store().get_run(run_id)
     if r is None:
@@ -210,7 +212,7 @@ def diff(baseline: str, run_id: str, as_json: Annotated[bool, typer.Option("--js
     """What changed from BASELINE to RUN_ID: newly failing, fixed, slower, dearer. Exit 1 on a regression."""
     store = _store()
     runs = [store.get_run(baseline), store.get_run(run_id)]
-    for rid, r in zip((baseline, run_id), runs):
+    for rid, r in zip((baseline, run_id), runs, strict=True):
         if r is None:
             raise _exit(EXIT_USAGE, f"no saved run {rid!r}")
     d = diff_runs(runs[0], runs[1])  # type: ignore[arg-type]

@@ -36,9 +36,10 @@ class Change:
     detail: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"cell": self.label, "detail": self.detail,
-                "before": None if self.before is None else {"passed": self.before.passed, "total_s": self.before.total_s, "cost": self.before.cost},
-                "after": None if self.after is None else {"passed": self.after.passed, "total_s": self.after.total_s, "cost": self.after.cost}}
+        def cell(c: Cell | None) -> dict[str, Any] | None:
+            return None if c is None else {"passed": c.passed, "total_s": c.total_s, "cost": c.cost}
+
+        return {"cell": self.label, "detail": self.detail, "before": cell(self.before), "after": cell(self.after)}
 
 
 @dataclass

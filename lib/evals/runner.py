@@ -92,7 +92,8 @@ async def run_suite_async(
     run.config = {"suite_source": suite.source, "suite_digest": suite.digest, "concurrency": concurrency,
                   "repeats": repeats, "targets": [{"name": t.name, "base_url": t.base_url, "key": t.masked_key}
                                                   for t in targets],
-                  "environment": environment("asyncio"), "pid": os.getpid(), "host": socket.gethostname()}  # where it ran, for a report: another machine is another run
+                  # where it ran, for a report (another machine is another run), and whose process it is
+                  "environment": environment("asyncio"), "pid": os.getpid(), "host": socket.gethostname()}
     progress.run_id = run.id
     plan = [(t, v, c, r) for t in targets for v in suite.variants for c in suite.cases for r in range(repeats or c.repeats)]
     progress.total = len(plan)

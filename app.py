@@ -20,6 +20,7 @@ page = st.navigation(
         st.Page("pages/playground.py", title="Playground", icon=":material/chat:"),
         st.Page("pages/benchmark.py", title="Benchmark", icon=":material/speed:"),
         st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
+        st.Page("pages/evals.py", title="Evals", icon=":material/fact_check:"),
     ]
 )
 

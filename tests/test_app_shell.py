@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PAGE_FILES = sorted((ROOT / "pages").glob("*.py"))
-PAGES = {"pages/playground.py": "Playground", "pages/benchmark.py": "Benchmark", "pages/metrics.py": "Metrics"}
+PAGES = {"pages/playground.py": "Playground", "pages/benchmark.py": "Benchmark", "pages/metrics.py": "Metrics", "pages/evals.py": "Evals"}
 SIM_NAMES = [
     "Simulator · chat",
     "Simulator · advanced-chat",

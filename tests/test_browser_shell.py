@@ -25,7 +25,7 @@ from tests.support.browser import (
     wait_for_rerun,
 )
 
-NAV = ["Playground", "Benchmark", "Metrics"]
+NAV = ["Playground", "Benchmark", "Metrics", "Evals"]
 SIM_TARGETS = [
     "Simulator · chat",
     "Simulator · advanced-chat",

@@ -1,0 +1,55 @@
+"""The Evals page's body (pages/evals.py only calls render): pick a suite and targets, run it in the
+background with live progress, then the cases x targets matrix, its failures, and a diff against a baseline."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lib.evals import EvalStore
+from lib.evals.jobs import get_job
+from ui.evals.diff import baseline_diff
+from ui.evals.form import run_form
+from ui.evals.live import live_panel
+from ui.evals.matrix import show_run
+from ui.target import current_target
+
+JOB_KEY = "evals_job"
+SHOWN_KEY = "evals_show"
+
+
+def render() -> None:
+    st.title("Evals")
+    st.caption("Regression suites for Dify apps: run a suite of cases against one or more targets and see what "
+               "passes, what fails and why, how long each answer took and what it cost. Every run is saved.")
+    target = current_target()
+    st.markdown(f"Target: **{target.name}** (preselected in the form)" if target else "No target selected.")
+    store = EvalStore()
+    job = get_job(st.session_state.get(JOB_KEY))
+    with st.expander("New run", expanded=job is None or not job.running):
+        run_form(store, target, JOB_KEY)
+    job = get_job(st.session_state.get(JOB_KEY))
+    if job is not None and job.running:
+        st.subheader("Running")
+        live_panel(job)
+    elif job is not None and st.session_state.get("evals_shown_job") != job.id:
+        st.session_state["evals_shown_job"] = job.id  # the job just ended: show its run
+        st.session_state[SHOWN_KEY] = job.id
+    if job is not None and not job.running and job.error:
+        st.error(f"The run could not complete: {job.error}")
+
+    runs = store.runs(limit=200)
+    st.header("Runs")
+    if not runs:
+        st.info("No runs yet: start one above.")
+        return
+    ids = [r.id for r in runs]
+    if st.session_state.get(SHOWN_KEY) not in ids:
+        st.session_state[SHOWN_KEY] = ids[0]
+    labels = {r.id: f"{r.suite} · {', '.join(r.targets)} · {r.summary().get('passed', 0)}/{r.summary().get('total', 0)} "
+                    f"passed · {r.status} · {r.id}" for r in runs}
+    shown = st.selectbox("Run", ids, format_func=labels.get, key=SHOWN_KEY)
+    run = store.get_run(shown)
+    if run is None:
+        st.warning("That run was deleted.")
+        return
+    show_run(run)
+    baseline_diff(store, run, [r for r in runs if r.id != run.id])

@@ -96,12 +96,18 @@ def test_every_app_mode_streams(sim, store, key, kind):
     assert s["output_tokens_source"] == ("chunks" if kind == "workflow" else "usage")
 
 
-def test_blocking_mode_has_no_streaming_figures(sim, store):
-    outcome = run_benchmark(RunConfig(base_url=sim.url, concurrency=2, requests=3, mode="blocking"), "app-sim-chat", store=store)
-    frame = outcome.frame()
-    assert outcome.summary["succeeded"] == 3
-    assert (frame["ttft_ms"] == frame["e2e_ms"]).all()  # the whole answer arrives at once
-    assert frame["tpot_ms"].isna().all() and (frame["itl_ms"].map(len) == 0).all()
+@pytest.mark.parametrize("key", ["app-sim-chat", "app-sim-workflow"])
+def test_blocking_mode_reports_time_to_response_not_ttft(sim, store, key):
+    outcome = run_benchmark(RunConfig(base_url=sim.url, concurrency=2, requests=3, mode="blocking"), key, store=store)
+    frame, s = outcome.frame(), outcome.summary
+    assert s["succeeded"] == 3 and s["e2e_label"] == "time to response" and s["e2e_ms"]["p50"] > 0
+    # the whole answer arrives at once: no first token, no chunks, no TPOT (not a TTFT equal to e2e)
+    assert frame["ttft_ms"].isna().all() and s["ttft_ms"]["p50"] is None
+    assert frame["tpot_ms"].isna().all() and (frame["itl_ms"].map(len) == 0).all() and (frame["chunks"] == 0).all()
+    if key == "app-sim-chat":  # Dify's usage gives the output tokens
+        assert s["output_tokens_source"] == "usage" and (frame["output_tokens"] > 1).all()
+    else:  # a workflow reports only a total: unknown, never the one "chunk" of a blocking body
+        assert frame["output_tokens"].isna().all() and s["output_tokens"] == 0 and s["output_tokens_source"] is None
 
 
 def test_prompts_fill_inputs_and_their_order_follows_the_seed(sim, store, tmp_path):

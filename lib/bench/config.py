@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lib.dify.keys import mask
 
 DEFAULT_QUERY = "Explain in a few sentences how streaming changes what a user sees first."
 
@@ -17,6 +20,60 @@ LATENCY_METRICS = ("ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_m
 STATS = ("p50", "p90", "p95", "p99", "mean", "max")
 # Scalar figures of a summary a threshold may check (besides METRIC.STAT of a latency).
 SCALARS = ("success_rate", "request_throughput", "output_tokens_per_s", "goodput_rate", "goodput_share")
+
+
+# Header names whose values are secrets: masked in the stored config, exports and every view.
+SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"})
+_SENSITIVE_WORDS = re.compile(r"key|token|secret|passw|auth|cookie|session|credential|signature", re.I)
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110 token)
+
+
+def is_sensitive_header(name: str) -> bool:
+    return name.strip().lower() in SENSITIVE_HEADERS or bool(_SENSITIVE_WORDS.search(name))
+
+
+def mask_header_value(name: str, value: str) -> str:
+    """`Bearer app-…last4` for an auth scheme and a token, `…last4` otherwise; other headers as they are."""
+    if not is_sensitive_header(name) or not value or "…" in value:  # "…": masked already (masking is idempotent)
+        return value
+    scheme, sep, token = value.strip().partition(" ")
+    if sep and token and scheme.isalpha():
+        return f"{scheme} {mask(token.strip())}"
+    return mask(value.strip())
+
+
+def mask_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: mask_header_value(k, v) for k, v in headers.items()}
+
+
+def mask_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config dict (RunConfig.model_dump) with its sensitive header values masked: what is stored and shown."""
+    headers = config.get("headers")
+    if not isinstance(headers, dict) or not headers:
+        return config
+    return {**config, "headers": mask_headers({str(k): str(v) for k, v in headers.items()})}
+
+
+def check_base_url(url: str) -> str:
+    """A Service API base URL must be http(s)://host[:port][/path]; else a sentence saying what to write."""
+    text = (url or "").strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        example = "http://" + text.split("://", 1)[-1] if text and "://" not in text else "http://localhost:5001/v1"
+        raise ValueError(f"the base URL {text!r} needs http:// or https:// and a host, e.g. {example}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError(f"the base URL {text!r} has a port that is not a number") from None
+    return text
+
+
+def check_header(name: str, value: str) -> None:
+    """An extra request header: a token name and a value without line breaks (CR/LF would split the request)."""
+    if not _TOKEN.match(name or ""):
+        raise ValueError(f"{name!r} is not a valid header name (letters, digits and -, no spaces or colons)")
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise ValueError(f"the value of header {name} contains a line break (CR/LF) or NUL: headers are one line")
 
 
 class Prompt(BaseModel):
@@ -85,6 +142,7 @@ class RunConfig(BaseModel):
     concurrency: int = Field(1, ge=1, le=10_000)
     rate: float = Field(1.0, gt=0, le=100_000)
     arrival: Literal["poisson", "constant"] = "poisson"
+    burstiness: float = Field(1.0, gt=0, le=100)  # poisson: gamma shape of the gaps (1 Poisson; <1 burstier)
     sweep: list[float] = Field(default_factory=list)  # levels of concurrency (closed) or rate (open)
 
     duration_s: float | None = Field(None, gt=0)
@@ -92,6 +150,10 @@ class RunConfig(BaseModel):
     warmup_s: float = Field(0.0, ge=0)
     max_in_flight: int | None = Field(None, ge=1)  # open loop: arrivals past it wait (and it shows in latency)
     drain_s: float | None = Field(None, ge=0)  # how long to wait for answers in flight at the end (default: timeout_s)
+    cancel_grace_s: float = Field(10.0, ge=0)  # after a cancel (Ctrl-C): how long answers in flight may still finish
+    max_errors: int | None = Field(None, ge=1)  # stop sending once this many measured requests failed
+    max_error_rate: float | None = Field(None, gt=0, le=1)  # stop once this share failed (after 20 answers)
+    stop_on_saturation: bool = True  # open loop: stop when the backlog of unanswered requests grows without bound
 
     prompts: list[Prompt] = Field(default_factory=lambda: [Prompt(query=DEFAULT_QUERY)])
     prompts_source: str = "query"
@@ -105,6 +167,18 @@ class RunConfig(BaseModel):
     client_rate_limit: float | None = Field(None, gt=0)  # the client's token bucket; off by default
     headers: dict[str, str] = Field(default_factory=dict)  # extra request headers (e.g. X-Sim-*)
     slo: list[Threshold] = Field(default_factory=list)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_base_url(v)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            check_header(name, value)
+        return v
 
     @field_validator("sweep")
     @classmethod
@@ -147,8 +221,9 @@ class RunConfig(BaseModel):
 
     def describe(self) -> str:
         """A one-line label: `closed 8 users, 30 s` / `open 20 req/s poisson, 500 requests`."""
-        load = (f"closed {self.concurrency} users" if self.load == "closed"
-                else f"open {self.rate:g} req/s {self.arrival}" + (f" (cap {self.max_in_flight})" if self.max_in_flight else ""))
+        load = (f"closed {self.concurrency} user{'s' if self.concurrency != 1 else ''}" if self.load == "closed"
+                else f"open {self.rate:g} req/s {self.arrival}" + (f" burstiness {self.burstiness:g}" if self.arrival == "poisson" and self.burstiness != 1 else "")
+                + (f" (cap {self.max_in_flight})" if self.max_in_flight else ""))
         stop = f"{self.duration_s:g} s" if self.duration_s is not None else f"{self.requests} requests"
         sweep = f" sweep {','.join(f'{x:g}' for x in self.sweep)}" if self.sweep else ""
         return f"{load}{sweep}, {stop}, {self.mode}"

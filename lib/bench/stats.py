@@ -18,6 +18,8 @@ import pandas as pd
 
 from .config import LATENCY_METRICS, STATS, Threshold
 
+ABANDONED = "Abandoned"  # error_class of a request still in flight when the run stopped waiting for it
+
 FORMULAS: dict[str, str] = {
     "origin": "A request's origin is its scheduled time: in an open loop the arrival slot it was due at "
               "(so time spent waiting to be sent counts), in a closed loop the moment its user sent it.",
@@ -30,12 +32,25 @@ FORMULAS: dict[str, str] = {
                "(labelled 'chunks').",
     "ttfb_ms": "Time to headers = response headers − actual send.",
     "queue_ms": "Queue = actual send − origin: late scheduling, the in-flight cap and the client's own queue.",
-    "duration_s": "Duration = last measured answer's end − first measured request's origin.",
-    "request_throughput": "Request throughput = succeeded requests / duration.",
-    "output_tokens_per_s": "Output tokens/s = output tokens of succeeded requests / duration.",
+    "window": "Measurement window = first counted request's origin → end of the window: in a run with a duration, "
+              "the end of its sending window (warm-up + duration, or the moment a cancel or a stop rule stopped sending); "
+              "in a run of N requests, the end of the last counted answer (all N sent and answered, as vLLM counts). "
+              "Requests counted = those sent inside the window, whenever they finished: answers that end in the drain "
+              "after the window belong to it, since they were sent in it.",
+    "duration_s": "Duration = the measurement window (see window), in seconds.",
+    "request_throughput": "Request throughput = succeeded requests sent in the window / window. A constant-rate open "
+                          "loop whose every request is served reports its offered rate.",
+    "output_tokens_per_s": "Output tokens/s = output tokens of the succeeded requests sent in the window / window.",
     "success_rate": "Success rate = succeeded / (succeeded + failed). A stream with an `error` event, or one "
                     "that ends without its final event, is a failure even with HTTP 200.",
-    "goodput": "Goodput = succeeded requests within every per-request SLO limit (TTFT, end-to-end, TPOT) / duration.",
+    "goodput": "Goodput = succeeded requests within every per-request SLO limit (TTFT, end-to-end, TPOT) / window.",
+    "time_to_response": "Blocking mode: the answer arrives whole, so there is no first token: end-to-end is the time to "
+                        "response (origin → the answer), and TTFT, inter-chunk and TPOT are not reported.",
+    "abandoned": "Abandoned = requests still in flight when the run stopped waiting (the drain limit after the window, "
+                 "or the grace after a cancel): neither succeeded nor failed, left out of every figure and counted apart.",
+    "dropped": "Dropped = arrivals due inside the window that were never sent (the generator fell behind its schedule "
+               "past the window's end, or they still waited for the in-flight cap when the run ended), as k6's "
+               "dropped_iterations.",
     "cost": "Cost = sum of Dify's usage total_price over all requests that reported one.",
 }
 
@@ -106,12 +121,15 @@ def metric_values(df: pd.DataFrame, metric: str) -> np.ndarray:
 # -- a run ----------------------------------------------------------------------------------------------
 
 
-def duration_s(df: pd.DataFrame) -> float:
-    """Last measured end − first measured origin, in seconds (0 when nothing was measured)."""
+def duration_s(df: pd.DataFrame, window_end_ms: float | None = None) -> float:
+    """The measurement window in seconds: first measured origin → `window_end_ms` (the end of a
+    duration run's sending window), or → the last measured end when not given (count runs). 0 when
+    nothing was measured."""
     if df.empty:
         return 0.0
-    start, end = df["t_scheduled"].min(), df["t_end"].max()
-    if pd.isna(start) or pd.isna(end) or end <= start:
+    start = df["t_scheduled"].min()
+    end = window_end_ms if window_end_ms is not None else df["t_end"].max()
+    if pd.isna(start) or end is None or pd.isna(end) or end <= start:
         return 0.0
     return float(end - start) / 1000.0
 
@@ -129,12 +147,21 @@ def within_slo(df: pd.DataFrame, thresholds: Sequence[Threshold]) -> pd.Series:
     return good
 
 
-def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = ()) -> dict[str, Any]:
-    """The run's figures from its per-request rows (warm-up rows are dropped here)."""
+def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_end_ms: float | None = None,
+              streaming: bool | None = None) -> dict[str, Any]:
+    """The run's figures from its per-request rows (warm-up and abandoned rows are dropped here).
+    `window_end_ms`: the end of a duration run's sending window (see FORMULAS["window"]); `streaming`
+    False marks a blocking run (its end-to-end is the time to response; see FORMULAS)."""
     m = measured(df)
+    gone = (m["error_class"] == ABANDONED) if not m.empty else pd.Series(dtype=bool)
+    abandoned = int(gone.sum()) if not m.empty else 0
+    if abandoned:
+        m = m[~gone]
     ok = succeeded(m)
     n, n_ok = len(m), len(ok)
-    dur = duration_s(m)
+    start = m["t_scheduled"].min() if n else None
+    dur = duration_s(m, window_end_ms)
+    last_end = m["t_end"].max() if n else None
     out_tokens = int(pd.to_numeric(ok["output_tokens"], errors="coerce").fillna(0).sum()) if n_ok else 0
     sources = sorted(set(ok["output_tokens_source"].dropna())) if n_ok else []
     summary: dict[str, Any] = {
@@ -147,7 +174,12 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = ()) -> dict[st
         "output_tokens": out_tokens,
         "output_tokens_per_s": _r(out_tokens / dur) if dur else 0.0,
         "output_tokens_source": sources[0] if len(sources) == 1 else ("mixed" if sources else None),
-        "warmup_requests": int(len(df) - n),
+        "warmup_requests": int(len(df) - len(measured(df))),
+        "abandoned": abandoned,
+        "window_start_ms": _r(start) if start is not None and not pd.isna(start) else None,
+        "window_end_ms": _r(start + dur * 1000.0) if start is not None and not pd.isna(start) else None,
+        "last_end_ms": _r(last_end) if last_end is not None and not pd.isna(last_end) else None,
+        "e2e_label": "time to response" if streaming is False else "end-to-end",
     }
     for metric in LATENCY_METRICS:
         summary[metric] = latency_stats(metric_values(m, metric))

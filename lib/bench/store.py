@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from .config import mask_config
 from .records import COLUMNS, RequestRecord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,10 @@ CREATE TABLE IF NOT EXISTS requests (
 """
 _JSON_FIELDS = ("config", "environment", "summary", "selfcheck")
 _INSERT = f"INSERT OR REPLACE INTO requests (run_id, {', '.join(COLUMNS)}) VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
+
+
+class StoreError(RuntimeError):
+    """The run store cannot be opened or written (a folder given for the file, no permission, not SQLite)."""
 
 
 def default_path() -> Path:
@@ -99,9 +104,15 @@ class BenchStore:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        if self.path.is_dir():
+            raise StoreError(f"the run store {self.path} is a folder: give a file path, e.g. {self.path / 'bench.sqlite'}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)
+            with self._connect() as db:
+                db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the run store {self.path}: {exc}") from None
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30.0)
@@ -237,7 +248,7 @@ class BenchStore:
         if info.summary is not None:
             return info.summary
         thresholds = [Threshold.model_validate(t) for t in info.config.get("slo", [])]
-        return summarize(self.requests(info.id), thresholds)
+        return summarize(self.requests(info.id), thresholds, streaming=info.config.get("mode", "streaming") != "blocking")
 
     def _info(self, r: sqlite3.Row) -> RunInfo:
         status, error = r["status"], r["error"]
@@ -248,7 +259,7 @@ class BenchStore:
             id=r["id"], name=r["name"] or "", status=status, target=r["target"] or "", base_url=r["base_url"] or "",
             app=r["app"], mode=r["mode"], description=r["description"] or "", created_at=r["created_at"],
             finished_at=r["finished_at"], group_id=r["group_id"], group_kind=r["group_kind"], level=r["level"],
-            config=_loads(r["config"]) or {}, environment=_loads(r["environment"]) or {},
+            config=mask_config(_loads(r["config"]) or {}), environment=_loads(r["environment"]) or {},
             summary=_loads(r["summary"]), selfcheck=_loads(r["selfcheck"]), error=error,
         )
 
@@ -310,6 +321,21 @@ class RunWriter:
         self._thread.join()
         if self.error is not None:
             raise RuntimeError(f"writing the run's rows to {self.store.path} failed: {self.error}") from self.error
+
+
+def _private(path: Path) -> None:
+    """Create the store file readable by its owner only (0600): its runs name targets and their settings.
+    SQLite gives its -wal and -shm files the database file's mode. An existing file of ours is tightened."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except IsADirectoryError:
+        raise StoreError(f"the run store {path} is a folder: give a file path") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _row(run_id: str, r: RequestRecord | dict[str, Any]) -> tuple[Any, ...]:

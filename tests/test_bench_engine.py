@@ -2,8 +2,10 @@
 are classified (HTTP 200 streams included), every app mode works, runs stop, warm up and cancel."""
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -173,3 +175,111 @@ def test_assess_names_each_reason():
     calm = LoopMonitor()
     calm.lags, calm.times, calm.cpu_s, calm.wall_s = [0.0005] * 100, [1.0] * 100, 1.0, 10.0
     assert not assess(calm, measure_from=0.0, ttft_p50_ms=150.0, open_loop=False).client_bound
+
+
+# -- real Dify 1.12.1 answers, replayed over HTTP (../shared/dify-captures): failed runs and terminal orders ----
+
+CAPTURES = Path(__file__).resolve().parents[1].parent / "shared" / "dify-captures" / "1.12.1" / "index.json"
+
+
+@pytest.fixture(scope="module")
+def replay():
+    """An HTTP server answering with the bytes a real Dify 1.12.1 sent (index.json of the captures).
+    `X-Replay: NAME` picks the capture of a generation call; streams go out frame by frame,
+    `X-Replay-Gap-Ms` apart, with `X-Replay-Tail-Ms` of silence before the close; `X-Replay-Swap: 1`
+    swaps the last two frames (a chatflow's terminal events in 1.13's order). The key picks the app:
+    app-replay-wf a workflow, anything else the chatflow."""
+    import asyncio as aio
+
+    from aiohttp import web
+
+    captures = {c["name"]: c for c in json.loads(CAPTURES.read_text())}
+
+    def reply(c):
+        ctype = dict(c["headers"]).get("content-type", "application/json")
+        return web.Response(status=c["status"], body=c["body"].encode(), content_type=ctype.split(";")[0])
+
+    async def meta(request):
+        wf = "app-replay-wf" in request.headers.get("Authorization", "")
+        return reply(captures[("wf_" if wf else "chat_") + request.path.rsplit("/", 1)[-1]])
+
+    async def generate(request):
+        c = captures[request.headers["X-Replay"]]
+        body = await request.json()
+        if body.get("response_mode") != "streaming" or c["status"] != 200:
+            return reply(c)
+        frames = [f + "\n\n" for f in c["body"].split("\n\n") if f.strip()]
+        if request.headers.get("X-Replay-Swap"):
+            frames[-2], frames[-1] = frames[-1], frames[-2]
+        gap, tail = (float(request.headers.get(h, 0)) / 1000 for h in ("X-Replay-Gap-Ms", "X-Replay-Tail-Ms"))
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await resp.prepare(request)
+        for i, frame in enumerate(frames):
+            if i and gap:
+                await aio.sleep(gap)
+            await resp.write(frame.encode())
+        await aio.sleep(tail)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/v1/info", meta)
+    app.router.add_get("/v1/parameters", meta)
+    app.router.add_post("/v1/chat-messages", generate)
+    app.router.add_post("/v1/workflows/run", generate)
+    loop = aio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}/v1"
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+@pytest.mark.parametrize(("key", "capture", "mode"), [
+    ("app-replay-wf", "wftemplate_streaming", "streaming"),  # 200, workflow_finished failed, no error event
+    ("app-replay-wf", "wftemplate_blocking", "blocking"),  # 200 with data.status failed
+    ("app-replay-chat", "chattemplate_streaming", "streaming"),  # workflow_finished failed, then `error`
+    ("app-replay-chat", "chattemplate_blocking", "blocking"),  # 400 invalid_param "Run failed: ..."
+])
+def test_a_failed_workflow_or_chatflow_run_is_a_failure_with_the_nodes_message(replay, store, key, capture, mode):
+    config = RunConfig(base_url=replay, concurrency=1, requests=2, mode=mode, headers={"X-Replay": capture})
+    outcome = run_benchmark(config, key, store=store)
+    s, frame = outcome.summary, outcome.frame()
+    assert s["succeeded"] == 0 and s["errors"] == {"RunFailedError": 2} and s["errors_by_phase"] == {"run": 2}, s["errors"]
+    assert frame["error_message"].str.contains("Failed to execute code", regex=False).all()  # Dify's own message
+    if mode == "streaming":  # the failed node's name comes from its node_finished event
+        assert frame["error_message"].str.contains("'Template' (template-transform)", regex=False).all(), frame["error_message"][0]
+    assert list(frame["http_status"]) == [400 if capture == "chattemplate_blocking" else 200] * 2
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_the_e2e_ends_at_the_last_terminal_event_in_either_order(replay, store, swap):
+    # 1.12's chatflow ends workflow_finished then message_end (swap: 1.13's order); the server then
+    # keeps the connection open for 800 ms: that silence is not part of the answer.
+    headers = {"X-Replay": "chat_streaming", "X-Replay-Gap-Ms": "40", "X-Replay-Tail-Ms": "800", **({"X-Replay-Swap": "1"} if swap else {})}
+    outcome = run_benchmark(RunConfig(base_url=replay, concurrency=1, requests=2, headers=headers), "app-replay-chat", store=store)
+    s, frame = outcome.summary, outcome.frame()
+    frames = [f for f in json.loads(CAPTURES.read_text())[5]["body"].split("\n\n") if f.strip()]
+    last_frame_ms = (len(frames) - 1) * 40
+    assert s["succeeded"] == 2, s["errors"]
+    assert (frame["e2e_ms"] >= last_frame_ms - 5).all() and (frame["e2e_ms"] < last_frame_ms + 300).all(), (last_frame_ms, list(frame["e2e_ms"]))
+    assert (frame["t_end"] - frame["t_last_content"] < 300).all()
+
+
+def test_a_run_failed_error_from_the_client_is_classified_as_a_failed_run():
+    # The client raises RunFailedError for failed runs (#9): classified by the record, whatever the transport.
+    from lib.bench.records import build
+    from lib.dify import RunFailedError, Timing
+
+    t = Timing()
+    t.sent = t.first_byte = t.first_event = t.start + 0.01
+    t.end = t.start + 0.05
+    err = RunFailedError("The chatflow run failed in node LLM", node_title="LLM", node_type="llm", message="rate limited by provider")
+    rec = build(seq=0, warmup=False, worker=0, prompt=0, t0=t.start, scheduled=t.start, dispatched=t.start, timing=t, error=err)
+    assert (rec.ok, rec.error_class, rec.error_phase, rec.http_status) == (False, "RunFailedError", "run", 200)
+    assert rec.error_message == "node LLM (llm) failed: rate limited by provider"

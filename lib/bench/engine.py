@@ -31,7 +31,7 @@ from typing import Any, Awaitable, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from lib.dify import AsyncDifyClient, DifyError, FastTransport, RetryPolicy, RunFailedError, Timeouts, Timing
+from lib.dify import AsyncDifyClient, DifyAPIError, DifyError, FastTransport, RetryPolicy, RunFailedError, Timeouts, Timing
 from lib.dify.events import TERMINAL_EVENTS, NodeEvent
 
 from . import prompts as P
@@ -275,6 +275,11 @@ class _Run:
                             failed_node = ev  # type: ignore[assignment]
                 except DifyError as e:
                     err = e
+                    wf = stream.state.workflow if stream.state is not None else None
+                    if wf is not None and wf.status not in WORKFLOW_OK and not isinstance(e, RunFailedError):
+                        # A chatflow's failed run ends workflow_finished (failed) then an `error` event:
+                        # the run failed in a node, which is not a model or stream failure.
+                        err = run_failed(wf.status, wf.error or e.message, failed_node)
                 else:
                     wf = stream.state.workflow if stream.state is not None else None
                     if wf is not None and wf.status not in WORKFLOW_OK:
@@ -289,6 +294,9 @@ class _Run:
                 except DifyError as e:
                     err = e
                     timing = e.timing or _ended_timing()
+                    if isinstance(e, DifyAPIError) and e.status == 400 and (e.message or "").startswith("Run failed"):
+                        # A blocking chatflow whose node failed: Dify's 400 invalid_param "Run failed: ..."
+                        err = RunFailedError(f"The chatflow run failed: {e.message}", code=e.code, status=400, message=e.message)
         except asyncio.CancelledError:  # the drain limit or the cancel grace ran out with this answer in flight
             abandoned = True
             timing = timing or _ended_timing()

@@ -153,10 +153,11 @@ def build(
 
 def error_text(error: DifyError) -> str:
     """The row's error message: for a failed run the node and Dify's own message, else the summary."""
-    if isinstance(error, RunFailedError) and error.node_title and error.node_title not in (error.summary or ""):
+    summary = error.summary or str(error)
+    if isinstance(error, RunFailedError) and error.node_title and not (error.message and error.message in summary):
         node = f"{error.node_title} ({error.node_type})" if error.node_type else error.node_title
-        return f"node {node} failed: {error.message or error.summary}"
-    return error.summary or str(error)
+        return f"node {node} failed: {error.message or summary}"
+    return summary
 
 
 def phase_of(error: DifyError, t: Timing) -> str:

@@ -279,3 +279,22 @@ def test_a_second_ctrl_c_stops_waiting(bench, slow):
     assert time.monotonic() - started < 15
     doc = json.loads(out)
     assert doc["status"] == "cancelled" and doc["abandoned"] == 2 and doc["requests"] == 0
+
+
+def test_show_of_a_crashed_run_does_not_claim_a_self_check(bench):
+    from lib.bench import BenchStore
+    from lib.bench.records import RequestRecord
+
+    store = BenchStore(bench.db)
+    store.create_run("crashed-run", config={"base_url": "http://127.0.0.1:1/v1", "concurrency": 2, "duration_s": 10},
+                     environment={}, target="t", base_url="http://127.0.0.1:1/v1", description="closed 2 users, 10 s")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store.update_run("crashed-run", pid=dead.pid)  # the process that ran it is gone
+    store.add_requests("crashed-run", [RequestRecord(seq=i, warmup=False, worker=0, prompt=0, t_scheduled=100.0 * i,
+                                                     t_first_content=100.0 * i + 50, t_end=100.0 * i + 80, ttft_ms=50.0,
+                                                     e2e_ms=80.0, ok=True, chunks=1, attempts=1) for i in range(3)])
+    r = bench("show", "crashed-run")
+    assert r.returncode == 0, r.stderr
+    assert "crashed" in r.stdout and "self-check ok" not in r.stdout and "self-check: not available" in r.stdout
+    assert "succeeded 3" in r.stdout  # the figures come from the rows it saved

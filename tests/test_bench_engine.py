@@ -283,3 +283,45 @@ def test_a_run_failed_error_from_the_client_is_classified_as_a_failed_run():
     rec = build(seq=0, warmup=False, worker=0, prompt=0, t0=t.start, scheduled=t.start, dispatched=t.start, timing=t, error=err)
     assert (rec.ok, rec.error_class, rec.error_phase, rec.http_status) == (False, "RunFailedError", "run", 200)
     assert rec.error_message == "node LLM (llm) failed: rate limited by provider"
+
+
+# -- stop rules: the run ends, and says what it left out ----------------------------------------------------
+
+
+def test_an_overloaded_open_loop_drops_the_arrivals_it_could_not_send_in_the_window(sim, store):
+    # 20000/s is far past what one event loop sends: once the window has closed, the arrivals still due are
+    # dropped (k6's dropped_iterations) instead of being sent late, so the run ends with the window.
+    config = RunConfig(base_url=sim.url, load="open", rate=20000, arrival="constant", duration_s=0.2)
+    outcome = run_benchmark(config, "app-sim-chat", store=store)
+    s = outcome.summary
+    assert s["dropped"] > 0 and s["stop_reason"] == "duration"
+    assert s["requests"] + s["abandoned"] + s["dropped"] == 4000  # every slot of the window is accounted for
+    assert len(outcome.records) == s["requests"] + s["abandoned"]
+
+
+def test_the_drain_limit_abandons_answers_still_in_flight(sim, store):
+    config = RunConfig(base_url=sim.url, concurrency=2, duration_s=0.3, drain_s=0.5, headers={"X-Sim-TTFT-Ms": "20000"})
+    outcome = run_benchmark(config, "app-sim-chat", store=store)
+    s = outcome.summary
+    assert outcome.status == "finished" and s["drain_limited"] is True
+    assert s["abandoned"] == 2 and s["requests"] == 0 and s["failed"] == 0  # neither succeeded nor failed: counted apart
+    assert store.summary(outcome.run_id)["abandoned"] == 2
+    frame = store.requests(outcome.run_id)
+    assert list(frame["error_class"]) == ["Abandoned", "Abandoned"] and frame["t_end"].isna().all()
+
+
+def test_an_open_loop_the_target_cannot_keep_up_with_stops_as_over_saturated(sim, store):
+    # Answers take 60 s, arrivals come at 20/s: the backlog grows by 20 a second, without bound.
+    config = RunConfig(base_url=sim.url, load="open", rate=20, arrival="constant", duration_s=30, drain_s=0,
+                       headers={"X-Sim-TTFT-Ms": "60000"})
+    outcome = run_benchmark(config, "app-sim-chat", store=store)
+    s = outcome.summary
+    assert s["stop_reason"] == "over_saturated" and "over-saturated" in s["stop_detail"], s["stop_detail"]
+    assert s["duration_s"] < 15 and s["abandoned"] > 50  # stopped after ~5 s of growth, not the 30 s asked
+
+
+def test_max_error_rate_stops_the_run(sim, store):
+    config = RunConfig(base_url=sim.url, concurrency=2, duration_s=30, max_error_rate=0.5, headers={"X-Sim-Fault": "503"})
+    outcome = run_benchmark(config, "app-sim-chat", store=store)
+    s = outcome.summary
+    assert s["stop_reason"] == "max_error_rate" and s["requests"] < 40 and "--max-error-rate 0.5" in s["stop_detail"]

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.procs import ROOT
 
-LATENCY = {"p50", "p90", "p95", "p99", "mean", "max"}
+LATENCY = {"min", "p50", "p90", "p95", "p99", "p99.9", "mean", "std", "max"}
 REQUIRED = {"requests", "succeeded", "failed", "duration_s", "request_throughput", "output_tokens_per_s", "ttft_ms", "e2e_ms",
             "itl_ms", "tpot_ms", "errors", "client_bound"}
 
@@ -42,6 +42,19 @@ def test_json_object_has_the_listed_keys_and_exit_0(bench, sim):
     assert doc["requests"] == doc["succeeded"] == 4 and doc["failed"] == 0 and doc["errors"] == {}
     assert isinstance(doc["client_bound"], bool) and doc["output_tokens_per_s"] > 0 and doc["duration_s"] > 0
     assert "app-sim-chat" not in r.stdout + r.stderr
+
+
+def test_percentiles_adds_figures_to_every_latency_and_slos_can_use_them(bench, sim):
+    r = bench("run", "--target", "Simulator · chat", "-c", "2", "-n", "4", "--percentiles", "75,99.99", "--json",
+              "--slo", "ttft_ms.p75<=60000")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc["ttft_ms"]) == LATENCY | {"p75", "p99.99"} and doc["slo_checks"][0]["metric"] == "ttft_ms.p75"
+    assert doc["ttft_ms"]["min"] <= doc["ttft_ms"]["p75"] <= doc["ttft_ms"]["max"]
+    human = bench("run", "--target", "Simulator · chat", "-c", "1", "-n", "2", "--percentiles", "75")
+    assert "p75" in human.stdout and "p99.9" in human.stdout
+    assert bench("run", "--target", "Simulator · chat", "-c", "1", "--percentiles", "75,x").returncode == 2
+    assert bench("run", "--target", "Simulator · chat", "-c", "1", "--slo", "ttft_ms.p75<=1").returncode == 2  # not computed
 
 
 def test_errors_are_counted_by_class_and_a_run_where_all_failed_exits_1(bench, sim):

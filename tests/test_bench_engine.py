@@ -61,6 +61,21 @@ def test_closed_loop_measures_the_configured_latency(paced, store):
     info = store.get(outcome.run_id)
     assert info.status == "finished" and info.summary["ttft_ms"] == s["ttft_ms"]
     assert s["selfcheck"]["loop_lag_ms"]["p99"] is not None and s["cost"]["total"] > 0 and s["cost"]["currency"] == "USD"
+    # 6 users streaming 100 tokens/s each: the busiest second holds at most ~600 tokens, at least the average
+    assert s["output_tokens_per_s"] <= s["output_tokens_per_s_peak"] <= 6 * TOKENS_PER_S * (1 + TOL), s["output_tokens_per_s_peak"]
+    assert s["input_tokens_per_s"] > 0 and s["total_tokens_per_s"] > s["output_tokens_per_s"]
+    user = s["user_output_tokens_per_s"]["p50"]  # tokens / e2e of one answer: below the stream's 100/s (the TTFT counts)
+    assert 0.5 * TOKENS_PER_S < user < TOKENS_PER_S, user
+
+
+def test_a_closed_loop_reports_users_over_answer_time_as_its_throughput(sim, store):
+    # 4 users, answers of ~300 ms: 4 / 0.3 s ≈ 13 req/s. The answers in flight at the window's edges count
+    # for their time inside it, so neither the warm-up's nor the drain's answers inflate or dilute it.
+    config = RunConfig(base_url=sim.url, concurrency=4, duration_s=3, warmup_s=0.5, headers={"X-Sim-TTFT-Ms": "300"})
+    s = run_benchmark(config, "app-sim-chat", store=store).summary
+    expected = 4 / (s["e2e_ms"]["mean"] / 1000.0)
+    assert s["request_throughput"] == pytest.approx(expected, rel=0.05), (s["request_throughput"], expected)
+    assert s["throughput_attribution"] == "time in window" and s["duration_s"] <= 3.0
 
 
 def test_a_request_count_stops_the_run_and_warm_up_is_not_counted(sim, store):
@@ -325,3 +340,11 @@ def test_max_error_rate_stops_the_run(sim, store):
     outcome = run_benchmark(config, "app-sim-chat", store=store)
     s = outcome.summary
     assert s["stop_reason"] == "max_error_rate" and s["requests"] < 40 and "--max-error-rate 0.5" in s["stop_detail"]
+
+
+def test_malformed_frames_are_counted(sim, store):
+    outcome = run_benchmark(RunConfig(base_url=sim.url, concurrency=1, requests=3, headers={"X-Sim-Fault": "malformed-event"}),
+                            "app-sim-chat", store=store)
+    s = outcome.summary
+    assert s["succeeded"] == 3 and s["malformed_frames"] == 3  # skipped, the answer went on
+    assert list(store.requests(outcome.run_id)["malformed"]) == [1, 1, 1]

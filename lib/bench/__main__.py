@@ -221,6 +221,7 @@ def run(
     slo_min_success_rate: Optional[float] = typer.Option(None, "--slo-min-success-rate", help="e.g. 0.99"),
     slo_min_throughput: Optional[float] = typer.Option(None, "--slo-min-throughput", help="requests/s"),
     slo: list[str] = typer.Option([], "--slo", help="Any threshold: METRIC.STAT<=LIMIT or FIGURE>=LIMIT (repeatable)."),
+    percentiles: Optional[str] = typer.Option(None, "--percentiles", help="More percentiles of every latency, e.g. 75,99.99 (p50-p99.9 are always there)."),
     rank_by: str = typer.Option("ttft_ms.p95", "--rank-by", help="Comparing targets: the figure to rank by."),
     confirm_production: bool = typer.Option(False, "--confirm-production", help="Allow a heavy run against a non-local target."),
     fail_on_client_bound: bool = typer.Option(False, "--fail-on-client-bound", help="Exit 1 when the load generator was the bottleneck."),
@@ -250,7 +251,8 @@ def run(
         raise _usage("blocking mode has no first token: TTFT, TPOT and inter-chunk SLOs do not apply to it; "
                      "limit the time to response with --slo-e2e-p95-ms (or --slo e2e_ms.p99<=MS)")
     try:
-        levels = [float(x) for x in sweep.split(",") if x.strip()] if sweep else []
+        levels = _numbers(sweep, "--sweep") if sweep else []
+        extra_pcts = _numbers(percentiles, "--percentiles") if percentiles else []
         config = RunConfig(
             name=name, target=targets[0].name, base_url=targets[0].base_url, app=app_kind.value, mode=mode.value,
             load="open" if rate is not None else "closed", concurrency=concurrency or 1, rate=rate or 1.0,
@@ -259,7 +261,7 @@ def run(
             prompts_source=f"file:{prompts.name}" if prompts else ("list" if len(query) > 1 else "query"),
             inputs=_pairs(inputs, "=", "--input"), headers=_headers(header), seed=seed, timeout_s=timeout,
             retries=retries, slo=thresholds, drain_s=drain, cancel_grace_s=cancel_grace, max_errors=max_errors,
-            max_error_rate=max_error_rate, stop_on_saturation=stop_on_saturation,
+            max_error_rate=max_error_rate, stop_on_saturation=stop_on_saturation, percentiles=extra_pcts,
         )
     except ValueError as exc:
         raise _usage(_pydantic_message(exc)) from None
@@ -282,6 +284,13 @@ def run(
     outcomes: list[RunOutcome] = [o for o in (result if isinstance(result, list) else [result]) if o is not None]
     code = _report(outcomes, config, as_json, rank_by if len(targets) > 1 else None, fail_on_client_bound, allow_failures)
     raise typer.Exit(EXIT_CANCELLED if cancel.is_set() else code)
+
+
+def _numbers(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise _usage(f"{what} takes numbers separated by commas, e.g. 1,2,4; got {text!r}") from None
 
 
 def _pydantic_message(exc: ValueError) -> str:
@@ -355,9 +364,12 @@ def _bar_label(prog: Progress) -> str:
 
 
 JSON_ORDER = ("run_id", "status", "target", "app", "mode", "description", "requests", "succeeded", "failed", "success_rate",
-              "abandoned", "dropped", "stop_reason", "stop_detail", "e2e_label", "duration_s", "window_start_ms", "window_end_ms", "request_throughput", "output_tokens", "output_tokens_per_s", "output_tokens_source",
-              "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms", "goodput", "cost", "errors",
-              "errors_by_phase", "retries", "client_bound", "client_bound_reasons", "selfcheck", "slo_checks", "slo_passed")
+              "abandoned", "dropped", "stop_reason", "stop_detail", "duration_s", "window_start_ms", "window_end_ms",
+              "last_end_ms", "request_throughput", "output_tokens", "output_tokens_per_s", "output_tokens_per_s_peak",
+              "output_tokens_source", "input_tokens", "input_tokens_per_s", "total_tokens", "total_tokens_per_s",
+              "user_output_tokens_per_s", "e2e_label", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms",
+              "goodput", "cost", "errors", "errors_by_phase", "retries", "malformed_frames", "client_bound",
+              "client_bound_reasons", "selfcheck", "slo_checks", "slo_passed")
 
 
 def json_view(outcome: RunOutcome) -> dict[str, Any]:
@@ -367,8 +379,9 @@ def json_view(outcome: RunOutcome) -> dict[str, Any]:
     view.update({"run_id": outcome.run_id, "status": outcome.status})
     if outcome.error:
         view["error"] = outcome.error
+    extra = [k for k in (s.get("percentiles") or []) if k not in STATS]
     for metric in ("ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms"):
-        view[metric] = {k: (view.get(metric) or {}).get(k) for k in STATS}
+        view[metric] = {k: (view.get(metric) or {}).get(k) for k in (*STATS, *extra)}
     view["errors"] = view.get("errors") or {}
     view["client_bound"] = bool(view.get("client_bound"))
     return view
@@ -443,12 +456,21 @@ def _print_outcome(o: RunOutcome, selfcheck_known: bool = True) -> None:
     if extra:
         out.print("[yellow]" + " · ".join(extra) + "[/yellow]")
     blocking = s.get("e2e_label") == "time to response" or o.config.mode == "blocking"
-    table = Table("ms", *STATS, title=None, box=None, pad_edge=False)
+    stats = (*STATS, *(k for k in (s.get("percentiles") or []) if k not in STATS))
+    table = Table("ms", *stats, title=None, box=None, pad_edge=False)
     rows = ((("e2e_ms", "time to response"), ("queue_ms", "queue")) if blocking else
             (("ttft_ms", "TTFT"), ("e2e_ms", "end-to-end"), ("itl_ms", "inter-chunk"), ("tpot_ms", "TPOT"), ("queue_ms", "queue")))
     for metric, label in rows:
-        table.add_row(label, *(_fmt((s.get(metric) or {}).get(k)) for k in STATS))
+        table.add_row(label, *(_fmt((s.get(metric) or {}).get(k)) for k in stats))
     out.print(table)
+    user = (s.get("user_output_tokens_per_s") or {}).get("p50")
+    tokens = [f"peak {_fmt(s.get('output_tokens_per_s_peak'))} output tokens/s (1 s buckets)" if s.get("output_tokens_per_s_peak") else "",
+              f"input {_fmt(s.get('input_tokens_per_s'))} tokens/s" if s.get("input_tokens") else "",
+              f"total {_fmt(s.get('total_tokens_per_s'))} tokens/s" if s.get("total_tokens") else "",
+              f"per user p50 {_fmt(user)} output tokens/s" if user else "",
+              f"[yellow]{s['malformed_frames']} malformed frames skipped[/yellow]" if s.get("malformed_frames") else ""]
+    if any(tokens):
+        out.print(" · ".join(t for t in tokens if t))
     if s.get("errors"):
         out.print("errors: " + ", ".join(f"{k} {v}" for k, v in s["errors"].items())
                   + " (by phase: " + ", ".join(f"{k} {v}" for k, v in s.get("errors_by_phase", {}).items()) + ")")

@@ -17,9 +17,16 @@ DEFAULT_QUERY = "Explain in a few sentences how streaming changes what a user se
 
 AppKind = Literal["auto", "chat", "completion", "workflow"]
 LATENCY_METRICS = ("ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms")
-STATS = ("p50", "p90", "p95", "p99", "mean", "max")
+STATS = ("min", "p50", "p90", "p95", "p99", "p99.9", "mean", "std", "max")
+_EXTRA_PCT = re.compile(r"p\d{1,2}(\.\d+)?")  # a --percentiles figure, e.g. p75, p99.99
+
+
+def pct_key(q: float) -> str:
+    """The summary key of a percentile: 99.9 -> "p99.9", 50 -> "p50"."""
+    return f"p{q:g}"
 # Scalar figures of a summary a threshold may check (besides METRIC.STAT of a latency).
-SCALARS = ("success_rate", "request_throughput", "output_tokens_per_s", "goodput_rate", "goodput_share")
+SCALARS = ("success_rate", "request_throughput", "output_tokens_per_s", "goodput_rate", "goodput_share",
+           "input_tokens_per_s", "total_tokens_per_s", "output_tokens_per_s_peak")
 
 
 # Header names whose values are secrets: masked in the stored config, exports and every view.
@@ -97,10 +104,10 @@ class Threshold(BaseModel):
     @classmethod
     def _known(cls, v: str) -> str:
         name, _, stat = v.partition(".")
-        if (name in LATENCY_METRICS and stat in STATS) or (v in SCALARS):
+        if (name in LATENCY_METRICS and (stat in STATS or _EXTRA_PCT.fullmatch(stat))) or (v in SCALARS):
             return v
         raise ValueError(f"unknown SLO figure {v!r}: use METRIC.STAT (METRIC in {', '.join(LATENCY_METRICS)}; "
-                         f"STAT in {', '.join(STATS)}) or one of {', '.join(SCALARS)}")
+                         f"STAT in {', '.join(STATS)}, or a --percentiles one such as p75) or one of {', '.join(SCALARS)}")
 
     @classmethod
     def parse(cls, text: str) -> Threshold:
@@ -167,6 +174,7 @@ class RunConfig(BaseModel):
     client_rate_limit: float | None = Field(None, gt=0)  # the client's token bucket; off by default
     headers: dict[str, str] = Field(default_factory=dict)  # extra request headers (e.g. X-Sim-*)
     slo: list[Threshold] = Field(default_factory=list)
+    percentiles: list[float] = Field(default_factory=list)  # more percentiles of every latency, e.g. [75, 99.99]
 
     @field_validator("base_url")
     @classmethod
@@ -179,6 +187,13 @@ class RunConfig(BaseModel):
         for name, value in v.items():
             check_header(name, value)
         return v
+
+    @field_validator("percentiles")
+    @classmethod
+    def _pcts(cls, v: list[float]) -> list[float]:
+        if any(not 0 < q < 100 for q in v):
+            raise ValueError("percentiles lie between 0 and 100 (exclusive), e.g. 75 or 99.99")
+        return sorted(set(v))
 
     @field_validator("sweep")
     @classmethod
@@ -202,6 +217,12 @@ class RunConfig(BaseModel):
             raise ValueError("give a duration or a request count, not both")
         if self.load == "closed" and self.sweep and any(x != int(x) for x in self.sweep):
             raise ValueError("a concurrency sweep takes whole numbers of users")
+        known = set(STATS) | {pct_key(q) for q in self.percentiles}
+        for t in self.slo:
+            stat = t.metric.partition(".")[2]
+            if stat and stat not in known:
+                raise ValueError(f"the SLO {t} needs the percentile {stat[1:]} computed: add it to --percentiles "
+                                 f"(or use one of {', '.join(STATS)})")
         return self
 
     # -- derived --------------------------------------------------------------------------------------

@@ -261,6 +261,7 @@ class _Run:
         timing: Timing | None = None
         final: float | None = None
         abandoned = False
+        stream: Any = None
         try:
             if self.streaming:
                 stream = self.calls[prompt]()
@@ -313,8 +314,10 @@ class _Run:
             if abandoned:
                 self._record(build(seq=seq, warmup=warm, worker=worker, prompt=prompt, t0=self.t0, scheduled=scheduled,
                                    dispatched=dispatched, timing=timing, error=None, streaming=self.streaming, abandoned=True))
+        state = stream.state if stream is not None else None
         rec = build(seq=seq, warmup=warm, worker=worker, prompt=prompt, t0=self.t0, scheduled=scheduled,
-                    dispatched=dispatched, timing=timing, error=err, streaming=self.streaming, final=final)
+                    dispatched=dispatched, timing=timing, error=err, streaming=self.streaming, final=final,
+                    malformed=state.malformed if state is not None else 0)
         self._record(rec)
         progress.done += 1
         if rec.ok:
@@ -562,7 +565,8 @@ class _Run:
         cfg = self.config
         frame = records_frame(self.records)
         window_end_ms = (self.window_end - self.t0) * 1000.0 if cfg.duration_s is not None and self.window_end else None
-        summary = summarize(frame, cfg.slo, window_end_ms=window_end_ms, streaming=self.streaming)
+        summary = summarize(frame, cfg.slo, window_end_ms=window_end_ms, streaming=self.streaming, percentiles=cfg.percentiles,
+                            load=cfg.load)
         sends, slots = sorted(self.dispatch_times), sorted(self.slot_times)
         span = (sends[-1] - sends[0]) if len(sends) > 1 else None
         planned = (slots[-1] - slots[0]) if len(slots) > 1 else None

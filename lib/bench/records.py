@@ -60,6 +60,7 @@ class RequestRecord:
     error_message: str | None = None
     attempts: int = 0
     retries: int = 0
+    malformed: int = 0  # SSE frames the client could not read and skipped
 
     def as_dict(self) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in COLUMNS}
@@ -88,6 +89,7 @@ def build(
     streaming: bool = True,
     final: float | None = None,
     abandoned: bool = False,
+    malformed: int = 0,
 ) -> RequestRecord:
     """The record of one finished request. `scheduled`, `dispatched`, `final` and the timing's instants
     are perf_counter values; `error` is what the client raised, or the engine's RunFailedError for a
@@ -104,7 +106,7 @@ def build(
         t_last_content=_ms(t.content[-1], t0) if t.content else None, t_end=_ms(end, t0),
         attempts=t.attempts, retries=max(0, t.attempts - 1),
         client_queue_ms=round(t.queued * 1000.0, 3), late_ms=round((dispatched - scheduled) * 1000.0, 3),
-        chunks=len(t.content) if streaming else 0,
+        chunks=len(t.content) if streaming else 0, malformed=malformed,
     )
     if t.sent is not None:
         rec.queue_ms = round((t.sent - scheduled) * 1000.0, 3)

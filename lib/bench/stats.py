@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import LATENCY_METRICS, STATS, Threshold
+from .config import LATENCY_METRICS, STATS, Threshold, pct_key
 
 ABANDONED = "Abandoned"  # error_class of a request still in flight when the run stopped waiting for it
 
@@ -38,12 +38,16 @@ FORMULAS: dict[str, str] = {
               "Requests counted = those sent inside the window, whenever they finished: answers that end in the drain "
               "after the window belong to it, since they were sent in it.",
     "duration_s": "Duration = the measurement window (see window), in seconds.",
-    "request_throughput": "Request throughput = succeeded requests sent in the window / window. A constant-rate open "
-                          "loop whose every request is served reports its offered rate.",
-    "output_tokens_per_s": "Output tokens/s = output tokens of the succeeded requests sent in the window / window.",
+    "request_throughput": "Request throughput = succeeded requests / window. Open loop: the requests sent in the window "
+                          "(a constant-rate run whose every request is served reports its offered rate). Closed loop: each "
+                          "answer counts for the share of its time in flight inside the window (its users are busy all the "
+                          "window, with answers begun in the warm-up and ending in the drain). A run of N requests: all N.",
+    "output_tokens_per_s": "Output tokens/s = output tokens / window: open loop, of the succeeded requests sent in the window; "
+                           "closed loop, those that arrived inside it; a run of N requests, all of them.",
     "success_rate": "Success rate = succeeded / (succeeded + failed). A stream with an `error` event, or one "
                     "that ends without its final event, is a failure even with HTTP 200.",
-    "goodput": "Goodput = succeeded requests within every per-request SLO limit (TTFT, end-to-end, TPOT) / window.",
+    "goodput": "Goodput = succeeded requests within every per-request SLO limit (TTFT, end-to-end, TPOT) / window, "
+               "counted as request throughput counts requests.",
     "time_to_response": "Blocking mode: the answer arrives whole, so there is no first token: end-to-end is the time to "
                         "response (origin → the answer), and TTFT, inter-chunk and TPOT are not reported.",
     "abandoned": "Abandoned = requests still in flight when the run stopped waiting (the drain limit after the window, "
@@ -75,14 +79,18 @@ def gaps_ms(content_s: Sequence[float]) -> list[float]:
 # -- distributions -------------------------------------------------------------------------------------
 
 
-def latency_stats(values: Iterable[float] | np.ndarray) -> dict[str, float | None]:
-    """p50, p90, p95, p99, mean, max of `values` (NaN and None dropped); all None when empty."""
+def latency_stats(values: Iterable[float] | np.ndarray, extra: Sequence[float] = ()) -> dict[str, float | None]:
+    """min, p50, p90, p95, p99, p99.9, mean, std (population), max of `values` (NaN and None dropped),
+    plus a `pNN` key per `extra` percentile; all None when empty."""
     a = np.asarray([v for v in values if v is not None] if not isinstance(values, np.ndarray) else values, dtype=float)
     a = a[~np.isnan(a)]
+    keys = [*STATS, *(pct_key(q) for q in extra if pct_key(q) not in STATS)]
     if a.size == 0:
-        return {k: None for k in STATS}
-    p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
-    return {"p50": _r(p50), "p90": _r(p90), "p95": _r(p95), "p99": _r(p99), "mean": _r(a.mean()), "max": _r(a.max())}
+        return {k: None for k in keys}
+    qs = [50, 90, 95, 99, 99.9, *extra]
+    pcts = dict(zip((pct_key(q) for q in qs), np.percentile(a, qs)))
+    out = {"min": _r(a.min()), **{k: _r(v) for k, v in pcts.items()}, "mean": _r(a.mean()), "std": _r(a.std()), "max": _r(a.max())}
+    return {k: out[k] for k in keys}
 
 
 def _r(x: float) -> float:
@@ -147,11 +155,69 @@ def within_slo(df: pd.DataFrame, thresholds: Sequence[Threshold]) -> pd.Series:
     return good
 
 
+def token_times(ok: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """When the output tokens of these rows arrived (ms) and how many at each instant: a streamed
+    answer's tokens spread evenly over its content chunks (first content + the inter-chunk gaps),
+    a blocking answer's all at its end."""
+    times: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    for first, end, gaps, tokens, chunks in zip(ok["t_first_content"], ok["t_end"], ok["itl_ms"], ok["output_tokens"], ok["chunks"]):
+        if tokens is None or pd.isna(tokens) or not tokens:
+            continue
+        if chunks and first is not None and not pd.isna(first):
+            at = first + np.concatenate(([0.0], np.cumsum(np.asarray(gaps, dtype=float)))) if len(gaps) else np.array([first])
+            times.append(at)
+            weights.append(np.full(at.size, float(tokens) / at.size))
+        elif end is not None and not pd.isna(end):
+            times.append(np.array([end]))
+            weights.append(np.array([float(tokens)]))
+    if not times:
+        return np.empty(0), np.empty(0)
+    return np.concatenate(times), np.concatenate(weights)
+
+
+def peak_output_tokens_per_s(ok: pd.DataFrame, start_ms: float, bucket_ms: float = 1000.0) -> float | None:
+    """The most output tokens received in one 1 s bucket from the window's start (drain included)."""
+    t, w = token_times(ok)
+    if not t.size:
+        return None
+    buckets = np.floor((t - start_ms) / bucket_ms).astype(np.int64)
+    buckets -= buckets.min()
+    return _r(np.bincount(buckets, weights=w).max() * (1000.0 / bucket_ms))
+
+
+def in_window_share(df: pd.DataFrame, start_ms: float, end_ms: float) -> pd.Series:
+    """Per row, the share of its time in flight (origin → end) that lies inside [start_ms, end_ms]."""
+    if df.empty:
+        return pd.Series(dtype=float)
+    a = pd.to_numeric(df["t_scheduled"], errors="coerce")
+    b = pd.to_numeric(df["t_end"], errors="coerce")
+    inside = (b.clip(upper=end_ms) - a.clip(lower=start_ms)).clip(lower=0.0)
+    span = b - a
+    share = (inside / span.where(span > 0)).where(span > 0, ((a >= start_ms) & (a <= end_ms)).astype(float))
+    return share.fillna(0.0)
+
+
+def user_tokens_per_s(ok: pd.DataFrame) -> np.ndarray:
+    """Per succeeded request: output tokens / end-to-end (s): the pace one user sees, waiting included."""
+    if ok.empty:
+        return np.empty(0)
+    tokens = pd.to_numeric(ok["output_tokens"], errors="coerce")
+    e2e = pd.to_numeric(ok["e2e_ms"], errors="coerce")
+    rate = (tokens / (e2e / 1000.0))[(tokens > 0) & (e2e > 0)]
+    return rate.dropna().to_numpy(dtype=float)
+
+
+def _sum(df: pd.DataFrame, column: str) -> int:
+    return int(pd.to_numeric(df[column], errors="coerce").fillna(0).sum()) if not df.empty and column in df else 0
+
+
 def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_end_ms: float | None = None,
-              streaming: bool | None = None) -> dict[str, Any]:
+              streaming: bool | None = None, percentiles: Sequence[float] = (), load: str | None = None) -> dict[str, Any]:
     """The run's figures from its per-request rows (warm-up and abandoned rows are dropped here).
-    `window_end_ms`: the end of a duration run's sending window (see FORMULAS["window"]); `streaming`
-    False marks a blocking run (its end-to-end is the time to response; see FORMULAS)."""
+    `window_end_ms`: the end of a duration run's sending window (see FORMULAS["window"]); `load`
+    "closed" attributes a closed loop's requests and tokens to the window by their time in it;
+    `streaming` False marks a blocking run (its end-to-end is the time to response; see FORMULAS)."""
     m = measured(df)
     gone = (m["error_class"] == ABANDONED) if not m.empty else pd.Series(dtype=bool)
     abandoned = int(gone.sum()) if not m.empty else 0
@@ -164,15 +230,32 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_
     last_end = m["t_end"].max() if n else None
     out_tokens = int(pd.to_numeric(ok["output_tokens"], errors="coerce").fillna(0).sum()) if n_ok else 0
     sources = sorted(set(ok["output_tokens_source"].dropna())) if n_ok else []
+    in_tokens, all_tokens = _sum(ok, "prompt_tokens"), _sum(ok, "total_tokens")
+    # What each rate counts over the window (FORMULAS["window"]): by default the requests sent in it.
+    served, out_w, in_w, all_w = float(n_ok), float(out_tokens), float(in_tokens), float(all_tokens)
+    closed_window = load == "closed" and window_end_ms is not None and dur > 0
+    if closed_window:
+        # A closed loop's users are busy the whole window, with answers begun before it (warm-up) and
+        # ending after it (drain): each answer counts for its share of time in the window, its tokens
+        # when they arrived. (Counting the sends would overstate it by up to one answer a user.)
+        w0, w1 = float(start), float(start) + dur * 1000.0
+        every = df[df["error_class"] != ABANDONED] if not df.empty else df
+        every_ok = succeeded(every)
+        share = in_window_share(every_ok, w0, w1)
+        served = float(share.sum())
+        t, w = token_times(every_ok)
+        out_w = float(w[(t >= w0) & (t <= w1)].sum()) if t.size else 0.0
+        in_w = float((pd.to_numeric(every_ok["prompt_tokens"], errors="coerce").fillna(0) * share).sum()) if not every_ok.empty else 0.0
+        all_w = float((pd.to_numeric(every_ok["total_tokens"], errors="coerce").fillna(0) * share).sum()) if not every_ok.empty else 0.0
     summary: dict[str, Any] = {
         "requests": n,
         "succeeded": n_ok,
         "failed": n - n_ok,
         "success_rate": _r(n_ok / n) if n else None,
         "duration_s": _r(dur),
-        "request_throughput": _r(n_ok / dur) if dur else 0.0,
+        "request_throughput": _r(served / dur) if dur else 0.0,
         "output_tokens": out_tokens,
-        "output_tokens_per_s": _r(out_tokens / dur) if dur else 0.0,
+        "output_tokens_per_s": _r(out_w / dur) if dur else 0.0,
         "output_tokens_source": sources[0] if len(sources) == 1 else ("mixed" if sources else None),
         "warmup_requests": int(len(df) - len(measured(df))),
         "abandoned": abandoned,
@@ -181,8 +264,19 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_
         "last_end_ms": _r(last_end) if last_end is not None and not pd.isna(last_end) else None,
         "e2e_label": "time to response" if streaming is False else "end-to-end",
     }
+    summary.update({
+        "input_tokens": in_tokens,
+        "input_tokens_per_s": _r(in_w / dur) if dur else 0.0,
+        "total_tokens": all_tokens,
+        "total_tokens_per_s": _r(all_w / dur) if dur else 0.0,
+        "throughput_attribution": "time in window" if closed_window else ("sent in window" if window_end_ms is not None else "all, to the last end"),
+        "output_tokens_per_s_peak": peak_output_tokens_per_s(ok, float(start)) if n_ok else None,
+        "user_output_tokens_per_s": latency_stats(user_tokens_per_s(ok), percentiles),
+        "malformed_frames": _sum(m, "malformed"),
+        "percentiles": [pct_key(q) for q in percentiles],
+    })
     for metric in LATENCY_METRICS:
-        summary[metric] = latency_stats(metric_values(m, metric))
+        summary[metric] = latency_stats(metric_values(m, metric), percentiles)
     errors = m.loc[~m["ok"].astype(bool), "error_class"].fillna("Unknown").value_counts() if n else pd.Series(dtype=int)
     summary["errors"] = {str(k): int(v) for k, v in errors.items()}
     phases = m.loc[~m["ok"].astype(bool), "error_phase"].fillna("unknown").value_counts() if n else pd.Series(dtype=int)
@@ -196,8 +290,11 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_
     per_request = [t for t in thresholds if t.per_request_metric]
     if per_request and n:
         good = int(within_slo(m, per_request).sum())
+        good_w = float(good)
+        if closed_window:
+            good_w = float((in_window_share(every, w0, w1) * within_slo(every, per_request)).sum())
         summary["goodput"] = {"slo": [str(t) for t in per_request], "good": good,
-                              "rate": _r(good / dur) if dur else 0.0, "share": _r(good / n)}
+                              "rate": _r(good_w / dur) if dur else 0.0, "share": _r(good / n)}
     else:
         summary["goodput"] = None
     summary["goodput_rate"] = summary["goodput"]["rate"] if summary["goodput"] else None

@@ -39,7 +39,7 @@ STATUSES = ("running", "finished", "cancelled", "failed", "crashed")
 _REQUEST_TYPES = {
     "seq": "INTEGER", "warmup": "INTEGER", "worker": "INTEGER", "prompt": "INTEGER", "chunks": "INTEGER",
     "output_tokens": "INTEGER", "prompt_tokens": "INTEGER", "total_tokens": "INTEGER", "ok": "INTEGER",
-    "http_status": "INTEGER", "attempts": "INTEGER", "retries": "INTEGER", "itl_ms": "BLOB",
+    "http_status": "INTEGER", "attempts": "INTEGER", "retries": "INTEGER", "malformed": "INTEGER", "itl_ms": "BLOB",
     "output_tokens_source": "TEXT", "currency": "TEXT", "error_class": "TEXT", "error_code": "TEXT",
     "error_phase": "TEXT", "error_message": "TEXT",
 }
@@ -111,6 +111,7 @@ class BenchStore:
             _private(self.path)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                _add_new_columns(db)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the run store {self.path}: {exc}") from None
 
@@ -248,7 +249,8 @@ class BenchStore:
         if info.summary is not None:
             return info.summary
         thresholds = [Threshold.model_validate(t) for t in info.config.get("slo", [])]
-        return summarize(self.requests(info.id), thresholds, streaming=info.config.get("mode", "streaming") != "blocking")
+        return summarize(self.requests(info.id), thresholds, streaming=info.config.get("mode", "streaming") != "blocking",
+                         load=info.config.get("load"))
 
     def _info(self, r: sqlite3.Row) -> RunInfo:
         status, error = r["status"], r["error"]
@@ -321,6 +323,14 @@ class RunWriter:
         self._thread.join()
         if self.error is not None:
             raise RuntimeError(f"writing the run's rows to {self.store.path} failed: {self.error}") from self.error
+
+
+def _add_new_columns(db: sqlite3.Connection) -> None:
+    """A store written by an older version lacks the newer per-request columns: add them (empty for old rows)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+    for c in COLUMNS:
+        if c not in have:
+            db.execute(f"ALTER TABLE requests ADD COLUMN {c} {_REQUEST_TYPES.get(c, 'REAL')}")
 
 
 def _private(path: Path) -> None:

@@ -57,6 +57,30 @@ def test_percentiles_adds_figures_to_every_latency_and_slos_can_use_them(bench, 
     assert bench("run", "--target", "Simulator · chat", "-c", "1", "--slo", "ttft_ms.p75<=1").returncode == 2  # not computed
 
 
+def test_load_shape_flags(bench, sim, tmp_path):
+    r = bench("run", "--target", "Simulator · chat", "--load", "open", "--stages", "0.5:10,0.5:10", "--arrival", "constant", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["requests"] == 8 and doc["description"].startswith("open stages 0.5s→10 0.5s→10 req/s")  # slots at 0, 1 .. 7 of 7.5 expected
+    trace = tmp_path / "arrivals.txt"
+    trace.write_text("0\n0.2\n0.4\n")
+    r = bench("run", "--target", "Simulator · chat", "--trace", str(trace), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["requests"] == 3, r.stderr
+    r = bench("run", "--target", "Simulator · chat", "-c", "2", "-n", "4", "--synthetic-input", "40:5", "--synthetic-output", "20", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["input_tokens"] > 4 * 30, r.stderr
+    r = bench("run", "--target", "Simulator · chat", "-r", "10", "-d", "1", "--ramp-up", "0.5", "--arrival", "constant", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["requests"] == 8, r.stderr  # 2.5 expected in the ramp + 5 after
+
+
+@pytest.mark.parametrize("args", [
+    ("--stages", "10:4", "-d", "5"), ("--stages", "10:x"), ("--stages", "1:2", "--trace", "t.txt"), ("--trace", "/no/such/file"),
+    ("--stages", "1:2.5"), ("--synthetic-output", "20"), ("--synthetic-input", "0"), ("--load", "closed", "--rate", "2"),
+])
+def test_bad_load_shapes_exit_2(bench, args):
+    r = bench("run", "--target", "Simulator · chat", *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip(), (args, r.stderr)
+
+
 def test_errors_are_counted_by_class_and_a_run_where_all_failed_exits_1(bench, sim):
     args = ("run", "--base-url", sim.url, "--api-key", "app-sim-chat", "-c", "2", "-n", "3", "--header", "X-Sim-Fault: error-event")
     r = bench(*args, "--json")

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from lib.bench import BenchStore, RunConfig, run_benchmark
+from lib.bench.config import Stage
+from lib.bench.prompts import PromptError, read_trace, synthetic
 from lib.bench.engine import arrivals, schedule_block
 
 
@@ -103,3 +105,69 @@ def test_queueing_behind_the_in_flight_cap_counts_in_latency(sim, store):
     service = (frame["ttft_ms"] - frame["queue_ms"]).median()  # from the actual send: the answer's own time
     assert 80 <= service <= 160, service
     assert outcome.summary["selfcheck"]["cap_waits"] >= 15
+
+
+# -- load shapes ------------------------------------------------------------------------------------------
+
+
+def test_an_open_loop_ramp_up_rises_linearly_to_the_rate(sim, store):
+    # 0 -> 20/s over the first second (10 arrivals), then 20/s for a second (20 more)
+    config = RunConfig(base_url=sim.url, load="open", rate=20, arrival="constant", duration_s=2, ramp_up_s=1)
+    outcome = run_benchmark(config, "app-sim-chat", store=store)
+    t = np.sort(outcome.frame()["t_scheduled"].to_numpy()) / 1000.0
+    assert len(t) == 30 and outcome.summary["succeeded"] == 30 and (t < 1.0).sum() == 10
+    assert np.allclose(np.diff(t[t >= 1.0]), 0.05, atol=1e-3)  # then the full rate
+    gaps = np.diff(t[:10])
+    assert (np.diff(gaps) < 0).all()  # arriving ever faster during the ramp
+    assert "ramp-up 1 s" in outcome.summary["description"]
+
+
+def test_open_loop_stages_follow_their_rates(sim, store):
+    config = RunConfig(base_url=sim.url, load="open", arrival="constant", stages=[Stage(duration_s=1, level=10), Stage(duration_s=1, level=10)])
+    outcome = run_benchmark(config, "app-sim-chat", store=store)
+    t = np.sort(outcome.frame()["t_scheduled"].to_numpy()) / 1000.0
+    assert len(t) == 15 and (t < 1.0).sum() == 5 and outcome.summary["description"].startswith("open stages 1s→10 1s→10")
+
+
+def test_closed_loop_stages_start_and_stop_users(sim, store):
+    # 0 -> 2 users over 0.5 s, 2 users for 1 s, back to 0 over 0.5 s
+    stages = [Stage(duration_s=0.5, level=2), Stage(duration_s=1.0, level=2), Stage(duration_s=0.5, level=0)]
+    config = RunConfig(base_url=sim.url, stages=stages, headers={"X-Sim-TTFT-Ms": "50"})
+    outcome = run_benchmark(config, "app-sim-chat", store=store)
+    frame = outcome.frame()
+    assert config.concurrency == 2 and set(frame["worker"]) == {0, 1} and outcome.summary["failed"] == 0
+    first = frame[frame["worker"] == 1]["t_scheduled"]
+    assert first.min() >= 250 and first.max() < 1750  # user 2 is on while the level is above 1: 0.25 s .. 1.75 s
+    assert first.max() > 1550
+    user1 = frame[frame["worker"] == 0]["t_scheduled"]
+    assert user1.min() < 30 and user1.max() > 1750
+
+
+def test_a_trace_is_replayed_at_its_times(sim, store, tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("timestamp,other\n1700000000100,x\n1700000000000,y\n1700000000150,z\n1700000000600,w\n")
+    offsets = read_trace(trace, "ms")
+    assert offsets == pytest.approx([0.0, 0.1, 0.15, 0.6])
+    config = RunConfig(base_url=sim.url, load="open", trace=offsets, trace_source="trace.csv")
+    outcome = run_benchmark(config, "app-sim-chat", store=store)
+    t = np.sort(outcome.frame()["t_scheduled"].to_numpy())
+    assert np.allclose(t, [0, 100, 150, 600], atol=0.01) and outcome.summary["succeeded"] == 4
+    assert "trace trace.csv (4 arrivals)" in outcome.summary["description"]
+
+
+def test_traces_in_every_format_and_bad_ones_say_where(tmp_path):
+    plain, jsonl, bad = tmp_path / "t.txt", tmp_path / "t.jsonl", tmp_path / "bad.txt"
+    plain.write_text("# seconds\n0.5\n0\n0.25\n")
+    jsonl.write_text('{"timestamp": 10}\n{"timestamp": 12.5}\n')
+    bad.write_text("0\nsoon\n")
+    assert read_trace(plain) == [0.0, 0.25, 0.5] and read_trace(jsonl) == [0.0, 2.5]
+    with pytest.raises(PromptError, match="line 2"):
+        read_trace(bad)
+
+
+def test_synthetic_prompts_follow_the_length_distribution():
+    prompts = synthetic(400, (60, 15), (30, 0), seed=4)
+    lengths = np.array([len(p.query.split(". ", 1)[1].split()) for p in prompts])
+    assert abs(lengths.mean() - 60) < 3 and abs(lengths.std() - 15) < 3
+    assert all(p.query.startswith("Reply in about 30 words. ") for p in prompts)
+    assert synthetic(5, (10, 2), seed=1) == synthetic(5, (10, 2), seed=1) != synthetic(5, (10, 2), seed=2)

@@ -42,7 +42,7 @@ from rich.table import Table
 from lib.settings import SettingsError, find_target, load_targets, read_secrets_file
 
 from . import prompts as P
-from .config import STATS, Prompt, RunConfig, Threshold, check_base_url, check_header, mask_headers
+from .config import STATS, Prompt, RunConfig, Stage, Threshold, check_base_url, check_header, mask_headers
 from .engine import Progress, RunOutcome, TargetSpec, compare_targets, run_benchmark
 from .export import export_run
 from .guard import confirmation_needed
@@ -74,6 +74,11 @@ class App(str, Enum):
     chat = "chat"
     completion = "completion"
     workflow = "workflow"
+
+
+class Load(str, Enum):
+    closed = "closed"
+    open = "open"
 
 
 class Fmt(str, Enum):
@@ -189,6 +194,14 @@ def run(
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Closed loop: this many users."),
     rate: Optional[float] = typer.Option(None, "--rate", "-r", min=0.001, help="Open loop: requests per second."),
     arrival: Arrival = typer.Option(Arrival.poisson, "--arrival", help="Open-loop arrivals."),
+    load: Optional[Load] = typer.Option(None, "--load", help="closed or open (default: open with --rate or --trace, else closed); says what --stages levels are."),
+    ramp_up: float = typer.Option(0.0, "--ramp-up", min=0, help="Seconds to reach --concurrency/--rate linearly from 0 (counted in the run; cover it with --warmup to leave it out)."),
+    stages: Optional[str] = typer.Option(None, "--stages", help="A load shape: SECONDS:LEVEL pieces moving linearly from 0, e.g. 10:4,30:4,10:0 (users, or req/s with --load open); sets the run's length."),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="Open loop: replay the arrival times in this file (one number a line, or a CSV/JSONL `timestamp` column)."),
+    trace_unit: str = typer.Option("s", "--trace-unit", help="The trace's time unit: s or ms."),
+    synthetic_input: Optional[str] = typer.Option(None, "--synthetic-input", help="No prompts file: generated prompts of MEAN[:STD] words (~tokens), e.g. 200:50."),
+    synthetic_output: Optional[str] = typer.Option(None, "--synthetic-output", help="With --synthetic-input: ask for answers of about MEAN[:STD] words."),
+    synthetic_count: int = typer.Option(100, "--synthetic-count", min=1, help="How many synthetic prompts to generate (used in a seeded order)."),
     burstiness: float = typer.Option(1.0, "--burstiness", min=0.001, help="Poisson arrivals: gamma shape of the gaps (1 Poisson, <1 burstier, >1 more even)."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Levels of concurrency or rate, e.g. 1,2,4,8 (one run each)."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d", min=0.001, help="Seconds measured (default 30)."),
@@ -234,13 +247,32 @@ def run(
         raise _usage("give --concurrency (closed loop) or --rate (open loop), not both")
     if duration is not None and requests is not None:
         raise _usage("give --duration or --requests, not both")
-    if query and prompts is not None:
-        raise _usage("give --query or --prompts, not both")
+    if sum(x is not None for x in (prompts, synthetic_input)) + bool(query) > 1:
+        raise _usage("give one of --query, --prompts and --synthetic-input")
+    if synthetic_output is not None and synthetic_input is None:
+        raise _usage("--synthetic-output goes with --synthetic-input")
+    if (stages or trace) and (duration is not None or requests is not None):
+        raise _usage("--stages and --trace set the run's length: give no --duration or --requests")
+    if stages and trace:
+        raise _usage("give --stages or --trace, not both")
+    if trace and (concurrency is not None or load is Load.closed):
+        raise _usage("a --trace replays arrivals in an open loop: give no --concurrency")
+    if stages and (concurrency is not None or rate is not None):
+        raise _usage("--stages give the levels: give no --concurrency or --rate (say --load open for request rates)")
+    if load is Load.closed and rate is not None or load is Load.open and concurrency is not None:
+        raise _usage("--load closed goes with --concurrency, --load open with --rate")
     targets = _targets(target, base_url, api_key, api_key_file)
     try:
-        prompt_list = P.from_file(prompts) if prompts else (P.from_list(query) if query else P.from_query(None))
-    except P.PromptError as exc:
+        if synthetic_input is not None:
+            spread_out = P.parse_spread(synthetic_output, "--synthetic-output") if synthetic_output else None
+            prompt_list = P.synthetic(synthetic_count, P.parse_spread(synthetic_input, "--synthetic-input"), spread_out, seed)
+        else:
+            prompt_list = P.from_file(prompts) if prompts else (P.from_list(query) if query else P.from_query(None))
+        trace_offsets = P.read_trace(trace, trace_unit) if trace else []
+        stage_list = Stage.parse_list(stages) if stages else []
+    except (P.PromptError, ValueError) as exc:
         raise _usage(str(exc)) from None
+    kind = load.value if load else ("open" if rate is not None or trace else "closed")
     thresholds = _thresholds([
         ("ttft_ms.p50 <=", slo_ttft_p50_ms), ("ttft_ms.p95 <=", slo_ttft_p95_ms), ("ttft_ms.p99 <=", slo_ttft_p99_ms),
         ("e2e_ms.p95 <=", slo_e2e_p95_ms), ("e2e_ms.p99 <=", slo_e2e_p99_ms), ("tpot_ms.p95 <=", slo_tpot_p95_ms),
@@ -255,10 +287,12 @@ def run(
         extra_pcts = _numbers(percentiles, "--percentiles") if percentiles else []
         config = RunConfig(
             name=name, target=targets[0].name, base_url=targets[0].base_url, app=app_kind.value, mode=mode.value,
-            load="open" if rate is not None else "closed", concurrency=concurrency or 1, rate=rate or 1.0,
+            load=kind, concurrency=concurrency or 1, rate=rate or 1.0, ramp_up_s=ramp_up, stages=stage_list,
+            trace=trace_offsets, trace_source=trace.name if trace else "",
             arrival=arrival.value, burstiness=burstiness, sweep=levels, duration_s=duration, requests=requests, warmup_s=warmup,
             max_in_flight=max_in_flight, prompts=prompt_list,
-            prompts_source=f"file:{prompts.name}" if prompts else ("list" if len(query) > 1 else "query"),
+            prompts_source=(f"synthetic:{synthetic_input}" + (f"/{synthetic_output}" if synthetic_output else "") if synthetic_input
+                            else f"file:{prompts.name}" if prompts else ("list" if len(query) > 1 else "query")),
             inputs=_pairs(inputs, "=", "--input"), headers=_headers(header), seed=seed, timeout_s=timeout,
             retries=retries, slo=thresholds, drain_s=drain, cancel_grace_s=cancel_grace, max_errors=max_errors,
             max_error_rate=max_error_rate, stop_on_saturation=stop_on_saturation, percentiles=extra_pcts,
@@ -296,7 +330,7 @@ def _numbers(text: str, what: str) -> list[float]:
 def _pydantic_message(exc: ValueError) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in errors())
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}" for e in errors())
     return str(exc)
 
 

@@ -127,6 +127,31 @@ class Threshold(BaseModel):
         return name if name in ("ttft_ms", "e2e_ms", "tpot_ms") and self.op == "<=" else None
 
 
+class Stage(BaseModel):
+    """One stage of a load shape: move linearly to `level` (users, or requests/s) over `duration_s`
+    (as k6's stages do; two stages of the same level hold it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    duration_s: float = Field(gt=0)
+    level: float = Field(ge=0)
+
+    @classmethod
+    def parse_list(cls, text: str) -> list[Stage]:
+        """`10:4,30:4,10:0`: DURATION_S:LEVEL pieces, comma-separated."""
+        stages = []
+        for piece in (p.strip() for p in text.split(",")):
+            d, sep, lv = piece.partition(":")
+            try:
+                if not sep:
+                    raise ValueError
+                stages.append(cls(duration_s=float(d), level=float(lv)))
+            except ValueError:
+                raise ValueError(f"a stage reads SECONDS:LEVEL (e.g. 30:8, a comma between stages); got {piece!r}") from None
+        if not stages:
+            raise ValueError("give at least one stage, e.g. 10:4,30:4")
+        return stages
+
+
 class RunConfig(BaseModel):
     """One benchmark run (or a sweep of runs over `sweep` levels).
 
@@ -151,6 +176,10 @@ class RunConfig(BaseModel):
     arrival: Literal["poisson", "constant"] = "poisson"
     burstiness: float = Field(1.0, gt=0, le=100)  # poisson: gamma shape of the gaps (1 Poisson; <1 burstier)
     sweep: list[float] = Field(default_factory=list)  # levels of concurrency (closed) or rate (open)
+    ramp_up_s: float = Field(0.0, ge=0)  # reach `concurrency`/`rate` linearly over this long from the start
+    stages: list[Stage] = Field(default_factory=list)  # a load shape over time (replaces the level and duration)
+    trace: list[float] = Field(default_factory=list)  # open loop: send at these offsets (s from the start)
+    trace_source: str = ""
 
     duration_s: float | None = Field(None, gt=0)
     requests: int | None = Field(None, ge=1)
@@ -211,6 +240,33 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _stop_rule(self) -> RunConfig:
+        if self.stages or self.trace:
+            what = "stages" if self.stages else "a trace"
+            if self.requests is not None:
+                raise ValueError(f"{what} set the run's length: give no request count")
+            if self.sweep:
+                raise ValueError(f"{what} and a sweep do not go together")
+            if self.stages and (self.trace or self.ramp_up_s):
+                raise ValueError("stages already shape the load: give no trace or ramp-up with them")
+            if self.trace and (self.load != "open" or self.ramp_up_s):
+                raise ValueError("a trace replays arrivals: it needs the open loop (--rate is not used) and no ramp-up")
+            total = sum(st.duration_s for st in self.stages) if self.stages else max(self.trace) + 1e-6
+            if total <= self.warmup_s:
+                raise ValueError(f"the warm-up ({self.warmup_s:g} s) takes the whole {total:g} s of the {what}")
+            self.duration_s = total - self.warmup_s
+            if self.stages and self.load == "closed":
+                if any(st.level != int(st.level) for st in self.stages):
+                    raise ValueError("closed-loop stages take whole numbers of users")
+                self.concurrency = max(1, int(max(st.level for st in self.stages)))
+            if self.stages and self.load == "open":
+                peak = max(st.level for st in self.stages)
+                if peak <= 0:
+                    raise ValueError("the stages never send: give a stage a rate above 0")
+                self.rate = peak
+        if self.trace and any(t < 0 for t in self.trace):
+            raise ValueError("trace offsets are seconds from the start, not below 0")
+        if self.ramp_up_s and self.duration_s is not None and self.ramp_up_s > self.warmup_s + self.duration_s:
+            raise ValueError("the ramp-up is longer than the run")
         if self.duration_s is None and self.requests is None:
             self.duration_s = 30.0
         if self.duration_s is not None and self.requests is not None:
@@ -226,6 +282,33 @@ class RunConfig(BaseModel):
         return self
 
     # -- derived --------------------------------------------------------------------------------------
+
+    def shape(self) -> list[tuple[float, float, float, float]] | None:
+        """The load over time as linear pieces (t_start, t_end, level_start, level_end) in seconds from
+        the run's start, or None for a level held from the start (the plain case)."""
+        if self.stages:
+            pieces, t, level = [], 0.0, 0.0  # from 0, as k6's stages
+            for st in self.stages:
+                pieces.append((t, t + st.duration_s, level, st.level))
+                t, level = t + st.duration_s, st.level
+            return pieces
+        if self.ramp_up_s > 0:
+            end = self.warmup_s + (self.duration_s or 0.0)
+            pieces = [(0.0, self.ramp_up_s, 0.0, self.level)]
+            if self.duration_s is None or end > self.ramp_up_s:
+                pieces.append((self.ramp_up_s, end if self.duration_s is not None else float("inf"), self.level, self.level))
+            return pieces
+        return None
+
+    def level_at(self, t: float) -> float:
+        """The shape's level (users or requests/s) `t` seconds after the start."""
+        pieces = self.shape()
+        if pieces is None:
+            return self.level
+        for a, b, la, lb in pieces:
+            if t < b:
+                return la + (lb - la) * ((t - a) / (b - a)) if b > a and b != float("inf") else lb
+        return pieces[-1][3]
 
     @property
     def level(self) -> float:
@@ -245,9 +328,15 @@ class RunConfig(BaseModel):
         load = (f"closed {self.concurrency} user{'s' if self.concurrency != 1 else ''}" if self.load == "closed"
                 else f"open {self.rate:g} req/s {self.arrival}" + (f" burstiness {self.burstiness:g}" if self.arrival == "poisson" and self.burstiness != 1 else "")
                 + (f" (cap {self.max_in_flight})" if self.max_in_flight else ""))
+        if self.stages:
+            unit = " users" if self.load == "closed" else " req/s"
+            load = f"{self.load} stages " + " ".join(f"{st.duration_s:g}s→{st.level:g}" for st in self.stages) + unit
+        if self.trace:
+            load = f"open trace {self.trace_source or ''} ({len(self.trace)} arrivals)".replace("  ", " ")
         stop = f"{self.duration_s:g} s" if self.duration_s is not None else f"{self.requests} requests"
         sweep = f" sweep {','.join(f'{x:g}' for x in self.sweep)}" if self.sweep else ""
-        return f"{load}{sweep}, {stop}, {self.mode}"
+        ramp = f" ramp-up {self.ramp_up_s:g} s" if self.ramp_up_s else ""
+        return f"{load}{sweep}{ramp}, {stop}, {self.mode}"
 
     def to_json(self) -> str:
         return self.model_dump_json()

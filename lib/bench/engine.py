@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import secrets
 import threading
 import time
@@ -142,6 +143,59 @@ def arrivals(rate: float, arrival: str, seed: int, *, burstiness: float = 1.0, b
         base += span  # exactly: a block ends where the next begins, with no rounding drift
 
 
+def shaped(pieces: Sequence[tuple[float, float, float, float]], unit: Iterator[float]) -> Iterator[float]:
+    """Arrival offsets for a rate that changes over time: `unit` is a schedule at 1 request/s, mapped
+    through the inverse of the cumulative rate Λ(t) = ∫ rate (time rescaling), so a piece at rate r
+    gets r arrivals a second, constant gaps stay even and Poisson ones stay Poisson."""
+    cum = 0.0
+    bounds = []
+    for a, b, la, lb in pieces:
+        span = b - a
+        area = float("inf") if span == float("inf") else (la + lb) / 2.0 * span
+        bounds.append((a, b, la, lb, cum, cum + area))
+        cum += area
+    i = 0
+    for u in unit:
+        while i < len(bounds) and u >= bounds[i][5]:
+            i += 1
+        if i == len(bounds):
+            return
+        a, b, la, lb, c0, _ = bounds[i]
+        k = 0.0 if b == float("inf") else (lb - la) / (b - a)
+        du = u - c0
+        if k == 0.0:
+            if la <= 0:
+                continue
+            yield a + du / la
+        else:
+            yield a + (-la + math.sqrt(max(0.0, la * la + 2.0 * k * du))) / k
+
+
+def expected_arrivals(pieces: Sequence[tuple[float, float, float, float]], until: float) -> float:
+    """Λ(until): the arrivals the shape expects in [0, until)."""
+    total = 0.0
+    for a, b, la, lb in pieces:
+        if until <= a:
+            break
+        end = min(b, until)
+        rate_end = la + (lb - la) * ((end - a) / (b - a)) if b != float("inf") and b > a else lb
+        total += (la + rate_end) / 2.0 * (end - a)
+    return total
+
+
+def offsets(config: RunConfig) -> Iterator[float]:
+    """The open loop's arrival offsets (s from the start): a trace as given, a shaped rate, or the plain schedule."""
+    if config.trace:
+        first = min(config.trace)
+        return iter(sorted(t - first for t in config.trace))
+    pieces = config.shape()
+    if pieces is None:
+        return arrivals(config.rate, config.arrival, config.seed, burstiness=config.burstiness, block=schedule_block(config))
+    horizon = config.warmup_s + (config.duration_s or 0.0) if config.duration_s is not None else pieces[-1][0] + 3600.0
+    block = max(1, round(expected_arrivals(pieces, horizon))) if config.duration_s is not None else schedule_block(config)
+    return shaped(pieces, arrivals(1.0, config.arrival, config.seed, burstiness=config.burstiness, block=block))
+
+
 def schedule_block(config: RunConfig) -> int:
     """How many arrivals one rescaled block of the schedule holds: the whole run's (warm-up included)."""
     if config.duration_s is not None:
@@ -166,6 +220,7 @@ LATE_YIELD_EVERY = 16  # a scheduler behind its schedule yields to the loop this
 SATURATION_SAMPLE_S = 0.5
 SATURATION_SAMPLES = 10  # 5 s of samples
 MIN_REQUESTS_FOR_ERROR_RATE = 20
+SHAPE_POLL_S = 0.01  # a shaped closed loop's idle user looks this often whether it is on
 
 
 # -- one run ------------------------------------------------------------------------------------------------
@@ -375,8 +430,15 @@ class _Run:
         return seq, self.order.next(), warm
 
     async def _worker(self, w: int) -> None:
+        shape = self.config.shape()
         while True:
             now = clock()
+            if shape is not None and w >= self.config.level_at(now - self.t0):
+                # A shaped closed loop: this user is not on yet (ramping up) or no longer (ramping down).
+                if self.stopping or (self.config.duration_s is not None and now >= self.t_stop):
+                    return
+                await asyncio.sleep(SHAPE_POLL_S)
+                continue
             nxt = self._issue(now)
             if nxt is None:
                 return
@@ -418,7 +480,7 @@ class _Run:
         t0 = self.t0
         timed = cfg.duration_s is not None
         late = 0
-        schedule = arrivals(cfg.rate, cfg.arrival, cfg.seed, burstiness=cfg.burstiness, block=schedule_block(cfg))
+        schedule = offsets(cfg)
         for offset in schedule:
             slot = t0 + offset
             if timed and slot >= self.t_stop:
@@ -479,7 +541,9 @@ class _Run:
         times = np.array([t for t, _ in window]) - window[0][0]
         sizes = np.array([n for _, n in window], dtype=float)
         slope = float(np.polyfit(times, sizes, 1)[0])
-        rate = self.config.rate
+        rate = self.config.level_at(clock() - self.t0) if self.config.shape() is not None else self.config.rate
+        if self.config.trace:
+            rate = len(self.config.trace) / max(1e-9, max(self.config.trace) - min(self.config.trace))
         e2e_s = float(np.median(self.recent_e2e[-200:])) / 1000.0 if self.recent_e2e else 0.0
         expected = rate * e2e_s
         if slope > 0.1 * rate and sizes[-1] > max(20.0, 2.0 * expected):

@@ -241,7 +241,7 @@ def _wait_for_rows(db, at_least: int, timeout: float = 30.0) -> int:
     while time.monotonic() < deadline:
         try:
             with sqlite3.connect(db) as con:
-                n = con.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+                n = con.execute("SELECT COUNT(*) FROM request_rows").fetchone()[0]
             if n >= at_least:
                 return n
         except sqlite3.Error:

@@ -6,8 +6,9 @@ a fresh store through the engine's RunWriter, then prints:
 - seconds to load the saved summary, and the page's chart columns (`requests(columns=CHART_COLUMNS)`),
   and every row with its inter-chunk gaps (target: summary and chart columns under 1 s);
 - seconds and peak RSS to compute the summary from the rows (a crashed run's `show`).
-With `--engine URL` it also runs the engine itself for N requests against that simulator (start one
-with `python -m lib.simulator --fast`) and prints the run's peak RSS (target: under 200 MB at 100k).
+With `--engine URL` it runs the engine itself instead, for N requests against that simulator (start
+one with `python -m lib.simulator --fast`), in this fresh process, and prints its peak RSS (target:
+under 200 MB at 100k) beside the RSS of the imports alone.
 
     .venv/bin/python benchmarks/bench_store_scale.py [--rows 100000] [--engine http://127.0.0.1:5001/v1]
 """
@@ -53,6 +54,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--engine", help="a simulator's base URL: also run the engine for --rows requests")
     args = ap.parse_args()
+    if args.engine:
+        return engine(args.engine, args.rows)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.sqlite"
         store = BenchStore(path)
@@ -86,13 +89,16 @@ def main() -> None:
         before, t = rss_mb(), time.perf_counter()
         store.summary(run_id)
         print(f"summary computed from the rows: {time.perf_counter() - t:.3f} s, peak RSS {rss_mb():.0f} MB (before {before:.0f} MB)")
-    if args.engine:
-        with tempfile.TemporaryDirectory() as tmp:
-            before = rss_mb()
-            out = run_benchmark(RunConfig(base_url=args.engine, concurrency=64, requests=args.rows), "app-sim-chat",
-                                store=BenchStore(Path(tmp) / "bench.sqlite"))
-            print(f"engine run of {args.rows} requests: {out.summary['succeeded']} ok, peak RSS {rss_mb():.0f} MB "
-                  f"(process before it {before:.0f} MB; ru_maxrss: the whole process's peak)")
+
+
+def engine(url: str, n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        before = rss_mb()
+        t = time.perf_counter()
+        out = run_benchmark(RunConfig(base_url=url, concurrency=64, requests=n), "app-sim-chat",
+                            store=BenchStore(Path(tmp) / "bench.sqlite"))
+        print(f"engine run of {n} streaming requests: {out.summary['succeeded']} ok in {time.perf_counter() - t:.1f} s, "
+              f"peak RSS {rss_mb():.0f} MB (the imports alone: {before:.0f} MB)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from array import array
 import math
 import secrets
 import threading
@@ -113,8 +114,24 @@ class RunOutcome:
         return records_frame(self.records)
 
 
+NUMERIC = frozenset({"t_scheduled", "t_dispatched", "t_sent", "t_headers", "t_first_event", "t_first_content", "t_last_content",
+                     "t_end", "ttft_ms", "e2e_ms", "ttfb_ms", "queue_ms", "client_queue_ms", "late_ms", "tpot_ms", "price"})
+
+
 def records_frame(records: Sequence[RequestRecord]) -> pd.DataFrame:
-    return pd.DataFrame([r.as_dict() for r in records], columns=list(COLUMNS))
+    """The records as the store returns rows (itl_ms an array per row), built column by column:
+    a dict per record would hold every gap as a boxed Python float."""
+    columns: dict[str, Any] = {}
+    for c in COLUMNS:
+        values = [getattr(r, c) for r in records]
+        if c == "itl_ms":  # zero-copy views of each record's array
+            columns[c] = [np.frombuffer(v, dtype=np.float32 if v.typecode == "f" else float) if isinstance(v, array)
+                          else np.asarray(v, dtype=float) for v in values]
+        elif c in NUMERIC:  # a float column, None as NaN: no boxed value per cell
+            columns[c] = np.array([np.nan if v is None else v for v in values], dtype=float)
+        else:
+            columns[c] = values
+    return pd.DataFrame(columns, columns=list(COLUMNS))
 
 
 def new_run_id() -> str:

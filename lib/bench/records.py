@@ -45,7 +45,7 @@ class RequestRecord:
     late_ms: float | None = None
     tpot_ms: float | None = None
     chunks: int = 0
-    itl_ms: Sequence[float] = field(default_factory=list)  # an array('d') from build(): 4x smaller than a list
+    itl_ms: Sequence[float] = field(default_factory=list)  # an array('f') from build(): 8x smaller than a list
     output_tokens: int | None = None
     output_tokens_source: str | None = None  # usage | chunks
     prompt_tokens: int | None = None
@@ -139,7 +139,7 @@ def build(
             # the time to response, and TTFT, inter-chunk and TPOT are left empty rather than made up.
             if t.first_content is not None:
                 rec.ttft_ms = round((t.first_content - scheduled) * 1000.0, 3)
-            rec.itl_ms = array("d", gaps_ms(t.content))
+            rec.itl_ms = array("f", gaps_ms(t.content))  # float32: ample for ms, half the memory of a run's gaps
             rec.tpot_ms = _round(tpot_ms(rec.e2e_ms, rec.ttft_ms, rec.output_tokens))
         return rec
     rec.error_class = type(error).__name__

@@ -11,7 +11,7 @@ Percentiles interpolate linearly between order statistics (numpy's default).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -113,7 +113,8 @@ def itl_values(df: pd.DataFrame) -> np.ndarray:
     if df.empty or "itl_ms" not in df:
         return np.empty(0)
     lists = [x for x in df["itl_ms"] if x is not None and len(x)]
-    return np.concatenate([np.asarray(x, dtype=float) for x in lists]) if lists else np.empty(0)
+    # float32, as stored: a long run has millions of gaps, and ms need no more precision
+    return np.concatenate([np.asarray(x, dtype=np.float32) for x in lists]) if lists else np.empty(0, dtype=np.float32)
 
 
 def metric_values(df: pd.DataFrame, metric: str) -> np.ndarray:
@@ -155,35 +156,54 @@ def within_slo(df: pd.DataFrame, thresholds: Sequence[Threshold]) -> pd.Series:
     return good
 
 
-def token_times(ok: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """When the output tokens of these rows arrived (ms) and how many at each instant: a streamed
-    answer's tokens spread evenly over its content chunks (first content + the inter-chunk gaps),
-    a blocking answer's all at its end."""
-    times: list[np.ndarray] = []
-    weights: list[np.ndarray] = []
-    for first, end, gaps, tokens, chunks in zip(ok["t_first_content"], ok["t_end"], ok["itl_ms"], ok["output_tokens"], ok["chunks"]):
-        if tokens is None or pd.isna(tokens) or not tokens:
-            continue
-        if chunks and first is not None and not pd.isna(first):
-            at = first + np.concatenate(([0.0], np.cumsum(np.asarray(gaps, dtype=float)))) if len(gaps) else np.array([first])
-            times.append(at)
-            weights.append(np.full(at.size, float(tokens) / at.size))
-        elif end is not None and not pd.isna(end):
-            times.append(np.array([end]))
-            weights.append(np.array([float(tokens)]))
-    if not times:
-        return np.empty(0), np.empty(0)
-    return np.concatenate(times), np.concatenate(weights)
+TOKEN_BATCH = 5_000  # rows at a time: bounds the memory of the chunk-time arrays on large runs
+
+
+def token_times(ok: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """When the output tokens of these rows arrived (ms) and how many at each instant, in batches of
+    rows: a streamed answer's tokens spread evenly over its content chunks (first content + the
+    running sum of its inter-chunk gaps), a blocking answer's all at its end. Vectorized per batch."""
+    for at in range(0, len(ok), TOKEN_BATCH):
+        part = ok.iloc[at:at + TOKEN_BATCH]
+        tokens = pd.to_numeric(part["output_tokens"], errors="coerce").fillna(0).to_numpy(dtype=float)
+        first = pd.to_numeric(part["t_first_content"], errors="coerce").to_numpy(dtype=float)
+        end = pd.to_numeric(part["t_end"], errors="coerce").to_numpy(dtype=float)
+        chunks = pd.to_numeric(part["chunks"], errors="coerce").fillna(0).to_numpy(dtype=float)
+        streamed = (tokens > 0) & (chunks > 0) & ~np.isnan(first)
+        whole = (tokens > 0) & ~streamed & ~np.isnan(end)
+        gaps = [np.asarray(g, dtype=float) for g, keep in zip(part["itl_ms"], streamed) if keep]
+        lens = np.array([g.size for g in gaps], dtype=np.int64)
+        f, w_row = first[streamed], tokens[streamed] / (lens + 1)
+        times, weights = [f, end[whole]], [w_row, tokens[whole]]
+        if lens.sum():
+            flat = np.concatenate(gaps)
+            run = np.cumsum(flat)
+            starts = np.cumsum(lens) - lens
+            base = np.where(starts > 0, run[np.maximum(starts - 1, 0)], 0.0)
+            times.append(np.repeat(f - base, lens) + run)
+            weights.append(np.repeat(w_row, lens))
+        yield np.concatenate(times), np.concatenate(weights)
 
 
 def peak_output_tokens_per_s(ok: pd.DataFrame, start_ms: float, bucket_ms: float = 1000.0) -> float | None:
     """The most output tokens received in one 1 s bucket from the window's start (drain included)."""
-    t, w = token_times(ok)
-    if not t.size:
+    counts: dict[int, float] = {}
+    for t, w in token_times(ok):
+        if not t.size:
+            continue
+        buckets = np.floor((t - start_ms) / bucket_ms).astype(np.int64)
+        low = int(buckets.min())
+        for i, v in enumerate(np.bincount(buckets - low, weights=w)):
+            if v:
+                counts[low + i] = counts.get(low + i, 0.0) + float(v)
+    if not counts:
         return None
-    buckets = np.floor((t - start_ms) / bucket_ms).astype(np.int64)
-    buckets -= buckets.min()
-    return _r(np.bincount(buckets, weights=w).max() * (1000.0 / bucket_ms))
+    return _r(max(counts.values()) * (1000.0 / bucket_ms))
+
+
+def tokens_between(ok: pd.DataFrame, start_ms: float, end_ms: float) -> float:
+    """Output tokens of these rows that arrived inside [start_ms, end_ms]."""
+    return float(sum(w[(t >= start_ms) & (t <= end_ms)].sum() for t, w in token_times(ok)))
 
 
 def in_window_share(df: pd.DataFrame, start_ms: float, end_ms: float) -> pd.Series:
@@ -243,8 +263,7 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_
         every_ok = succeeded(every)
         share = in_window_share(every_ok, w0, w1)
         served = float(share.sum())
-        t, w = token_times(every_ok)
-        out_w = float(w[(t >= w0) & (t <= w1)].sum()) if t.size else 0.0
+        out_w = tokens_between(every_ok, w0, w1)
         in_w = float((pd.to_numeric(every_ok["prompt_tokens"], errors="coerce").fillna(0) * share).sum()) if not every_ok.empty else 0.0
         all_w = float((pd.to_numeric(every_ok["total_tokens"], errors="coerce").fillna(0) * share).sum()) if not every_ok.empty else 0.0
     summary: dict[str, Any] = {

@@ -326,13 +326,20 @@ def test_the_drain_limit_abandons_answers_still_in_flight(sim, store):
 
 
 def test_an_open_loop_the_target_cannot_keep_up_with_stops_as_over_saturated(sim, store):
-    # Answers take 60 s, arrivals come at 20/s: the backlog grows by 20 a second, without bound.
-    config = RunConfig(base_url=sim.url, load="open", rate=20, arrival="constant", duration_s=30, drain_s=0,
-                       headers={"X-Sim-TTFT-Ms": "60000"})
+    # Two answers at a time of ~300 ms each serve ~6.5/s; arrivals come at 20/s: the queue grows by ~13 a second.
+    config = RunConfig(base_url=sim.url, load="open", rate=20, arrival="constant", duration_s=30, max_in_flight=2, drain_s=0,
+                       headers={"X-Sim-TTFT-Ms": "300"})
     outcome = run_benchmark(config, "app-sim-chat", store=store)
     s = outcome.summary
     assert s["stop_reason"] == "over_saturated" and "over-saturated" in s["stop_detail"], s["stop_detail"]
-    assert s["duration_s"] < 15 and s["abandoned"] > 50  # stopped after ~5 s of growth, not the 30 s asked
+    assert s["duration_s"] < 15 and s["dropped"] > 20  # stopped after ~5 s of growth, not the 30 s asked; the queue dropped
+
+
+def test_long_answers_are_not_taken_for_over_saturation(sim, store):
+    # 20/s with 2 s answers: 40 in flight at steady state, as Little's law expects: the backlog grows only at the start
+    config = RunConfig(base_url=sim.url, load="open", rate=20, arrival="constant", duration_s=7, headers={"X-Sim-TTFT-Ms": "2000"})
+    outcome = run_benchmark(config, "app-sim-chat", store=store)
+    assert outcome.summary["stop_reason"] == "duration" and outcome.summary["succeeded"] == 140
 
 
 def test_max_error_rate_stops_the_run(sim, store):

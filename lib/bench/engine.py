@@ -270,7 +270,7 @@ class _Run:
         self.scheduler: asyncio.Task[Any] | None = None
         self.wake: asyncio.Event | None = None
         self.backlog: list[tuple[float, int]] = []  # open loop: (time, requests issued and not answered)
-        self.recent_e2e: list[float] = []
+        self.recent_service: list[float] = []  # ms from the actual send to the end, measured successes
         self.failure: BaseException | None = None
 
     # setup
@@ -394,8 +394,8 @@ class _Run:
         progress.done += 1
         if rec.ok:
             progress.ok += 1
-            if not warm and rec.e2e_ms is not None:
-                self.recent_e2e.append(rec.e2e_ms)
+            if not warm and rec.t_end is not None and rec.t_sent is not None:
+                self.recent_service.append(rec.t_end - rec.t_sent)
         else:
             progress.failed += 1
             progress.last_error = f"{rec.error_class}: {rec.error_message}"
@@ -549,10 +549,14 @@ class _Run:
                     self._stop("over_saturated", why)
 
     def _saturated(self) -> str | None:
-        """Open loop: the backlog (requests issued, not yet answered) grows without bound. Over the last
-        5 s it rose by at least a tenth of the arrivals (a least-squares slope) and holds more than
-        twice what Little's law expects at the answers' median end-to-end (rate x e2e p50)."""
-        if len(self.backlog) < SATURATION_SAMPLES:
+        """Open loop: the backlog (requests issued, not yet answered, queued ones included) grows without
+        bound. Over the last 5 s it rose by at least a tenth of the arrivals (a least-squares slope), and it
+        holds more than twice what Little's law expects from the answers' own time: rate x the median
+        service time (actual send to end) of at least 10 answers. Service time, not end-to-end: an
+        end-to-end that counts the queue grows with it, and would always make the backlog look expected.
+        A target that has answered nothing yet is not judged (its answers may just be long): the drain
+        limit ends that run."""
+        if len(self.backlog) < SATURATION_SAMPLES or len(self.recent_service) < 10:
             return None
         window = self.backlog[-SATURATION_SAMPLES:]
         times = np.array([t for t, _ in window]) - window[0][0]
@@ -561,8 +565,8 @@ class _Run:
         rate = self.config.level_at(clock() - self.t0) if self.config.shape() is not None else self.config.rate
         if self.config.trace:
             rate = len(self.config.trace) / max(1e-9, max(self.config.trace) - min(self.config.trace))
-        e2e_s = float(np.median(self.recent_e2e[-200:])) / 1000.0 if self.recent_e2e else 0.0
-        expected = rate * e2e_s
+        service_s = float(np.median(self.recent_service[-200:])) / 1000.0
+        expected = rate * service_s
         if slope > 0.1 * rate and sizes[-1] > max(20.0, 2.0 * expected):
             return (f"over-saturated: {int(sizes[-1])} requests waiting for an answer and growing by {slope:.1f}/s at "
                     f"{rate:g} req/s offered (the target cannot keep up; about {expected:.0f} expected in flight)")

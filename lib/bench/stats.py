@@ -52,6 +52,10 @@ FORMULAS: dict[str, str] = {
                         "response (origin → the answer), and TTFT, inter-chunk and TPOT are not reported.",
     "abandoned": "Abandoned = requests still in flight when the run stopped waiting (the drain limit after the window, "
                  "or the grace after a cancel): neither succeeded nor failed, left out of every figure and counted apart.",
+    "over_saturated": "Over-saturated (open loop; stops the run): over the last 5 s the backlog of requests issued and not "
+                      "yet answered rose by at least a tenth of the arrival rate, and holds more than twice rate × the "
+                      "median service time (actual send → end) of the answers so far: the target cannot keep up. A target "
+                      "that has answered nothing yet is not judged; the drain limit ends that run.",
     "dropped": "Dropped = arrivals due inside the window that were never sent (the generator fell behind its schedule "
                "past the window's end, or they still waited for the in-flight cap when the run ended), as k6's "
                "dropped_iterations.",

@@ -5,7 +5,8 @@ a fresh store through the engine's RunWriter, then prints:
 - bytes on disk per row and in all (target: 100k rows under 120 MB);
 - seconds to load the saved summary, and the page's chart columns (`requests(columns=CHART_COLUMNS)`),
   and every row with its inter-chunk gaps (target: summary and chart columns under 1 s);
-- seconds and peak RSS to compute the summary from the rows (a crashed run's `show`).
+- seconds and peak RSS to compute the summary from the rows (a crashed run's `show`, and a long
+  engine run's end: past KEEP_RECORDS it reads its rows back instead of keeping them).
 With `--engine URL` it runs the engine itself instead, for N requests against that simulator (start
 one with `python -m lib.simulator --fast`), in this fresh process, and prints its peak RSS (target:
 under 200 MB at 100k) beside the RSS of the imports alone.
@@ -28,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 from lib.bench import BenchStore, RunConfig, run_benchmark  # noqa: E402
 from lib.bench.engine import new_run_id  # noqa: E402
 from lib.bench.records import RequestRecord  # noqa: E402
-from lib.bench.stats import summarize  # noqa: E402
 
 CHART_COLUMNS = ("seq", "warmup", "ok", "t_scheduled", "t_end", "ttft_ms", "e2e_ms", "tpot_ms", "output_tokens", "error_class")
 
@@ -68,9 +68,10 @@ def main() -> None:
             writer.add(rec)
         writer.close()
         write_s = time.perf_counter() - t
-        frame = store.requests(run_id)
-        summary = summarize(frame)
-        del frame
+        before, t = rss_mb(), time.perf_counter()
+        summary = store.summary(run_id)  # as for a crashed run, or a long engine run at its end: from the rows
+        print(f"summary computed from the rows: {time.perf_counter() - t:.3f} s, peak RSS {rss_mb():.0f} MB "
+              f"(before {before:.0f} MB)")
         store.finish_run(run_id, "finished", summary=summary)
         store.checkpoint()
         size = sum(p.stat().st_size for p in Path(tmp).glob("bench.sqlite*"))
@@ -85,10 +86,6 @@ def main() -> None:
         every = store.requests(run_id)
         print(f"every row with its gaps: {time.perf_counter() - t:.3f} s")
         del every, charts
-        store.update_run(run_id, summary=None)
-        before, t = rss_mb(), time.perf_counter()
-        store.summary(run_id)
-        print(f"summary computed from the rows: {time.perf_counter() - t:.3f} s, peak RSS {rss_mb():.0f} MB (before {before:.0f} MB)")
 
 
 def engine(url: str, n: int) -> None:

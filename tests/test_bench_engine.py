@@ -355,3 +355,13 @@ def test_malformed_frames_are_counted(sim, store):
     s = outcome.summary
     assert s["succeeded"] == 3 and s["malformed_frames"] == 3  # skipped, the answer went on
     assert list(store.requests(outcome.run_id)["malformed"]) == [1, 1, 1]
+
+
+def test_a_long_run_keeps_only_the_first_records_in_memory_and_reads_the_rest_back(sim, store, monkeypatch):
+    from lib.bench import engine
+
+    monkeypatch.setattr(engine, "KEEP_RECORDS", 5)
+    outcome = run_benchmark(RunConfig(base_url=sim.url, concurrency=2, requests=12), "app-sim-chat", store=store)
+    assert len(outcome.records) == 5 and outcome.summary["requests"] == 12 and outcome.summary["succeeded"] == 12
+    frame = outcome.frame()
+    assert len(frame) == 12 and sorted(frame["seq"]) == list(range(12)) and frame["itl_ms"].map(len).gt(0).all()

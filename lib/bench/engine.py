@@ -108,9 +108,13 @@ class RunOutcome:
     config: RunConfig
     summary: dict[str, Any] | None
     error: str | None = None
-    records: list[RequestRecord] = field(default_factory=list, repr=False)
+    records: list[RequestRecord] = field(default_factory=list, repr=False)  # all of them up to KEEP_RECORDS
+    store: BenchStore | None = field(default=None, repr=False)  # where the rest are, for a longer run
 
     def frame(self) -> pd.DataFrame:
+        """Every request's row: from memory, or from the store when the run kept only the first records."""
+        if self.store is not None:
+            return self.store.requests(self.run_id).drop(columns="run_id")
         return records_frame(self.records)
 
 
@@ -237,6 +241,7 @@ LATE_YIELD_EVERY = 16  # a scheduler behind its schedule yields to the loop this
 SATURATION_SAMPLE_S = 0.5
 SATURATION_SAMPLES = 10  # 5 s of samples
 MIN_REQUESTS_FOR_ERROR_RATE = 20
+KEEP_RECORDS = 20_000  # records kept in memory with a store; a longer run reads its rows back for the summary
 SHAPE_POLL_S = 0.01  # a shaped closed loop's idle user looks this often whether it is on
 
 
@@ -272,6 +277,7 @@ class _Run:
         self.backlog: list[tuple[float, int]] = []  # open loop: (time, requests issued and not answered)
         self.recent_service: list[float] = []  # ms from the actual send to the end, measured successes
         self.failure: BaseException | None = None
+        self.spilled = False
 
     # setup
 
@@ -407,7 +413,10 @@ class _Run:
                     self._check_errors()  # at once: a fast failing target fails hundreds of requests a poll
 
     def _record(self, rec: RequestRecord) -> None:
-        self.records.append(rec)
+        if self.writer is None or len(self.records) < KEEP_RECORDS:
+            self.records.append(rec)
+        else:
+            self.spilled = True  # a long run: the rest live in the store only, and the summary reads them back
         if self.writer is not None:
             self.writer.add(rec)
 
@@ -648,7 +657,10 @@ class _Run:
 
     def _outcome(self) -> RunOutcome:
         cfg = self.config
-        frame = records_frame(self.records)
+        if self.spilled and self.store is not None:
+            frame = self.store.requests(self.run_id).drop(columns="run_id")
+        else:
+            frame = records_frame(self.records)
         window_end_ms = (self.window_end - self.t0) * 1000.0 if cfg.duration_s is not None and self.window_end else None
         summary = summarize(frame, cfg.slo, window_end_ms=window_end_ms, streaming=self.streaming, percentiles=cfg.percentiles,
                             load=cfg.load)
@@ -670,7 +682,7 @@ class _Run:
         })
         if self.store is not None:
             self.store.finish_run(self.run_id, status, summary=summary, selfcheck=check.as_dict())
-        return RunOutcome(self.run_id, status, cfg, summary, records=self.records)
+        return RunOutcome(self.run_id, status, cfg, summary, records=self.records, store=self.store if self.spilled else None)
 
 
 class _NoCap:

@@ -73,7 +73,8 @@ def read_parquet_run(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for rec in rows.to_dict(orient="records"):
-        out.append({k: (v.tolist() if isinstance(v, np.ndarray) else None if _isnan(v) else v) for k, v in rec.items()})
+        out.append({k: (np.round(v.astype(float), 3).tolist() if isinstance(v, np.ndarray) else None if _isnan(v) else v)
+                    for k, v in rec.items()})
     return out
 
 

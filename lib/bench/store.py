@@ -65,6 +65,7 @@ PAGE_SIZE = 16384  # new stores: fuller pages for rows of this size
 _JSON_FIELDS = ("config", "environment", "summary", "selfcheck")
 _INSERT = f"INSERT OR REPLACE INTO request_rows (run_key, {', '.join(COLUMNS)}) VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
 ITL_DTYPE = "<f4"
+READ_BATCH = 10_000
 
 
 class StoreError(RuntimeError):
@@ -230,7 +231,7 @@ class BenchStore:
         """Per-request rows of one or more runs, in order (`run_id` column first; `run` = the run's
         label when `label`; only the `last` rows by seq of each run when given, for live views; only
         `columns` when given, read column-wise: charts need a few of them and no gaps).
-        `itl_ms` is decoded to a float array per row."""
+        `itl_ms` is decoded to a float32 array per row."""
         ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
         wanted = list(COLUMNS) if columns is None else [c for c in COLUMNS if c in set(columns) | {"seq"}]
         unknown = set(columns or ()) - set(COLUMNS) - {"run_id", "run"}
@@ -246,16 +247,20 @@ class BenchStore:
                 if last is not None:
                     sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {int(last)})"
                 cur = db.execute(sql + " ORDER BY seq", (row[0],))
-                data = cur.fetchall()
-                if data:
+                while True:  # in pieces: a long run's rows as Python tuples all at once would cost ~1 KB each
+                    data = cur.fetchmany(READ_BATCH)
+                    if not data:
+                        break
                     frame = pd.DataFrame.from_records(data, columns=wanted, coerce_float=True)
+                    if "itl_ms" in frame:
+                        # float32 as stored (ample for ms; half the memory of a long run's gaps), read-only views
+                        frame["itl_ms"] = [np.frombuffer(x, dtype=ITL_DTYPE) if x else np.empty(0, dtype=ITL_DTYPE)
+                                           for x in frame["itl_ms"]]
                     frame.insert(0, "run_id", rid)
                     frames.append(frame)
         if not frames:
             return _empty_frame(wanted)
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        if "itl_ms" in frame:
-            frame["itl_ms"] = [np.frombuffer(x, dtype=ITL_DTYPE).astype(float) if x else np.empty(0) for x in frame["itl_ms"]]
         for c in ("warmup", "ok"):
             if c in frame:
                 frame[c] = frame[c].astype(bool)

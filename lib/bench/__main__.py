@@ -586,7 +586,7 @@ def show(run_id: str, as_json: bool = typer.Option(False, "--json"), db: Optiona
     _print_outcome(RunOutcome(info.id, info.status, config, summary, error=info.error), selfcheck_known=info.summary is not None)
     if info.error:
         out.print(f"note: {info.error}")
-    out.print(f"\n[dim]{FORMULAS['ttft_ms']} {FORMULAS['tpot_ms']}[/dim]")
+    out.print(f"\n[dim]{FORMULAS['ttft_ms']} {FORMULAS['tpot_ms']} {FORMULAS['request_throughput']}[/dim]")
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """The locustfile drives the same client and reports the same figures, alone and as master + worker."""
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -42,10 +43,17 @@ def check(tmp: Path, name: str) -> dict:
 
 def test_locust_alone(paced, tmp_path):
     r = subprocess.run([*LOCUST, *common(paced.url, tmp_path, "-u", "4", "-r", "4", "-t", "4s", "--bench-name", "alone",
-                                         "--bench-slo", "ttft_ms.p95<=5000")], cwd=tmp_path, capture_output=True, text=True, timeout=90)
+                                         "--bench-slo", "ttft_ms.p95<=5000", "--csv", str(tmp_path / "locust"))],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=90)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "TTFT" in r.stdout + r.stderr  # Locust's own table has TTFT and TPOT rows
     check(tmp_path, "alone")
+    rows = {(row["Type"], row["Name"]): row for row in csv.DictReader((tmp_path / "locust_stats.csv").open())}
+    requests = int(rows[("DIFY", "POST /chat-messages")]["Request Count"])
+    assert requests > 0 and int(rows[("TTFT", "POST /chat-messages")]["Request Count"]) == requests
+    aggregated = rows[("", "Aggregated")]  # the TTFT/TPOT pseudo-rows stay out of the totals
+    assert int(aggregated["Request Count"]) == requests
+    assert float(aggregated["Requests/s"]) == pytest.approx(float(rows[("DIFY", "POST /chat-messages")]["Requests/s"]))
 
 
 def test_locust_slo_miss_exits_1(paced, tmp_path):

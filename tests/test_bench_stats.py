@@ -25,8 +25,11 @@ def test_tpot_is_the_time_after_the_first_token_per_further_token():
 
 def test_percentiles_interpolate_and_empty_is_none():
     s = latency_stats(list(range(1, 101)))
-    assert s == {"p50": 50.5, "p90": 90.1, "p95": 95.05, "p99": 99.01, "mean": 50.5, "max": 100.0}
-    assert latency_stats([]) == dict.fromkeys(("p50", "p90", "p95", "p99", "mean", "max"))
+    assert s == {"min": 1.0, "p50": 50.5, "p90": 90.1, "p95": 95.05, "p99": 99.01, "p99.9": 99.901, "mean": 50.5,
+                 "std": 28.866, "max": 100.0}
+    assert latency_stats([]) == dict.fromkeys(("min", "p50", "p90", "p95", "p99", "p99.9", "mean", "std", "max"))
+    extra = latency_stats(list(range(1, 101)), [75, 99.99])
+    assert extra["p75"] == 75.25 and extra["p99.99"] == pytest.approx(99.99, abs=1e-3) and list(extra)[-2:] == ["p75", "p99.99"]
 
 
 def test_summary_counts_failures_apart_and_drops_warm_up():
@@ -50,7 +53,10 @@ def test_thresholds_check_and_rank():
                                   Threshold.parse("tpot_ms.p50<=20")])
     assert [c["ok"] for c in checks] == [True, False, False]  # a missing figure fails
     with pytest.raises(ValueError):
-        Threshold.parse("ttft_ms.p42<=1")
+        Threshold.parse("ttft_ms.q42<=1")
+    with pytest.raises(ValueError, match="--percentiles"):  # a percentile the run does not compute
+        RunConfig(base_url="http://x/v1", slo=[Threshold.parse("ttft_ms.p42<=1")])
+    assert RunConfig(base_url="http://x/v1", slo=[Threshold.parse("ttft_ms.p42<=1")], percentiles=[42]).percentiles == [42]
     ranked = rank({"a": {"ttft_ms": {"p95": 300.0}}, "b": {"ttft_ms": {"p95": 200.0}}, "c": {}}, "ttft_ms.p95")
     assert [(r["label"], r["rank"]) for r in ranked] == [("b", 1), ("a", 2), ("c", None)] and ranked[1]["vs_best"] == 1.5
     assert rank({"a": {"request_throughput": 1.0}, "b": {"request_throughput": 2.0}}, "request_throughput")[0]["label"] == "b"
@@ -74,3 +80,26 @@ def test_summary_of_no_rows_is_empty_not_an_error():
     s = summarize(records_frame([]))
     assert s["requests"] == 0 and s["ttft_ms"]["p50"] is None and s["request_throughput"] == 0.0
     assert s["success_rate"] is None and s["errors"] == {} and s["goodput"] is None
+
+
+def test_token_rates_peak_per_user_and_malformed_frames():
+    rows = []
+    for i in range(4):  # 4 answers of 11 tokens in 11 chunks 10 ms apart, first content at 100 ms, sent 500 ms apart
+        r = rec(i, 100.0, 200.0, tokens=11, start=500.0 * i)
+        r.t_first_content, r.prompt_tokens, r.total_tokens, r.malformed = 500.0 * i + 100.0, 30, 41, i % 2
+        rows.append(r)
+    s = summarize(records_frame(rows), window_end_ms=2000.0)
+    assert s["duration_s"] == 2.0 and s["request_throughput"] == 2.0
+    assert s["input_tokens"] == 120 and s["input_tokens_per_s"] == 60.0
+    assert s["total_tokens"] == 164 and s["total_tokens_per_s"] == 82.0 and s["output_tokens_per_s"] == 22.0
+    assert s["output_tokens_per_s_peak"] == 22.0  # two answers in each 1 s bucket
+    assert s["user_output_tokens_per_s"]["p50"] == 55.0  # 11 tokens / 0.2 s
+    assert s["malformed_frames"] == 2
+
+
+def test_a_window_end_counts_requests_sent_in_it_whatever_their_end():
+    # sent at 0, 250, 500, 750 ms of a 1 s window; the last ends at 2750 ms, in the drain
+    rows = [rec(i, 100.0, 2000.0, start=250.0 * i) for i in range(4)]
+    s = summarize(records_frame(rows), window_end_ms=1000.0)
+    assert s["duration_s"] == 1.0 and s["request_throughput"] == 4.0 and s["last_end_ms"] == 2750.0
+    assert summarize(records_frame(rows))["duration_s"] == 2.75  # no window (a count run): to the last end

@@ -45,7 +45,7 @@ def test_round_trip_list_load_compare_export_delete(sim, tmp_path):
     doc = json.loads(export_bytes(store, a.run_id, "json"))
     assert doc["config"]["name"] == "a" and len(doc["requests"]) == 6 and doc["summary"]["requests"] == 6
     frame, meta = read_parquet_run(export_run(store, a.run_id, "parquet", tmp_path / "a.parquet"))
-    assert len(frame) == 6 and list(frame["itl_ms"][0]) == rows["itl_ms"][0] and meta["id"] == a.run_id
+    assert len(frame) == 6 and list(frame["itl_ms"][0]) == list(rows["itl_ms"][0]) and meta["id"] == a.run_id
     for fmt in ("csv", "json", "parquet"):  # the key is never stored, so never exported
         assert b"app-sim-chat" not in export_bytes(store, a.run_id, fmt)
     assert b"app-sim-chat" not in (tmp_path / "bench.sqlite").read_bytes()
@@ -88,3 +88,56 @@ def test_a_killed_run_keeps_its_rows_and_reads_as_crashed(paced, tmp_path):
     listed = subprocess.run([sys.executable, "-m", "lib.bench", "--db", str(db), "list", "--json"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert json.loads(listed.stdout)[0]["status"] == "crashed"
+
+
+def _streaming_row(i: int):
+    from array import array
+
+    from lib.bench.records import RequestRecord
+
+    return RequestRecord(seq=i, warmup=False, worker=i % 8, prompt=0, t_scheduled=10.0 * i, t_sent=10.0 * i + 0.2,
+                         t_first_content=10.0 * i + 300, t_end=10.0 * i + 1300, ttft_ms=300.0, e2e_ms=1300.0, tpot_ms=10.0,
+                         chunks=100, itl_ms=array("d", [10.0 + (j % 3) * 0.125 for j in range(99)]), output_tokens=100,
+                         output_tokens_source="usage", ok=True, http_status=200, attempts=1)
+
+
+def test_streaming_rows_stay_small_on_disk_and_read_column_wise(tmp_path):
+    store = BenchStore(tmp_path / "bench.sqlite")
+    run_id = "20261203-120000-abcdef"  # a real-length id: it is not repeated in every row
+    store.create_run(run_id, config={"base_url": "http://x/v1"}, environment={})
+    store.add_requests(run_id, [_streaming_row(i) for i in range(3000)])
+    store.checkpoint()
+    size = sum(p.stat().st_size for p in tmp_path.glob("bench.sqlite*"))
+    assert size / 3000 < 1000, size / 3000  # ~0.6 KB a row (the first layout took 4.7 KB: overflow pages)
+    some = store.requests(run_id, columns=["ttft_ms", "ok"])
+    assert list(some.columns) == ["run_id", "seq", "ttft_ms", "ok"] and len(some) == 3000
+    rows = store.requests(run_id, last=2)
+    assert list(rows["seq"]) == [2998, 2999] and list(rows["itl_ms"][0][:3]) == [10.0, 10.125, 10.25]
+    with pytest.raises(ValueError, match="no such request columns"):
+        store.requests(run_id, columns=["nope"])
+
+
+def test_a_store_in_the_first_layout_is_converted_on_open(tmp_path):
+    import sqlite3
+
+    import numpy as np
+
+    from lib.bench.records import COLUMNS
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:  # the first layout: text run ids in every row, float64 gaps, WITHOUT ROWID
+        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT, group_id TEXT, group_kind TEXT, level REAL, status TEXT NOT NULL,"
+                   " target TEXT, base_url TEXT, app TEXT, mode TEXT, description TEXT, created_at REAL, finished_at REAL, config TEXT,"
+                   " environment TEXT, summary TEXT, selfcheck TEXT, error TEXT, pid INTEGER, host TEXT, heartbeat REAL)")
+        old_cols = [c for c in COLUMNS if c != "malformed"]
+        db.execute(f"CREATE TABLE requests (run_id TEXT NOT NULL, {', '.join(old_cols)}, PRIMARY KEY (run_id, seq)) WITHOUT ROWID")
+        db.execute("INSERT INTO runs (id, status, created_at, config, environment) VALUES ('r1', 'finished', 1.0, '{}', '{}')")
+        db.execute(f"INSERT INTO requests (run_id, seq, warmup, ok, ttft_ms, itl_ms) VALUES ('r1', 0, 0, 1, 250.0, ?)",
+                   (np.array([10.5, 11.25]).astype("<f8").tobytes(),))
+    store = BenchStore(path)
+    rows = store.requests("r1")
+    assert len(rows) == 1 and rows["ttft_ms"][0] == 250.0 and list(rows["itl_ms"][0]) == [10.5, 11.25]
+    with sqlite3.connect(path) as db:
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone()
+    store.create_run("r2", config={}, environment={})
+    assert store.run_key("r2") == 2 and store.request_count("r1") == 1

@@ -13,10 +13,10 @@ locustfile (Locust integration); `python -m lib.bench --help` is the CLI.
 from .config import DEFAULT_QUERY, Prompt, RunConfig, Threshold
 from .engine import BenchError, Progress, RunOutcome, TargetSpec, compare_targets, run_async, run_benchmark, run_sweep
 from .stats import FORMULAS, compare_summaries, percentile_table, rank, summarize
-from .store import BenchStore, RunInfo
+from .store import BenchStore, RunInfo, StoreError
 
 __all__ = [
     "BenchError", "BenchStore", "DEFAULT_QUERY", "FORMULAS", "Progress", "Prompt", "RunConfig", "RunInfo", "RunOutcome",
-    "TargetSpec", "Threshold", "compare_summaries", "compare_targets", "percentile_table", "rank", "run_async",
+    "StoreError", "TargetSpec", "Threshold", "compare_summaries", "compare_targets", "percentile_table", "rank", "run_async",
     "run_benchmark", "run_sweep", "summarize",
 ]

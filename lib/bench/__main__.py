@@ -6,9 +6,17 @@
     python -m lib.bench run --target A --target B --concurrency 4 --duration 20   # compare targets, ranked
     python -m lib.bench list | show RUN | compare RUN RUN... | export RUN --format parquet | delete RUN
 
-Exit codes: 0 ran and met every SLO; 1 an SLO was missed (or the run was client-bound with
---fail-on-client-bound); 2 bad arguments (or the production guard wants --confirm-production);
-3 the run could not run (target unreachable, wrong key) or failed; 130 cancelled with Ctrl-C.
+Exit codes: 0 ran and met every SLO; 1 an SLO was missed, every request failed or a stop rule
+(--max-errors, --max-error-rate) ended it (both unless --allow-failures), the target was
+over-saturated, or the run was client-bound with --fail-on-client-bound; 2 bad arguments (or the
+production guard wants --confirm-production); 3 the run could not run (target unreachable, wrong
+key) or failed; 130 cancelled with Ctrl-C (it stops sending, lets the answers in flight finish for
+--cancel-grace seconds, a second Ctrl-C stops at once, and saves the run as cancelled with its
+summary).
+
+The key: --api-key, --api-key-file PATH or DIFY_API_KEY (the last two keep it out of the process
+list). Sensitive header values (Authorization, Cookie, *key*/*token*/*secret*...) are masked in the
+store, its exports and every view.
 
 Built on typer (click underneath): subcommands, repeatable options (--target, --input, --slo) and
 usage errors with exit code 2 come from type hints instead of argparse boilerplate, and its rich
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -33,12 +42,12 @@ from rich.table import Table
 from lib.settings import SettingsError, find_target, load_targets, read_secrets_file
 
 from . import prompts as P
-from .config import STATS, Prompt, RunConfig, Threshold
+from .config import STATS, Prompt, RunConfig, Stage, Threshold, check_base_url, check_header, mask_headers
 from .engine import Progress, RunOutcome, TargetSpec, compare_targets, run_benchmark
 from .export import export_run
 from .guard import confirmation_needed
 from .stats import FORMULAS, compare_summaries, rank
-from .store import BenchStore
+from .store import BenchStore, StoreError
 
 EXIT_SLO, EXIT_USAGE, EXIT_FAILED, EXIT_CANCELLED = 1, 2, 3, 130
 
@@ -67,19 +76,34 @@ class App(str, Enum):
     workflow = "workflow"
 
 
+class Load(str, Enum):
+    closed = "closed"
+    open = "open"
+
+
 class Fmt(str, Enum):
     csv = "csv"
     json = "json"
     parquet = "parquet"
 
 
+DB_HELP = "The run store file (default: $BENCH_DB or data/bench.sqlite); before or after the command."
+
+
 @app.callback()
-def main(db: Optional[Path] = typer.Option(None, "--db", help="The run store (default: $BENCH_DB or data/bench.sqlite).")) -> None:
+def main(db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP)) -> None:
     _state["db"] = db
 
 
-def _store() -> BenchStore:
-    return BenchStore(_state["db"])
+def _db_option() -> Any:
+    return typer.Option(None, "--db", help=DB_HELP)
+
+
+def _store(db: Path | None = None) -> BenchStore:
+    try:
+        return BenchStore(db or _state["db"])
+    except StoreError as exc:
+        raise _usage(str(exc)) from None
 
 
 def _usage(message: str) -> typer.Exit:
@@ -90,16 +114,34 @@ def _usage(message: str) -> typer.Exit:
 # -- run ----------------------------------------------------------------------------------------------------
 
 
-def _targets(names: list[str], base_url: str | None, api_key: str | None) -> list[TargetSpec]:
+def _read_key_file(path: Path) -> str:
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise _usage(f"cannot read --api-key-file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise _usage(f"--api-key-file {path} is not a text file holding the key") from None
+    if not key or "\n" in key:
+        raise _usage(f"--api-key-file {path} must hold the app's key alone, on one line")
+    return key
+
+
+def _targets(names: list[str], base_url: str | None, api_key: str | None, key_file: Path | None = None) -> list[TargetSpec]:
     if names and base_url:
         raise _usage("give --target NAME or --base-url URL --api-key KEY, not both")
+    if api_key and key_file:
+        raise _usage("give --api-key or --api-key-file, not both")
     if base_url:
-        key = api_key or os.environ.get("DIFY_API_KEY")
+        try:
+            base_url = check_base_url(base_url)
+        except ValueError as exc:
+            raise _usage(f"--base-url: {exc}") from None
+        key = api_key or (_read_key_file(key_file) if key_file else None) or os.environ.get("DIFY_API_KEY")
         if not key:
-            raise _usage("--base-url needs --api-key (or DIFY_API_KEY in the environment)")
+            raise _usage("--base-url needs the app's key: --api-key-file PATH, DIFY_API_KEY in the environment, or --api-key")
         return [TargetSpec(base_url, base_url, key)]
-    if api_key:
-        raise _usage("--api-key goes with --base-url")
+    if api_key or key_file:
+        raise _usage("--api-key and --api-key-file go with --base-url")
     if not names:
         raise _usage("say what to load: --target NAME (see the console's target list) or --base-url URL --api-key KEY")
     try:
@@ -114,9 +156,20 @@ def _pairs(items: list[str], sep: str, what: str) -> dict[str, str]:
     for item in items:
         k, s, v = item.partition(sep)
         if not s or not k.strip():
-            raise _usage(f"{what} takes NAME{sep}VALUE, got {item!r}")
-        outd[k.strip()] = v.strip()
+            shown = mask_headers({k: v}).get(k, v) if s else item
+            raise _usage(f"{what} takes NAME{sep}VALUE, got {(k + sep + shown) if s else shown!r}")
+        outd[k.strip()] = v.strip(" \t")
     return outd
+
+
+def _headers(items: list[str]) -> dict[str, str]:
+    headers = _pairs(items, ":", "--header")
+    for name, value in headers.items():
+        try:
+            check_header(name, value)
+        except ValueError as exc:
+            raise _usage(f"--header: {exc}") from None
+    return headers
 
 
 def _thresholds(pairs: list[tuple[str, Optional[float]]], extra: list[str]) -> list[Threshold]:
@@ -136,10 +189,20 @@ def _thresholds(pairs: list[tuple[str, Optional[float]]], extra: list[str]) -> l
 def run(
     target: list[str] = typer.Option([], "--target", "-t", help="A target by name (repeat it to compare targets, ranked)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="A Dify Service API base URL (…/v1)."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", help="The app's key (or DIFY_API_KEY)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="The app's key (visible in the process list: prefer --api-key-file or DIFY_API_KEY)."),
+    api_key_file: Optional[Path] = typer.Option(None, "--api-key-file", help="A file holding the app's key."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Closed loop: this many users."),
     rate: Optional[float] = typer.Option(None, "--rate", "-r", min=0.001, help="Open loop: requests per second."),
     arrival: Arrival = typer.Option(Arrival.poisson, "--arrival", help="Open-loop arrivals."),
+    load: Optional[Load] = typer.Option(None, "--load", help="closed or open (default: open with --rate or --trace, else closed); says what --stages levels are."),
+    ramp_up: float = typer.Option(0.0, "--ramp-up", min=0, help="Seconds to reach --concurrency/--rate linearly from 0 (counted in the run; cover it with --warmup to leave it out)."),
+    stages: Optional[str] = typer.Option(None, "--stages", help="A load shape: SECONDS:LEVEL pieces moving linearly from 0, e.g. 10:4,30:4,10:0 (users, or req/s with --load open); sets the run's length."),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="Open loop: replay the arrival times in this file (one number a line, or a CSV/JSONL `timestamp` column)."),
+    trace_unit: str = typer.Option("s", "--trace-unit", help="The trace's time unit: s or ms."),
+    synthetic_input: Optional[str] = typer.Option(None, "--synthetic-input", help="No prompts file: generated prompts of MEAN[:STD] words (~tokens), e.g. 200:50."),
+    synthetic_output: Optional[str] = typer.Option(None, "--synthetic-output", help="With --synthetic-input: ask for answers of about MEAN[:STD] words."),
+    synthetic_count: int = typer.Option(100, "--synthetic-count", min=1, help="How many synthetic prompts to generate (used in a seeded order)."),
+    burstiness: float = typer.Option(1.0, "--burstiness", min=0.001, help="Poisson arrivals: gamma shape of the gaps (1 Poisson, <1 burstier, >1 more even)."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Levels of concurrency or rate, e.g. 1,2,4,8 (one run each)."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d", min=0.001, help="Seconds measured (default 30)."),
     requests: Optional[int] = typer.Option(None, "--requests", "-n", min=1, help="Stop after this many measured requests."),
@@ -154,6 +217,12 @@ def run(
     seed: int = typer.Option(0, "--seed", help="Seeds arrivals and prompt order."),
     timeout: float = typer.Option(120.0, "--timeout", min=0.001, help="Seconds a request may wait for its first event (and be silent, up to 60)."),
     retries: int = typer.Option(0, "--retries", min=0, max=10, help="Client retries (default 0: see every failure)."),
+    drain: Optional[float] = typer.Option(None, "--drain", min=0, help="Seconds to wait for answers in flight after the window (default: --timeout)."),
+    cancel_grace: float = typer.Option(10.0, "--cancel-grace", min=0, help="After Ctrl-C: seconds answers in flight may still finish."),
+    max_errors: Optional[int] = typer.Option(None, "--max-errors", min=1, help="Stop sending after this many failed requests."),
+    max_error_rate: Optional[float] = typer.Option(None, "--max-error-rate", min=0.0001, max=1.0, help="Stop sending once this share failed (after 20 answers), e.g. 0.5."),
+    stop_on_saturation: bool = typer.Option(True, "--stop-on-saturation/--no-stop-on-saturation", help="Open loop: stop when unanswered requests pile up without bound."),
+    allow_failures: bool = typer.Option(False, "--allow-failures", help="Exit 0 even when every request failed or a stop rule ended the run."),
     name: str = typer.Option("", "--name", help="A label for the run."),
     slo_ttft_p50_ms: Optional[float] = typer.Option(None, "--slo-ttft-p50-ms"),
     slo_ttft_p95_ms: Optional[float] = typer.Option(None, "--slo-ttft-p95-ms"),
@@ -165,40 +234,68 @@ def run(
     slo_min_success_rate: Optional[float] = typer.Option(None, "--slo-min-success-rate", help="e.g. 0.99"),
     slo_min_throughput: Optional[float] = typer.Option(None, "--slo-min-throughput", help="requests/s"),
     slo: list[str] = typer.Option([], "--slo", help="Any threshold: METRIC.STAT<=LIMIT or FIGURE>=LIMIT (repeatable)."),
+    percentiles: Optional[str] = typer.Option(None, "--percentiles", help="More percentiles of every latency, e.g. 75,99.99 (p50-p99.9 are always there)."),
     rank_by: str = typer.Option("ttft_ms.p95", "--rank-by", help="Comparing targets: the figure to rank by."),
     confirm_production: bool = typer.Option(False, "--confirm-production", help="Allow a heavy run against a non-local target."),
     fail_on_client_bound: bool = typer.Option(False, "--fail-on-client-bound", help="Exit 1 when the load generator was the bottleneck."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (and nothing else) on stdout."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when a terminal)."),
+    db: Optional[Path] = _db_option(),
 ) -> None:
     """Run a load test (closed loop with --concurrency, open loop with --rate)."""
     if concurrency is not None and rate is not None:
         raise _usage("give --concurrency (closed loop) or --rate (open loop), not both")
     if duration is not None and requests is not None:
         raise _usage("give --duration or --requests, not both")
-    if query and prompts is not None:
-        raise _usage("give --query or --prompts, not both")
-    targets = _targets(target, base_url, api_key)
+    if sum(x is not None for x in (prompts, synthetic_input)) + bool(query) > 1:
+        raise _usage("give one of --query, --prompts and --synthetic-input")
+    if synthetic_output is not None and synthetic_input is None:
+        raise _usage("--synthetic-output goes with --synthetic-input")
+    if (stages or trace) and (duration is not None or requests is not None):
+        raise _usage("--stages and --trace set the run's length: give no --duration or --requests")
+    if stages and trace:
+        raise _usage("give --stages or --trace, not both")
+    if trace and (concurrency is not None or load is Load.closed):
+        raise _usage("a --trace replays arrivals in an open loop: give no --concurrency")
+    if stages and (concurrency is not None or rate is not None):
+        raise _usage("--stages give the levels: give no --concurrency or --rate (say --load open for request rates)")
+    if load is Load.closed and rate is not None or load is Load.open and concurrency is not None:
+        raise _usage("--load closed goes with --concurrency, --load open with --rate")
+    targets = _targets(target, base_url, api_key, api_key_file)
     try:
-        prompt_list = P.from_file(prompts) if prompts else (P.from_list(query) if query else P.from_query(None))
-    except P.PromptError as exc:
+        if synthetic_input is not None:
+            spread_out = P.parse_spread(synthetic_output, "--synthetic-output") if synthetic_output else None
+            prompt_list = P.synthetic(synthetic_count, P.parse_spread(synthetic_input, "--synthetic-input"), spread_out, seed)
+        else:
+            prompt_list = P.from_file(prompts) if prompts else (P.from_list(query) if query else P.from_query(None))
+        trace_offsets = P.read_trace(trace, trace_unit) if trace else []
+        stage_list = Stage.parse_list(stages) if stages else []
+    except (P.PromptError, ValueError) as exc:
         raise _usage(str(exc)) from None
+    kind = load.value if load else ("open" if rate is not None or trace else "closed")
     thresholds = _thresholds([
         ("ttft_ms.p50 <=", slo_ttft_p50_ms), ("ttft_ms.p95 <=", slo_ttft_p95_ms), ("ttft_ms.p99 <=", slo_ttft_p99_ms),
         ("e2e_ms.p95 <=", slo_e2e_p95_ms), ("e2e_ms.p99 <=", slo_e2e_p99_ms), ("tpot_ms.p95 <=", slo_tpot_p95_ms),
         ("itl_ms.p99 <=", slo_itl_p99_ms), ("success_rate >=", slo_min_success_rate),
         ("request_throughput >=", slo_min_throughput),
     ], slo)
+    if mode is Mode.blocking and any(t.metric.startswith(("ttft_ms", "itl_ms", "tpot_ms")) for t in thresholds):
+        raise _usage("blocking mode has no first token: TTFT, TPOT and inter-chunk SLOs do not apply to it; "
+                     "limit the time to response with --slo-e2e-p95-ms (or --slo e2e_ms.p99<=MS)")
     try:
-        levels = [float(x) for x in sweep.split(",") if x.strip()] if sweep else []
+        levels = _numbers(sweep, "--sweep") if sweep else []
+        extra_pcts = _numbers(percentiles, "--percentiles") if percentiles else []
         config = RunConfig(
             name=name, target=targets[0].name, base_url=targets[0].base_url, app=app_kind.value, mode=mode.value,
-            load="open" if rate is not None else "closed", concurrency=concurrency or 1, rate=rate or 1.0,
-            arrival=arrival.value, sweep=levels, duration_s=duration, requests=requests, warmup_s=warmup,
+            load=kind, concurrency=concurrency or 1, rate=rate or 1.0, ramp_up_s=ramp_up, stages=stage_list,
+            trace=trace_offsets, trace_source=trace.name if trace else "",
+            arrival=arrival.value, burstiness=burstiness, sweep=levels, duration_s=duration, requests=requests, warmup_s=warmup,
             max_in_flight=max_in_flight, prompts=prompt_list,
-            prompts_source=f"file:{prompts.name}" if prompts else ("list" if len(query) > 1 else "query"),
-            inputs=_pairs(inputs, "=", "--input"), headers=_pairs(header, ":", "--header"), seed=seed, timeout_s=timeout,
-            retries=retries, slo=thresholds,
+            prompts_source=(f"synthetic:{synthetic_input}" + (f"/{synthetic_output}" if synthetic_output else "") if synthetic_input
+                            else f"file:{prompts.name}" if prompts else ("list" if len(query) > 1 else "query")),
+            inputs=_pairs(inputs, "=", "--input"), headers=_headers(header), seed=seed, timeout_s=timeout,
+            retries=retries, slo=thresholds, drain_s=drain, cancel_grace_s=cancel_grace, max_errors=max_errors,
+            max_error_rate=max_error_rate, stop_on_saturation=stop_on_saturation, percentiles=extra_pcts,
         )
     except ValueError as exc:
         raise _usage(_pydantic_message(exc)) from None
@@ -209,59 +306,86 @@ def run(
         if why and not confirm_production:
             raise _usage(f"{why}. Add --confirm-production if this is intended.")
 
-    store = _store()
-    cancel = threading.Event()
+    store = _store(db)
+    cancel, abort = threading.Event(), threading.Event()
     prog = Progress()
     if len(targets) > 1:
-        job: Callable[[], Any] = lambda: compare_targets(config, targets, store=store, progress=prog, cancel=cancel)
+        job: Callable[[], Any] = lambda: compare_targets(config, targets, store=store, progress=prog, cancel=cancel, abort=abort)
     else:
-        job = lambda: run_benchmark(config, targets[0].api_key, store=store, progress=prog, cancel=cancel)
+        job = lambda: run_benchmark(config, targets[0].api_key, store=store, progress=prog, cancel=cancel, abort=abort)
     show_bar = progress if progress is not None else (err.is_terminal and not as_json)
-    result = _run_with_progress(job, prog, cancel, show_bar)
-    outcomes: list[RunOutcome] = result if isinstance(result, list) else [result]
-    code = _report(outcomes, config, as_json, rank_by if len(targets) > 1 else None, fail_on_client_bound)
+    result = _run_with_progress(job, prog, cancel, abort, show_bar, config.cancel_grace_s)
+    outcomes: list[RunOutcome] = [o for o in (result if isinstance(result, list) else [result]) if o is not None]
+    code = _report(outcomes, config, as_json, rank_by if len(targets) > 1 else None, fail_on_client_bound, allow_failures)
     raise typer.Exit(EXIT_CANCELLED if cancel.is_set() else code)
+
+
+def _numbers(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise _usage(f"{what} takes numbers separated by commas, e.g. 1,2,4; got {text!r}") from None
 
 
 def _pydantic_message(exc: ValueError) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in errors())
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}" for e in errors())
     return str(exc)
 
 
-def _run_with_progress(job: Callable[[], Any], prog: Progress, cancel: threading.Event, show: bool) -> Any:
-    """The engine in a thread of its own (its own event loop); this thread draws the bar and
-    turns Ctrl-C into a clean cancel, so what was measured is kept."""
+def _run_with_progress(job: Callable[[], Any], prog: Progress, cancel: threading.Event, abort: threading.Event,
+                       show: bool, grace_s: float) -> Any:
+    """The engine in a thread of its own (its own event loop); this thread draws the bar and turns
+    Ctrl-C into a clean cancel, so what was measured is kept: the first SIGINT stops sending and lets
+    the answers in flight finish (up to the grace), a second stops waiting.
+
+    SIGINT is handled here rather than as KeyboardInterrupt: an interrupted Thread.join can report a
+    live thread as finished (Python 3.11), and an exception raised at an arbitrary point of this
+    thread would skip the summary. The engine thread sets `done` itself, so no join is waited on."""
     box: dict[str, Any] = {}
+    done = threading.Event()
 
     def target() -> None:
         try:
             box["value"] = job()
         except BaseException as exc:
             box["error"] = exc
+        finally:
+            done.set()
 
+    def on_sigint(signum: int, frame: Any) -> None:
+        if not cancel.is_set():
+            cancel.set()
+            err.print(f"cancelling: no more requests; waiting up to {grace_s:g} s for the answers in flight "
+                      "(Ctrl-C again to stop now). What was measured is kept.")
+        elif not abort.is_set():
+            abort.set()
+            err.print("stopping now: answers still in flight are left out (counted as abandoned)")
+
+    previous = signal.getsignal(signal.SIGINT)
+    installed = threading.current_thread() is threading.main_thread()
+    if installed:
+        signal.signal(signal.SIGINT, on_sigint)
     thread = threading.Thread(target=target, name="bench-cli", daemon=True)
-    thread.start()
     try:
+        thread.start()
         if show:
             from rich.progress import BarColumn, Progress as Bar, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
             with Bar(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[counts]}"),
                      TimeElapsedColumn(), console=err, transient=False) as bar:
                 task = bar.add_task("starting", total=1000, counts="")
-                while thread.is_alive():
+                while not done.wait(0.2):
                     bar.update(task, completed=int(prog.overall() * 1000), description=_bar_label(prog),
                                counts=f"{prog.ok} ok · {prog.failed} failed · {prog.in_flight} in flight")
-                    thread.join(0.2)
                 bar.update(task, completed=1000, description=_bar_label(prog), counts=f"{prog.ok} ok · {prog.failed} failed")
         else:
-            while thread.is_alive():
-                thread.join(0.2)
-    except KeyboardInterrupt:
-        cancel.set()
-        err.print("cancelling: the answers measured so far are kept")
-        thread.join()
+            while not done.wait(0.2):
+                pass
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous)
     if "error" in box:
         raise box["error"]
     return box.get("value")
@@ -274,9 +398,12 @@ def _bar_label(prog: Progress) -> str:
 
 
 JSON_ORDER = ("run_id", "status", "target", "app", "mode", "description", "requests", "succeeded", "failed", "success_rate",
-              "duration_s", "request_throughput", "output_tokens", "output_tokens_per_s", "output_tokens_source",
-              "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms", "goodput", "cost", "errors",
-              "errors_by_phase", "retries", "client_bound", "client_bound_reasons", "selfcheck", "slo_checks", "slo_passed")
+              "abandoned", "dropped", "stop_reason", "stop_detail", "duration_s", "window_start_ms", "window_end_ms",
+              "last_end_ms", "request_throughput", "output_tokens", "output_tokens_per_s", "output_tokens_per_s_peak",
+              "output_tokens_source", "input_tokens", "input_tokens_per_s", "total_tokens", "total_tokens_per_s",
+              "user_output_tokens_per_s", "e2e_label", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms",
+              "goodput", "cost", "errors", "errors_by_phase", "retries", "malformed_frames", "client_bound",
+              "client_bound_reasons", "selfcheck", "slo_checks", "slo_passed")
 
 
 def json_view(outcome: RunOutcome) -> dict[str, Any]:
@@ -286,17 +413,28 @@ def json_view(outcome: RunOutcome) -> dict[str, Any]:
     view.update({"run_id": outcome.run_id, "status": outcome.status})
     if outcome.error:
         view["error"] = outcome.error
+    extra = [k for k in (s.get("percentiles") or []) if k not in STATS]
     for metric in ("ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms"):
-        view[metric] = {k: (view.get(metric) or {}).get(k) for k in STATS}
+        view[metric] = {k: (view.get(metric) or {}).get(k) for k in (*STATS, *extra)}
     view["errors"] = view.get("errors") or {}
     view["client_bound"] = bool(view.get("client_bound"))
     return view
 
 
-def _report(outcomes: list[RunOutcome], config: RunConfig, as_json: bool, rank_by: str | None, fail_on_client_bound: bool) -> int:
+def all_failed(summary: dict[str, Any] | None) -> bool:
+    """Nothing succeeded and something was tried (failed or abandoned)."""
+    s = summary or {}
+    return not s.get("succeeded") and bool((s.get("failed") or 0) + (s.get("abandoned") or 0))
+
+
+def _report(outcomes: list[RunOutcome], config: RunConfig, as_json: bool, rank_by: str | None, fail_on_client_bound: bool,
+            allow_failures: bool = False) -> int:
     views = [json_view(o) for o in outcomes]
     failed = [o for o in outcomes if o.status == "failed"]
     missed = [v for v in views if v.get("slo_passed") is False]
+    broken = [] if allow_failures else [o for o in outcomes if o.status != "failed" and (
+        all_failed(o.summary) or (o.summary or {}).get("stop_reason") in ("max_errors", "max_error_rate"))]
+    saturated = [o for o in outcomes if (o.summary or {}).get("stop_reason") == "over_saturated"]
     bound = [v for v in views if v["client_bound"]]
     ranking = rank({_label(o): o.summary or {} for o in outcomes}, rank_by) if rank_by else None
     if as_json:
@@ -317,7 +455,11 @@ def _report(outcomes: list[RunOutcome], config: RunConfig, as_json: bool, rank_b
             for o in failed:
                 err.print(f"[red]run {o.run_id} failed:[/red] {o.error}")
         return EXIT_FAILED
-    if missed or (fail_on_client_bound and bound):
+    if broken and not as_json:
+        for o in broken:
+            why = (o.summary or {}).get("stop_detail") or "every request failed"
+            err.print(f"[red]run {o.run_id}:[/red] {why} (exit 1; --allow-failures to accept it)")
+    if missed or broken or saturated or (fail_on_client_bound and bound):
         return EXIT_SLO
     return 0
 
@@ -334,18 +476,35 @@ def _fmt(v: Any, digits: int = 1) -> str:
     return str(v)
 
 
-def _print_outcome(o: RunOutcome) -> None:
+def _print_outcome(o: RunOutcome, selfcheck_known: bool = True) -> None:
     s = o.summary
     out.print(f"\n[bold]Run {o.run_id}[/bold] {o.status} · {o.config.target or o.config.base_url} · {o.config.describe()}")
     if s is None:
         return
     out.print(f"requests {s['requests']} · succeeded {s['succeeded']} · failed {s['failed']} · "
               f"{_fmt(s['request_throughput'], 2)} req/s · {_fmt(s['output_tokens_per_s'])} output tokens/s "
-              f"({s.get('output_tokens_source') or 'no tokens'}) · duration {_fmt(s['duration_s'], 2)} s")
-    table = Table("ms", *STATS, title=None, box=None, pad_edge=False)
-    for metric, label in (("ttft_ms", "TTFT"), ("e2e_ms", "end-to-end"), ("itl_ms", "inter-chunk"), ("tpot_ms", "TPOT"), ("queue_ms", "queue")):
-        table.add_row(label, *(_fmt(s[metric][k]) for k in STATS))
+              f"({s.get('output_tokens_source') or 'no tokens'}) · window {_fmt(s['duration_s'], 2)} s")
+    extra = [f"{s[k]} {k}" for k in ("abandoned", "dropped") if s.get(k)]
+    if s.get("stop_reason") not in (None, "duration", "requests"):
+        extra.append(f"stopped: {s.get('stop_detail') or s['stop_reason']}")
+    if extra:
+        out.print("[yellow]" + " · ".join(extra) + "[/yellow]")
+    blocking = s.get("e2e_label") == "time to response" or o.config.mode == "blocking"
+    stats = (*STATS, *(k for k in (s.get("percentiles") or []) if k not in STATS))
+    table = Table("ms", *stats, title=None, box=None, pad_edge=False)
+    rows = ((("e2e_ms", "time to response"), ("queue_ms", "queue")) if blocking else
+            (("ttft_ms", "TTFT"), ("e2e_ms", "end-to-end"), ("itl_ms", "inter-chunk"), ("tpot_ms", "TPOT"), ("queue_ms", "queue")))
+    for metric, label in rows:
+        table.add_row(label, *(_fmt((s.get(metric) or {}).get(k)) for k in stats))
     out.print(table)
+    user = (s.get("user_output_tokens_per_s") or {}).get("p50")
+    tokens = [f"peak {_fmt(s.get('output_tokens_per_s_peak'))} output tokens/s (1 s buckets)" if s.get("output_tokens_per_s_peak") else "",
+              f"input {_fmt(s.get('input_tokens_per_s'))} tokens/s" if s.get("input_tokens") else "",
+              f"total {_fmt(s.get('total_tokens_per_s'))} tokens/s" if s.get("total_tokens") else "",
+              f"per user p50 {_fmt(user)} output tokens/s" if user else "",
+              f"[yellow]{s['malformed_frames']} malformed frames skipped[/yellow]" if s.get("malformed_frames") else ""]
+    if any(tokens):
+        out.print(" · ".join(t for t in tokens if t))
     if s.get("errors"):
         out.print("errors: " + ", ".join(f"{k} {v}" for k, v in s["errors"].items())
                   + " (by phase: " + ", ".join(f"{k} {v}" for k, v in s.get("errors_by_phase", {}).items()) + ")")
@@ -360,6 +519,9 @@ def _print_outcome(o: RunOutcome) -> None:
     if s.get("client_bound"):
         out.print("[yellow]CLIENT-BOUND:[/yellow] these figures are the load generator's, not the target's: "
                   + "; ".join(s.get("client_bound_reasons") or []))
+    elif not selfcheck_known or not check:
+        out.print("[yellow]self-check: not available[/yellow] (the run did not finish, so the engine's own lag and CPU "
+                  "were never assessed; the figures above come from the rows it saved)")
     else:
         out.print(f"self-check ok: event-loop lag p99 {_fmt(lag, 2)} ms, loop busy {_fmt((check.get('loop_busy') or 0) * 100, 0)}%")
     for c in s.get("slo_checks") or []:
@@ -385,9 +547,9 @@ def _get(store: BenchStore, run_id: str):
 
 
 @app.command("list")
-def list_runs(limit: int = typer.Option(50, "--limit"), as_json: bool = typer.Option(False, "--json")) -> None:
+def list_runs(limit: int = typer.Option(50, "--limit"), as_json: bool = typer.Option(False, "--json"), db: Optional[Path] = _db_option()) -> None:
     """The saved runs, newest first."""
-    runs = _store().runs(limit=limit)
+    runs = _store(db).runs(limit=limit)
     rows = []
     for r in runs:
         s = r.summary or {}
@@ -409,9 +571,9 @@ def list_runs(limit: int = typer.Option(50, "--limit"), as_json: bool = typer.Op
 
 
 @app.command()
-def show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def show(run_id: str, as_json: bool = typer.Option(False, "--json"), db: Optional[Path] = _db_option()) -> None:
     """One run's figures (computed from its rows if it crashed)."""
-    store = _store()
+    store = _store(db)
     info = _get(store, run_id)
     summary = store.summary(info.id)
     if as_json:
@@ -421,20 +583,20 @@ def show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     config = RunConfig.model_validate(info.config)
-    _print_outcome(RunOutcome(info.id, info.status, config, summary, error=info.error))
+    _print_outcome(RunOutcome(info.id, info.status, config, summary, error=info.error), selfcheck_known=info.summary is not None)
     if info.error:
         out.print(f"note: {info.error}")
-    out.print(f"\n[dim]{FORMULAS['ttft_ms']} {FORMULAS['tpot_ms']}[/dim]")
+    out.print(f"\n[dim]{FORMULAS['ttft_ms']} {FORMULAS['tpot_ms']} {FORMULAS['request_throughput']}[/dim]")
 
 
 @app.command()
 def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or unique prefixes)."),
             by: str = typer.Option("ttft_ms.p95", "--by", help="Rank by this figure."),
-            as_json: bool = typer.Option(False, "--json")) -> None:
+            as_json: bool = typer.Option(False, "--json"), db: Optional[Path] = _db_option()) -> None:
     """Runs side by side, with the change from the first to the last, ranked."""
     if len(run_ids) < 2:
         raise _usage("compare needs two or more runs")
-    store = _store()
+    store = _store(db)
     infos = [_get(store, r) for r in run_ids]
     summaries = {f"{i.id} {i.label}": store.summary(i.id) for i in infos}
     table = compare_summaries(summaries)
@@ -452,18 +614,19 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (
 
 @app.command()
 def export(run_id: str, fmt: Fmt = typer.Option(Fmt.csv, "--format", "-f"),
-           out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Default: RUN_ID.FORMAT here.")) -> None:
+           out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Default: RUN_ID.FORMAT here."),
+           db: Optional[Path] = _db_option()) -> None:
     """Write a run's per-request rows (CSV, Parquet) or everything (JSON) to a file."""
-    store = _store()
+    store = _store(db)
     info = _get(store, run_id)
     path = export_run(store, info.id, fmt.value, out_path)
     err.print(f"wrote {path}")
 
 
 @app.command()
-def delete(run_id: str) -> None:
+def delete(run_id: str, db: Optional[Path] = _db_option()) -> None:
     """Delete a run and its rows."""
-    store = _store()
+    store = _store(db)
     info = _get(store, run_id)
     store.delete_run(info.id)
     err.print(f"deleted {info.id}")

@@ -20,7 +20,9 @@ Honest numbers, by construction:
 from __future__ import annotations
 
 import asyncio
-import random
+import itertools
+from array import array
+import math
 import secrets
 import threading
 import time
@@ -28,14 +30,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Awaitable, Callable, Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 
-from lib.dify import AsyncDifyClient, DifyError, FastTransport, RetryPolicy, Timeouts, Timing
+from lib.dify import AsyncDifyClient, DifyAPIError, DifyError, FastTransport, RetryPolicy, RunFailedError, Timeouts, Timing
+from lib.dify.events import TERMINAL_EVENTS, NodeEvent
 
 from . import prompts as P
-from .config import DEFAULT_QUERY, Prompt, RunConfig
+from .config import DEFAULT_QUERY, Prompt, RunConfig, mask_config
 from .environment import environment
-from .records import COLUMNS, RequestRecord, build
+from .records import ABANDONED, COLUMNS, RequestRecord, build
 from .selfcheck import LoopMonitor, assess
 from .stats import check_thresholds, summarize
 from .store import BenchStore
@@ -104,33 +108,141 @@ class RunOutcome:
     config: RunConfig
     summary: dict[str, Any] | None
     error: str | None = None
-    records: list[RequestRecord] = field(default_factory=list, repr=False)
+    records: list[RequestRecord] = field(default_factory=list, repr=False)  # all of them up to KEEP_RECORDS
+    store: BenchStore | None = field(default=None, repr=False)  # where the rest are, for a longer run
 
     def frame(self) -> pd.DataFrame:
+        """Every request's row: from memory, or from the store when the run kept only the first records."""
+        if self.store is not None:
+            return self.store.requests(self.run_id).drop(columns="run_id")
         return records_frame(self.records)
 
 
+NUMERIC = frozenset({"t_scheduled", "t_dispatched", "t_sent", "t_headers", "t_first_event", "t_first_content", "t_last_content",
+                     "t_end", "ttft_ms", "e2e_ms", "ttfb_ms", "queue_ms", "client_queue_ms", "late_ms", "tpot_ms", "price"})
+
+
 def records_frame(records: Sequence[RequestRecord]) -> pd.DataFrame:
-    return pd.DataFrame([r.as_dict() for r in records], columns=list(COLUMNS))
+    """The records as the store returns rows (itl_ms an array per row), built column by column:
+    a dict per record would hold every gap as a boxed Python float."""
+    columns: dict[str, Any] = {}
+    for c in COLUMNS:
+        values = [getattr(r, c) for r in records]
+        if c == "itl_ms":  # zero-copy views of each record's array
+            columns[c] = [np.frombuffer(v, dtype=np.float32 if v.typecode == "f" else float) if isinstance(v, array)
+                          else np.asarray(v, dtype=float) for v in values]
+        elif c in NUMERIC:  # a float column, None as NaN: no boxed value per cell
+            columns[c] = np.array([np.nan if v is None else v for v in values], dtype=float)
+        else:
+            columns[c] = values
+    return pd.DataFrame(columns, columns=list(COLUMNS))
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def arrivals(rate: float, arrival: str, seed: int) -> Iterator[float]:
-    """Offsets in seconds from the run's start: `constant` every 1/rate, `poisson` with exponential
-    gaps of mean 1/rate drawn from random.Random(seed) (the same seed, the same schedule)."""
+def arrivals(rate: float, arrival: str, seed: int, *, burstiness: float = 1.0, block: int = 1000) -> Iterator[float]:
+    """Offsets in seconds from the run's start. `constant`: every 1/rate. `poisson`: gaps from a gamma
+    distribution of shape `burstiness` (1: exponential gaps, Poisson arrivals; below 1 burstier, above 1
+    more even) and mean 1/rate, drawn from numpy's generator seeded with `seed`, `block` at a time; each
+    block is rescaled so its gaps sum to exactly block/rate (as vLLM does), so a run of `block` arrivals
+    offers exactly `rate` on average instead of a draw that strays by several percent. The same seed
+    and block, the same schedule."""
     if arrival == "constant":
         i = 0
         while True:
             yield i / rate
             i += 1
-    rng = random.Random(seed)
-    t = 0.0
+    rng = np.random.default_rng(seed)
+    block = max(1, int(block))
+    base, span = 0.0, block / rate
     while True:
-        yield t
-        t += rng.expovariate(rate)
+        gaps = rng.gamma(burstiness, 1.0 / (rate * burstiness), size=block)
+        offsets = np.concatenate(([0.0], np.cumsum(gaps[:-1]) * (span / gaps.sum())))
+        yield from (base + offsets).tolist()
+        base += span  # exactly: a block ends where the next begins, with no rounding drift
+
+
+def shaped(pieces: Sequence[tuple[float, float, float, float]], unit: Iterator[float]) -> Iterator[float]:
+    """Arrival offsets for a rate that changes over time: `unit` is a schedule at 1 request/s, mapped
+    through the inverse of the cumulative rate Λ(t) = ∫ rate (time rescaling), so a piece at rate r
+    gets r arrivals a second, constant gaps stay even and Poisson ones stay Poisson."""
+    cum = 0.0
+    bounds = []
+    for a, b, la, lb in pieces:
+        span = b - a
+        area = float("inf") if span == float("inf") else (la + lb) / 2.0 * span
+        bounds.append((a, b, la, lb, cum, cum + area))
+        cum += area
+    i = 0
+    for u in unit:
+        while i < len(bounds) and u >= bounds[i][5]:
+            i += 1
+        if i == len(bounds):
+            return
+        a, b, la, lb, c0, _ = bounds[i]
+        k = 0.0 if b == float("inf") else (lb - la) / (b - a)
+        du = u - c0
+        if k == 0.0:
+            if la <= 0:
+                continue
+            yield a + du / la
+        else:
+            yield a + (-la + math.sqrt(max(0.0, la * la + 2.0 * k * du))) / k
+
+
+def expected_arrivals(pieces: Sequence[tuple[float, float, float, float]], until: float) -> float:
+    """Λ(until): the arrivals the shape expects in [0, until)."""
+    total = 0.0
+    for a, b, la, lb in pieces:
+        if until <= a:
+            break
+        end = min(b, until)
+        rate_end = la + (lb - la) * ((end - a) / (b - a)) if b != float("inf") and b > a else lb
+        total += (la + rate_end) / 2.0 * (end - a)
+    return total
+
+
+def offsets(config: RunConfig) -> Iterator[float]:
+    """The open loop's arrival offsets (s from the start): a trace as given, a shaped rate, or the plain schedule."""
+    if config.trace:
+        first = min(config.trace)
+        return iter(sorted(t - first for t in config.trace))
+    pieces = config.shape()
+    if pieces is None:
+        return arrivals(config.rate, config.arrival, config.seed, burstiness=config.burstiness, block=schedule_block(config))
+    horizon = config.warmup_s + (config.duration_s or 0.0) if config.duration_s is not None else pieces[-1][0] + 3600.0
+    block = max(1, round(expected_arrivals(pieces, horizon))) if config.duration_s is not None else schedule_block(config)
+    return shaped(pieces, arrivals(1.0, config.arrival, config.seed, burstiness=config.burstiness, block=block))
+
+
+def schedule_block(config: RunConfig) -> int:
+    """How many arrivals one rescaled block of the schedule holds: the whole run's (warm-up included)."""
+    if config.duration_s is not None:
+        return max(1, round(config.rate * (config.warmup_s + config.duration_s)))
+    return max(1, (config.requests or 1) + round(config.rate * config.warmup_s))
+
+
+def run_failed(status: str | None, message: str | None, node: NodeEvent | None) -> RunFailedError:
+    """The typed failure of a workflow/chatflow run that ended other than succeeded (HTTP 200), naming
+    the failed node when a node_finished event said which."""
+    where = f" in node {node.title!r} ({node.node_type})" if node is not None and node.title else ""
+    error = message or (node.data.get("error") if node is not None else None) or ""
+    text = f"The workflow run {status or 'failed'}{where}" + (f": {error}" if error else "")
+    return RunFailedError(text, code="run_failed", message=error or None, node_id=node.node_id if node else None,
+                          node_title=node.title if node else None, node_type=node.node_type if node else None)
+
+
+# Events that end an answer: the e2e ends at the last of them to arrive (a chatflow sends both, in
+# either order: 1.12 workflow_finished then message_end, 1.13 the other way round).
+ANSWER_END = frozenset({"message_end", "workflow_finished"})
+LATE_YIELD_EVERY = 16  # a scheduler behind its schedule yields to the loop this often, so answers keep being read
+SATURATION_SAMPLE_S = 0.5
+SATURATION_SAMPLES = 10  # 5 s of samples
+MIN_REQUESTS_FOR_ERROR_RATE = 20
+KEEP_RECORDS = 20_000  # records kept in memory with a store; a longer run reads its rows back for the summary
+SHAPE_POLL_S = 0.01  # a shaped closed loop's idle user looks this often whether it is on
 
 
 # -- one run ------------------------------------------------------------------------------------------------
@@ -138,12 +250,19 @@ def arrivals(rate: float, arrival: str, seed: int) -> Iterator[float]:
 
 class _Run:
     def __init__(self, config: RunConfig, api_key: str, store: BenchStore | None, progress: Progress,
-                 cancel: threading.Event | None, run_id: str) -> None:
+                 cancel: threading.Event | None, run_id: str, abort: threading.Event | None = None) -> None:
         self.config, self.api_key, self.store = config, api_key, store
-        self.progress, self.cancel_event, self.run_id = progress, cancel, run_id
+        self.progress, self.cancel_event, self.abort_event, self.run_id = progress, cancel, abort, run_id
         self.records: list[RequestRecord] = []
         self.cancelled = False
+        self.cancel_at: float | None = None
         self.stopping = False
+        self.stop_reason: str | None = None
+        self.stop_detail: str | None = None
+        self.window_end: float | None = None  # perf_counter: sending stopped (duration runs: the window's end)
+        self.drain_limited = False
+        self.dropped = 0  # arrivals due inside the window that were never sent
+        self.measured_failed = 0
         self.seq = 0
         self.order = P.PromptOrder(len(config.prompts), config.seed, config.shuffle)
         self.writer = None
@@ -153,7 +272,12 @@ class _Run:
         self.slot_times: list[float] = []
         self.cap_waits = 0
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.scheduler: asyncio.Task[Any] | None = None
+        self.wake: asyncio.Event | None = None
+        self.backlog: list[tuple[float, int]] = []  # open loop: (time, requests issued and not answered)
+        self.recent_service: list[float] = []  # ms from the actual send to the end, measured successes
         self.failure: BaseException | None = None
+        self.spilled = False
 
     # setup
 
@@ -204,35 +328,58 @@ class _Run:
                 self.slot_times.append(scheduled)
             if sem.locked():
                 self.cap_waits += not warm
-            await sem.acquire()
+            try:
+                await sem.acquire()
+            except asyncio.CancelledError:  # still waiting for the in-flight cap when the run ended: never sent
+                self.dropped += not warm
+                raise
         progress = self.progress
         progress.in_flight += 1
         err: DifyError | None = None
-        wf_error: str | None = None
         timing: Timing | None = None
+        final: float | None = None
+        abandoned = False
+        stream: Any = None
         try:
             if self.streaming:
                 stream = self.calls[prompt]()
                 timing = stream.timing
+                failed_node: NodeEvent | None = None
                 try:
-                    async for _ in stream:
-                        pass
+                    async for ev in stream:
+                        name = ev.event
+                        if name in ANSWER_END:
+                            final = clock()
+                        elif name == "node_finished" and ev.status == "failed":  # type: ignore[attr-defined]
+                            failed_node = ev  # type: ignore[assignment]
                 except DifyError as e:
                     err = e
+                    wf = stream.state.workflow if stream.state is not None else None
+                    if wf is not None and wf.status not in WORKFLOW_OK and not isinstance(e, RunFailedError):
+                        # A chatflow's failed run ends workflow_finished (failed) then an `error` event:
+                        # the run failed in a node, which is not a model or stream failure.
+                        err = run_failed(wf.status, wf.error or e.message, failed_node)
                 else:
                     wf = stream.state.workflow if stream.state is not None else None
                     if wf is not None and wf.status not in WORKFLOW_OK:
-                        wf_error = f"workflow {wf.status}: {wf.error or ''}".strip(": ")
+                        err = run_failed(wf.status, wf.error, failed_node)
             else:
                 try:
                     result = await self.calls[prompt]()
                     timing = result.timing
                     status = getattr(result, "status", None) if self.kind == "workflow" else None
                     if status is not None and status not in WORKFLOW_OK:
-                        wf_error = f"workflow {status}: {getattr(result, 'error', '') or ''}".strip(": ")
+                        err = run_failed(status, getattr(result, "error", None), None)
                 except DifyError as e:
                     err = e
                     timing = e.timing or _ended_timing()
+                    if isinstance(e, DifyAPIError) and e.status == 400 and (e.message or "").startswith("Run failed"):
+                        # A blocking chatflow whose node failed: Dify's 400 invalid_param "Run failed: ..."
+                        err = RunFailedError(f"The chatflow run failed: {e.message}", code=e.code, status=400, message=e.message)
+        except asyncio.CancelledError:  # the drain limit or the cancel grace ran out with this answer in flight
+            abandoned = True
+            timing = timing or _ended_timing()
+            raise
         except Exception as e:  # not the client's typed error: a bug or an unexpected library error
             err = DifyError(f"{type(e).__name__}: {e}", code=type(e).__name__)
             timing = timing or _ended_timing()
@@ -242,31 +389,64 @@ class _Run:
             progress.in_flight -= 1
             if sem is not None:
                 sem.release()
+            if abandoned:
+                self._record(build(seq=seq, warmup=warm, worker=worker, prompt=prompt, t0=self.t0, scheduled=scheduled,
+                                   dispatched=dispatched, timing=timing, error=None, streaming=self.streaming, abandoned=True))
+        state = stream.state if stream is not None else None
         rec = build(seq=seq, warmup=warm, worker=worker, prompt=prompt, t0=self.t0, scheduled=scheduled,
-                    dispatched=dispatched, timing=timing, error=err, workflow_error=wf_error, streaming=self.streaming)
-        self.records.append(rec)
-        if self.writer is not None:
-            self.writer.add(rec)
+                    dispatched=dispatched, timing=timing, error=err, streaming=self.streaming, final=final,
+                    malformed=state.malformed if state is not None else 0)
+        self._record(rec)
         progress.done += 1
         if rec.ok:
             progress.ok += 1
+            if not warm and rec.t_end is not None and rec.t_sent is not None:
+                self.recent_service.append(rec.t_end - rec.t_sent)
         else:
             progress.failed += 1
             progress.last_error = f"{rec.error_class}: {rec.error_message}"
         if not warm:
             progress.measured_done += 1
+            if not rec.ok:
+                self.measured_failed += 1
+                if not self.stopping:
+                    self._check_errors()  # at once: a fast failing target fails hundreds of requests a poll
+
+    def _record(self, rec: RequestRecord) -> None:
+        if self.writer is None or len(self.records) < KEEP_RECORDS:
+            self.records.append(rec)
+        else:
+            self.spilled = True  # a long run: the rest live in the store only, and the summary reads them back
+        if self.writer is not None:
+            self.writer.add(rec)
+
+    def _stop(self, reason: str, detail: str | None = None) -> None:
+        """Send no more: the window ends now (or at its planned end, whichever is first)."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.stop_reason, self.stop_detail = reason, detail
+        now = clock()
+        if self.config.duration_s is None:
+            self.window_end = now
+        else:  # the planned end, unless a cancel or a stop rule came first
+            self.window_end = self.t_stop if reason == "duration" else min(now, self.t_stop)
+        if self.wake is not None:
+            self.wake.set()
+        if reason not in ("duration", "requests") and self.scheduler is not None:
+            self.scheduler.cancel()  # interrupts its sleep; answers in flight are left to the drain
 
     def _issue(self, now: float) -> tuple[int, int, bool] | None:
         """The next request's (seq, prompt, warm-up?), or None when the run should send no more."""
-        if self.stopping or self.cancelled:
+        if self.stopping:
             return None
         cfg = self.config
         warm = now < self.t_measure
         if cfg.duration_s is not None and now >= self.t_stop:
-            self.stopping = True
+            self._stop("duration")
             return None
         if cfg.requests is not None and not warm and self.progress.measured_sent >= cfg.requests:
-            self.stopping = True
+            self._stop("requests")
             return None
         seq = self.seq
         self.seq += 1
@@ -276,8 +456,15 @@ class _Run:
         return seq, self.order.next(), warm
 
     async def _worker(self, w: int) -> None:
+        shape = self.config.shape()
         while True:
             now = clock()
+            if shape is not None and w >= self.config.level_at(now - self.t0):
+                # A shaped closed loop: this user is not on yet (ramping up) or no longer (ramping down).
+                if self.stopping or (self.config.duration_s is not None and now >= self.t_stop):
+                    return
+                await asyncio.sleep(SHAPE_POLL_S)
+                continue
             nxt = self._issue(now)
             if nxt is None:
                 return
@@ -297,27 +484,48 @@ class _Run:
     async def _closed(self) -> None:
         workers = [self._track(asyncio.ensure_future(self._worker(w))) for w in range(self.config.concurrency)]
         # Duration runs: the window closes at t_stop; workers still holding an answer finish it in _drain.
-        # Count runs: the workers return once the last measured request was answered.
-        await asyncio.wait(workers, timeout=self._issue_window())
-        self.stopping = True
+        # Count runs: the workers return once the last measured request was answered. A cancel or a
+        # stop rule wakes this up at once.
+        assert self.wake is not None
+        every = asyncio.ensure_future(asyncio.wait(workers))
+        woken = asyncio.ensure_future(self.wake.wait())
+        await asyncio.wait([every, woken], timeout=self._issue_window(), return_when=asyncio.FIRST_COMPLETED)
+        every.cancel()
+        woken.cancel()
+        self._stop("duration" if self.config.duration_s is not None else "requests")
 
     async def _open(self) -> None:
-        scheduler = self._track(asyncio.ensure_future(self._schedule()))  # a task, so cancel interrupts its sleep
-        await asyncio.wait([scheduler])
-        self.stopping = True
+        self.scheduler = self._track(asyncio.ensure_future(self._schedule()))  # a task, so a stop interrupts its sleep
+        await asyncio.wait([self.scheduler])
+        self._stop("duration" if self.config.duration_s is not None else "requests")
 
     async def _schedule(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
         sem: Any = asyncio.Semaphore(cfg.max_in_flight) if cfg.max_in_flight else _NoCap()
         t0 = self.t0
-        for offset in arrivals(cfg.rate, cfg.arrival, cfg.seed):
+        timed = cfg.duration_s is not None
+        late = 0
+        schedule = offsets(cfg)
+        for offset in schedule:
             slot = t0 + offset
-            if cfg.duration_s is not None and slot >= self.t_stop:
+            if timed and slot >= self.t_stop:
                 break
-            delay = slot - clock()
+            now = clock()
+            delay = slot - now
             if delay > 0.0005:
+                late = 0
                 await asyncio.sleep(delay)
+            else:
+                if timed and now >= self.t_stop:
+                    # The window closed with arrivals still due: the generator fell behind. They are
+                    # counted as dropped (k6's dropped_iterations), not sent late after the window.
+                    self.dropped += 1 + sum(1 for _ in itertools.takewhile(lambda o: t0 + o < self.t_stop, schedule))
+                    self._stop("duration")
+                    break
+                late += 1
+                if late % LATE_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             nxt = self._issue(slot)
             if nxt is None:
                 break
@@ -329,8 +537,52 @@ class _Run:
             return None
         return max(0.0, self.t_stop - clock())
 
+    # stop rules
+
+    def _check_errors(self) -> None:
+        cfg = self.config
+        failed, done = self.measured_failed, self.progress.measured_done
+        if cfg.max_errors is not None and failed >= cfg.max_errors:
+            self._stop("max_errors", f"{failed} failed requests reached --max-errors {cfg.max_errors}")
+        elif cfg.max_error_rate is not None and done >= MIN_REQUESTS_FOR_ERROR_RATE and failed / done > cfg.max_error_rate:
+            self._stop("max_error_rate", f"{failed} of {done} requests failed ({failed / done:.0%}), "
+                                         f"past --max-error-rate {cfg.max_error_rate:g}")
+
+    def _check_rules(self, now: float) -> None:
+        cfg = self.config
+        if cfg.load == "open" and cfg.stop_on_saturation and now >= self.t_measure:
+            if not self.backlog or now - self.backlog[-1][0] >= SATURATION_SAMPLE_S:
+                self.backlog.append((now, max(0, len(self.tasks) - 1)))
+                why = self._saturated()
+                if why:
+                    self._stop("over_saturated", why)
+
+    def _saturated(self) -> str | None:
+        """Open loop: the backlog (requests issued, not yet answered, queued ones included) grows without
+        bound. Over the last 5 s it rose by at least a tenth of the arrivals (a least-squares slope), and it
+        holds more than twice what Little's law expects from the answers' own time: rate x the median
+        service time (actual send to end) of at least 10 answers. Service time, not end-to-end: an
+        end-to-end that counts the queue grows with it, and would always make the backlog look expected.
+        A target that has answered nothing yet is not judged (its answers may just be long): the drain
+        limit ends that run."""
+        if len(self.backlog) < SATURATION_SAMPLES or len(self.recent_service) < 10:
+            return None
+        window = self.backlog[-SATURATION_SAMPLES:]
+        times = np.array([t for t, _ in window]) - window[0][0]
+        sizes = np.array([n for _, n in window], dtype=float)
+        slope = float(np.polyfit(times, sizes, 1)[0])
+        rate = self.config.level_at(clock() - self.t0) if self.config.shape() is not None else self.config.rate
+        if self.config.trace:
+            rate = len(self.config.trace) / max(1e-9, max(self.config.trace) - min(self.config.trace))
+        service_s = float(np.median(self.recent_service[-200:])) / 1000.0
+        expected = rate * service_s
+        if slope > 0.1 * rate and sizes[-1] > max(20.0, 2.0 * expected):
+            return (f"over-saturated: {int(sizes[-1])} requests waiting for an answer and growing by {slope:.1f}/s at "
+                    f"{rate:g} req/s offered (the target cannot keep up; about {expected:.0f} expected in flight)")
+        return None
+
     async def _watch(self) -> None:
-        """Polls the cancel flag; marks the end of warm-up for the self-check and the progress."""
+        """Polls the cancel flag and the stop rules; marks the end of warm-up for the self-check and the progress."""
         measured = False
         while True:
             now = clock()
@@ -340,20 +592,29 @@ class _Run:
                 if self.progress.phase == "warmup":
                     self.progress.phase = "measuring"
             if self.cancel_event is not None and self.cancel_event.is_set() and not self.cancelled:
-                self.cancelled = self.stopping = True
-                for t in list(self.tasks):
-                    t.cancel()
-                return
+                self.cancelled, self.cancel_at = True, now
+                self._stop("cancelled")
+            if not self.stopping:
+                self._check_rules(now)
             await asyncio.sleep(CANCEL_POLL_S)
 
     async def _drain(self) -> None:
-        """Wait for the answers still in flight (up to drain_s), then cancel what is left."""
+        """Wait for the answers still in flight (up to drain_s; after a cancel, up to cancel_grace_s from
+        it; not at all after an abort), then cancel what is left: those rows are marked abandoned."""
+        cfg = self.config
         self.progress.phase = "draining"
-        pending = [t for t in self.tasks if not t.done()]
-        if pending and not self.cancelled:
-            limit = self.config.drain_s if self.config.drain_s is not None else self.config.timeout_s
-            _, pending_set = await asyncio.wait(pending, timeout=limit)
-            pending = list(pending_set)
+        deadline = clock() + (cfg.drain_s if cfg.drain_s is not None else cfg.timeout_s)
+        while True:
+            pending = [t for t in list(self.tasks) if not t.done()]
+            if not pending:
+                break
+            if self.cancelled and self.cancel_at is not None:
+                deadline = min(deadline, self.cancel_at + cfg.cancel_grace_s)
+            left = deadline - clock()
+            if left <= 0 or (self.abort_event is not None and self.abort_event.is_set()):
+                self.drain_limited = True
+                break
+            await asyncio.wait(pending, timeout=min(left, 2 * CANCEL_POLL_S))
         for t in pending:
             t.cancel()
         if pending:
@@ -365,6 +626,7 @@ class _Run:
         try:
             await self._prepare(client)
             self.writer = self.store.writer(self.run_id) if self.store is not None else None
+            self.wake = asyncio.Event()
             self.t0 = clock()
             self.t_measure = self.t0 + cfg.warmup_s
             self.t_stop = self.t_measure + (cfg.duration_s or 0.0)
@@ -373,7 +635,10 @@ class _Run:
             self.monitor.start()
             watcher = asyncio.ensure_future(self._watch())
             try:
-                if cfg.load == "closed":
+                if self.cancel_event is not None and self.cancel_event.is_set():  # cancelled while reading the app
+                    self.cancelled, self.cancel_at = True, clock()
+                    self._stop("cancelled")
+                elif cfg.load == "closed":
                     await self._closed()
                 else:
                     await self._open()
@@ -392,8 +657,13 @@ class _Run:
 
     def _outcome(self) -> RunOutcome:
         cfg = self.config
-        frame = records_frame(self.records)
-        summary = summarize(frame, cfg.slo)
+        if self.spilled and self.store is not None:
+            frame = self.store.requests(self.run_id).drop(columns="run_id")
+        else:
+            frame = records_frame(self.records)
+        window_end_ms = (self.window_end - self.t0) * 1000.0 if cfg.duration_s is not None and self.window_end else None
+        summary = summarize(frame, cfg.slo, window_end_ms=window_end_ms, streaming=self.streaming, percentiles=cfg.percentiles,
+                            load=cfg.load)
         sends, slots = sorted(self.dispatch_times), sorted(self.slot_times)
         span = (sends[-1] - sends[0]) if len(sends) > 1 else None
         planned = (slots[-1] - slots[0]) if len(slots) > 1 else None
@@ -405,12 +675,14 @@ class _Run:
         summary.update({
             "run_id": self.run_id, "status": status, "target": cfg.target, "base_url": cfg.base_url,
             "app": self.kind, "mode": cfg.mode, "load": cfg.load, "level": cfg.level, "description": cfg.describe(),
+            "stop_reason": self.stop_reason, "stop_detail": self.stop_detail, "dropped": self.dropped,
+            "drain_limited": self.drain_limited,
             "client_bound": check.client_bound, "client_bound_reasons": check.reasons, "selfcheck": check.as_dict(),
             "slo_checks": checks, "slo_passed": all(c["ok"] for c in checks),
         })
         if self.store is not None:
             self.store.finish_run(self.run_id, status, summary=summary, selfcheck=check.as_dict())
-        return RunOutcome(self.run_id, status, cfg, summary, records=self.records)
+        return RunOutcome(self.run_id, status, cfg, summary, records=self.records, store=self.store if self.spilled else None)
 
 
 class _NoCap:
@@ -450,8 +722,11 @@ def _ended_timing() -> Timing:
 
 async def run_async(config: RunConfig, api_key: str, *, store: BenchStore | None = None, progress: Progress | None = None,
                     cancel: threading.Event | None = None, run_id: str | None = None, group_id: str | None = None,
-                    group_kind: str | None = None, loop_name: str = "asyncio") -> RunOutcome:
-    """One run (no sweep) inside the running event loop. Saves it to `store` as it goes."""
+                    group_kind: str | None = None, loop_name: str = "asyncio", abort: threading.Event | None = None) -> RunOutcome:
+    """One run (no sweep) inside the running event loop. Saves it to `store` as it goes.
+
+    `cancel` set: send no more and wait for the answers in flight up to `config.cancel_grace_s`
+    (status cancelled, the summary of what was measured). `abort` set as well: stop waiting now."""
     if config.sweep:
         raise ValueError("run_async runs one level: use run_sweep for a sweep")
     run_id = run_id or new_run_id()
@@ -464,10 +739,10 @@ async def run_async(config: RunConfig, api_key: str, *, store: BenchStore | None
     if run_id not in progress.run_ids:
         progress.run_ids.append(run_id)
     if store is not None:
-        store.create_run(run_id, config=config.model_dump(mode="json"), environment=environment(loop_name), name=config.name,
+        store.create_run(run_id, config=mask_config(config.model_dump(mode="json")), environment=environment(loop_name), name=config.name,
                          target=config.target, base_url=config.base_url, app=config.app, mode=config.mode,
                          description=config.describe(), group_id=group_id, group_kind=group_kind, level=config.level)
-    run = _Run(config, api_key, store, progress, cancel, run_id)
+    run = _Run(config, api_key, store, progress, cancel, run_id, abort)
     try:
         outcome = await run.execute()
     except BenchError as exc:
@@ -523,18 +798,19 @@ def _loop_name(runner: asyncio.Runner) -> str:
 
 
 def run_benchmark(config: RunConfig, api_key: str, *, store: BenchStore | None = None, progress: Progress | None = None,
-                  cancel: threading.Event | None = None) -> RunOutcome | list[RunOutcome]:
+                  cancel: threading.Event | None = None, abort: threading.Event | None = None) -> RunOutcome | list[RunOutcome]:
     """Run `config` in an event loop of its own: one run, or a list of runs for a sweep."""
     if config.sweep:
-        return run_sweep(config, api_key, store=store, progress=progress, cancel=cancel)
-    return _in_own_loop(lambda loop: run_async(config, api_key, store=store, progress=progress, cancel=cancel, loop_name=loop))
+        return run_sweep(config, api_key, store=store, progress=progress, cancel=cancel, abort=abort)
+    return _in_own_loop(lambda loop: run_async(config, api_key, store=store, progress=progress, cancel=cancel, loop_name=loop,
+                                               abort=abort))
 
 
 def run_sweep(config: RunConfig, api_key: str, *, store: BenchStore | None = None, progress: Progress | None = None,
-              cancel: threading.Event | None = None) -> list[RunOutcome]:
+              cancel: threading.Event | None = None, abort: threading.Event | None = None) -> list[RunOutcome]:
     """One run per sweep level, one after the other, in one group (the throughput/latency curve)."""
     levels = config.sweep or [config.level]
-    return _run_group([(config.at_level(x), api_key) for x in levels], "sweep", store, progress, cancel)
+    return _run_group([(config.at_level(x), api_key) for x in levels], "sweep", store, progress, cancel, abort)
 
 
 @dataclass
@@ -547,17 +823,18 @@ class TargetSpec:
 
 
 def compare_targets(config: RunConfig, targets: Sequence[TargetSpec], *, store: BenchStore | None = None,
-                    progress: Progress | None = None, cancel: threading.Event | None = None) -> list[RunOutcome]:
+                    progress: Progress | None = None, cancel: threading.Event | None = None,
+                    abort: threading.Event | None = None) -> list[RunOutcome]:
     """The same workload against each target, one after the other (so they never share the machine)."""
     if len(targets) < 2:
         raise ValueError("comparing needs two or more targets")
     jobs = [(config.model_copy(update={"target": t.name, "base_url": t.base_url, "name": config.name or t.name}), t.api_key)
             for t in targets]
-    return _run_group(jobs, "compare", store, progress, cancel)
+    return _run_group(jobs, "compare", store, progress, cancel, abort)
 
 
 def _run_group(jobs: list[tuple[RunConfig, str]], kind: str, store: BenchStore | None, progress: Progress | None,
-               cancel: threading.Event | None) -> list[RunOutcome]:
+               cancel: threading.Event | None, abort: threading.Event | None = None) -> list[RunOutcome]:
     progress = progress or Progress()
     progress.steps = len(jobs)
     group_id = new_run_id() if len(jobs) > 1 else None
@@ -569,7 +846,8 @@ def _run_group(jobs: list[tuple[RunConfig, str]], kind: str, store: BenchStore |
                 break
             progress.step = i
             outcomes.append(await run_async(cfg, key, store=store, progress=progress, cancel=cancel,
-                                            group_id=group_id, group_kind=kind if group_id else None, loop_name=loop_name))
+                                            group_id=group_id, group_kind=kind if group_id else None, loop_name=loop_name,
+                                            abort=abort))
         return outcomes
 
     return _in_own_loop(run_all)

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -39,7 +40,7 @@ def export_bytes(store: BenchStore, run_id: str, fmt: str) -> bytes:
     rows = store.requests(info.id)
     if fmt == "csv":
         out = rows.copy()
-        out["itl_ms"] = [orjson.dumps([round(g, 3) for g in x]).decode() for x in out["itl_ms"]]
+        out["itl_ms"] = [orjson.dumps(np.round(np.asarray(x, dtype=float), 3).tolist()).decode() for x in out["itl_ms"]]
         return out.to_csv(index=False).encode()
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -72,7 +73,8 @@ def read_parquet_run(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for rec in rows.to_dict(orient="records"):
-        out.append({k: (None if _isnan(v) else v) for k, v in rec.items()})
+        out.append({k: (np.round(v.astype(float), 3).tolist() if isinstance(v, np.ndarray) else None if _isnan(v) else v)
+                    for k, v in rec.items()})
     return out
 
 

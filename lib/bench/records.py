@@ -11,14 +11,16 @@ from array import array
 from dataclasses import dataclass, field, fields
 from typing import Any, Sequence
 
-from lib.dify import DifyAPIError, DifyConnectionError, DifyError, Timing
+from lib.dify import DifyAPIError, DifyConnectionError, DifyError, RunFailedError, Timing
 
-from .stats import gaps_ms, tpot_ms
+from .stats import ABANDONED, gaps_ms, tpot_ms
 
-PHASES = ("client", "connect", "headers", "response", "first_event", "stream")
+PHASES = ("client", "connect", "headers", "response", "first_event", "stream", "run")
 # client: never sent (circuit open, deadline while queued); connect: no connection; headers: sent, no
 # answer; response: an HTTP error status; first_event: answer headers, no event; stream: broke, an
-# `error` event, no final event, or a failed workflow.
+# `error` event or no final event; run: Dify ran the workflow/chatflow and a node failed
+# (RunFailedError, whatever the HTTP status).
+RUN_FAILED = "RunFailedError"
 
 
 @dataclass(slots=True)
@@ -43,7 +45,7 @@ class RequestRecord:
     late_ms: float | None = None
     tpot_ms: float | None = None
     chunks: int = 0
-    itl_ms: Sequence[float] = field(default_factory=list)  # an array('d') from build(): 4x smaller than a list
+    itl_ms: Sequence[float] = field(default_factory=list)  # an array('f') from build(): 8x smaller than a list
     output_tokens: int | None = None
     output_tokens_source: str | None = None  # usage | chunks
     prompt_tokens: int | None = None
@@ -58,6 +60,7 @@ class RequestRecord:
     error_message: str | None = None
     attempts: int = 0
     retries: int = 0
+    malformed: int = 0  # SSE frames the client could not read and skipped
 
     def as_dict(self) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in COLUMNS}
@@ -83,14 +86,18 @@ def build(
     dispatched: float,
     timing: Timing,
     error: DifyError | None,
-    workflow_error: str | None = None,
     streaming: bool = True,
+    final: float | None = None,
+    abandoned: bool = False,
+    malformed: int = 0,
 ) -> RequestRecord:
-    """The record of one finished request. `scheduled`, `dispatched` and the timing's instants are
-    perf_counter values; `error` is what the client raised (None on success); `workflow_error` the
-    error of a workflow that finished with a status other than succeeded (HTTP 200, still a failure)."""
+    """The record of one finished request. `scheduled`, `dispatched`, `final` and the timing's instants
+    are perf_counter values; `error` is what the client raised, or the engine's RunFailedError for a
+    workflow that finished other than succeeded (HTTP 200, still a failure); None on success. `final`:
+    when the last answer-ending event (message_end / workflow_finished) arrived: the end of the answer,
+    whatever came after it on the connection. `abandoned`: still in flight when the run stopped waiting."""
     t = timing
-    end = t.end
+    end = final if final is not None else t.end
     rec = RequestRecord(
         seq=seq, warmup=warmup, worker=worker, prompt=prompt,
         t_scheduled=_ms(scheduled, t0),  # type: ignore[arg-type]
@@ -99,12 +106,17 @@ def build(
         t_last_content=_ms(t.content[-1], t0) if t.content else None, t_end=_ms(end, t0),
         attempts=t.attempts, retries=max(0, t.attempts - 1),
         client_queue_ms=round(t.queued * 1000.0, 3), late_ms=round((dispatched - scheduled) * 1000.0, 3),
-        chunks=len(t.content),
+        chunks=len(t.content) if streaming else 0, malformed=malformed,
     )
     if t.sent is not None:
         rec.queue_ms = round((t.sent - scheduled) * 1000.0, 3)
         if t.first_byte is not None:
             rec.ttfb_ms = round((t.first_byte - t.sent) * 1000.0, 3)
+    if abandoned:
+        rec.t_end = None
+        rec.error_class, rec.error_phase = ABANDONED, phase_of(DifyError("abandoned"), t)
+        rec.error_message = "still in flight when the run stopped waiting (drain limit or cancel grace); not counted"
+        return rec
     usage = t.usage
     if usage is not None:
         rec.prompt_tokens = usage.prompt_tokens or None
@@ -113,32 +125,41 @@ def build(
         rec.currency = usage.currency
     if usage is not None and usage.completion_tokens > 0:
         rec.output_tokens, rec.output_tokens_source = usage.completion_tokens, "usage"
-    elif t.content:
+    elif t.content and streaming:
+        # A blocking answer arrives as one piece: its "chunk count" of 1 is no token count, so a blocking
+        # run without Dify's completion_tokens (a workflow reports only a total) has none.
         rec.output_tokens, rec.output_tokens_source = len(t.content), "chunks"
-    if error is None and workflow_error is None:
+    if error is None:
         rec.ok = True
         rec.http_status = 200
-        if t.first_content is not None:
-            rec.ttft_ms = round((t.first_content - scheduled) * 1000.0, 3)
         if end is not None:
             rec.e2e_ms = round((end - scheduled) * 1000.0, 3)
         if streaming:
-            rec.itl_ms = array("d", gaps_ms(t.content))
+            # Blocking: the whole answer arrives at once, so there is no first token: its end-to-end is
+            # the time to response, and TTFT, inter-chunk and TPOT are left empty rather than made up.
+            if t.first_content is not None:
+                rec.ttft_ms = round((t.first_content - scheduled) * 1000.0, 3)
+            rec.itl_ms = array("f", gaps_ms(t.content))  # float32: ample for ms, half the memory of a run's gaps
             rec.tpot_ms = _round(tpot_ms(rec.e2e_ms, rec.ttft_ms, rec.output_tokens))
-        return rec
-    if error is None:
-        rec.http_status = 200
-        rec.error_class, rec.error_phase, rec.error_message = "WorkflowFailed", "stream", (workflow_error or "")[:300]
         return rec
     rec.error_class = type(error).__name__
     rec.error_code = error.code
-    rec.error_message = (error.summary or str(error))[:300]
-    rec.error_phase = phase_of(error, t)
-    if isinstance(error, DifyAPIError):
+    rec.error_message = (error_text(error) or "")[:300]
+    rec.error_phase = "run" if isinstance(error, RunFailedError) else phase_of(error, t)
+    if isinstance(error, DifyAPIError) or (isinstance(error, RunFailedError) and error.status):
         rec.http_status = error.status
     elif t.first_byte is not None:
-        rec.http_status = 200  # the answer began fine; the stream failed (error event, cut, stall)
+        rec.http_status = 200  # the answer began fine; the stream failed (error event, cut, stall, failed node)
     return rec
+
+
+def error_text(error: DifyError) -> str:
+    """The row's error message: for a failed run the node and Dify's own message, else the summary."""
+    summary = error.summary or str(error)
+    if isinstance(error, RunFailedError) and error.node_title and not (error.message and error.message in summary):
+        node = f"{error.node_title} ({error.node_type})" if error.node_type else error.node_title
+        return f"node {node} failed: {error.message or summary}"
+    return summary
 
 
 def phase_of(error: DifyError, t: Timing) -> str:

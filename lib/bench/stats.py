@@ -11,12 +11,14 @@ Percentiles interpolate linearly between order statistics (numpy's default).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .config import LATENCY_METRICS, STATS, Threshold
+from .config import LATENCY_METRICS, STATS, Threshold, pct_key
+
+ABANDONED = "Abandoned"  # error_class of a request still in flight when the run stopped waiting for it
 
 FORMULAS: dict[str, str] = {
     "origin": "A request's origin is its scheduled time: in an open loop the arrival slot it was due at "
@@ -30,12 +32,33 @@ FORMULAS: dict[str, str] = {
                "(labelled 'chunks').",
     "ttfb_ms": "Time to headers = response headers − actual send.",
     "queue_ms": "Queue = actual send − origin: late scheduling, the in-flight cap and the client's own queue.",
-    "duration_s": "Duration = last measured answer's end − first measured request's origin.",
-    "request_throughput": "Request throughput = succeeded requests / duration.",
-    "output_tokens_per_s": "Output tokens/s = output tokens of succeeded requests / duration.",
+    "window": "Measurement window = first counted request's origin → end of the window: in a run with a duration, "
+              "the end of its sending window (warm-up + duration, or the moment a cancel or a stop rule stopped sending); "
+              "in a run of N requests, the end of the last counted answer (all N sent and answered, as vLLM counts). "
+              "Requests counted = those sent inside the window, whenever they finished: answers that end in the drain "
+              "after the window belong to it, since they were sent in it.",
+    "duration_s": "Duration = the measurement window (see window), in seconds.",
+    "request_throughput": "Request throughput = succeeded requests / window. Open loop: the requests sent in the window "
+                          "(a constant-rate run whose every request is served reports its offered rate). Closed loop: each "
+                          "answer counts for the share of its time in flight inside the window (its users are busy all the "
+                          "window, with answers begun in the warm-up and ending in the drain). A run of N requests: all N.",
+    "output_tokens_per_s": "Output tokens/s = output tokens / window: open loop, of the succeeded requests sent in the window; "
+                           "closed loop, those that arrived inside it; a run of N requests, all of them.",
     "success_rate": "Success rate = succeeded / (succeeded + failed). A stream with an `error` event, or one "
                     "that ends without its final event, is a failure even with HTTP 200.",
-    "goodput": "Goodput = succeeded requests within every per-request SLO limit (TTFT, end-to-end, TPOT) / duration.",
+    "goodput": "Goodput = succeeded requests within every per-request SLO limit (TTFT, end-to-end, TPOT) / window, "
+               "counted as request throughput counts requests.",
+    "time_to_response": "Blocking mode: the answer arrives whole, so there is no first token: end-to-end is the time to "
+                        "response (origin → the answer), and TTFT, inter-chunk and TPOT are not reported.",
+    "abandoned": "Abandoned = requests still in flight when the run stopped waiting (the drain limit after the window, "
+                 "or the grace after a cancel): neither succeeded nor failed, left out of every figure and counted apart.",
+    "over_saturated": "Over-saturated (open loop; stops the run): over the last 5 s the backlog of requests issued and not "
+                      "yet answered rose by at least a tenth of the arrival rate, and holds more than twice rate × the "
+                      "median service time (actual send → end) of the answers so far: the target cannot keep up. A target "
+                      "that has answered nothing yet is not judged; the drain limit ends that run.",
+    "dropped": "Dropped = arrivals due inside the window that were never sent (the generator fell behind its schedule "
+               "past the window's end, or they still waited for the in-flight cap when the run ended), as k6's "
+               "dropped_iterations.",
     "cost": "Cost = sum of Dify's usage total_price over all requests that reported one.",
 }
 
@@ -60,14 +83,18 @@ def gaps_ms(content_s: Sequence[float]) -> list[float]:
 # -- distributions -------------------------------------------------------------------------------------
 
 
-def latency_stats(values: Iterable[float] | np.ndarray) -> dict[str, float | None]:
-    """p50, p90, p95, p99, mean, max of `values` (NaN and None dropped); all None when empty."""
+def latency_stats(values: Iterable[float] | np.ndarray, extra: Sequence[float] = ()) -> dict[str, float | None]:
+    """min, p50, p90, p95, p99, p99.9, mean, std (population), max of `values` (NaN and None dropped),
+    plus a `pNN` key per `extra` percentile; all None when empty."""
     a = np.asarray([v for v in values if v is not None] if not isinstance(values, np.ndarray) else values, dtype=float)
     a = a[~np.isnan(a)]
+    keys = [*STATS, *(pct_key(q) for q in extra if pct_key(q) not in STATS)]
     if a.size == 0:
-        return {k: None for k in STATS}
-    p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
-    return {"p50": _r(p50), "p90": _r(p90), "p95": _r(p95), "p99": _r(p99), "mean": _r(a.mean()), "max": _r(a.max())}
+        return {k: None for k in keys}
+    qs = [50, 90, 95, 99, 99.9, *extra]
+    pcts = dict(zip((pct_key(q) for q in qs), np.percentile(a, qs)))
+    out = {"min": _r(a.min()), **{k: _r(v) for k, v in pcts.items()}, "mean": _r(a.mean()), "std": _r(a.std()), "max": _r(a.max())}
+    return {k: out[k] for k in keys}
 
 
 def _r(x: float) -> float:
@@ -90,7 +117,8 @@ def itl_values(df: pd.DataFrame) -> np.ndarray:
     if df.empty or "itl_ms" not in df:
         return np.empty(0)
     lists = [x for x in df["itl_ms"] if x is not None and len(x)]
-    return np.concatenate([np.asarray(x, dtype=float) for x in lists]) if lists else np.empty(0)
+    # float32, as stored: a long run has millions of gaps, and ms need no more precision
+    return np.concatenate([np.asarray(x, dtype=np.float32) for x in lists]) if lists else np.empty(0, dtype=np.float32)
 
 
 def metric_values(df: pd.DataFrame, metric: str) -> np.ndarray:
@@ -106,12 +134,15 @@ def metric_values(df: pd.DataFrame, metric: str) -> np.ndarray:
 # -- a run ----------------------------------------------------------------------------------------------
 
 
-def duration_s(df: pd.DataFrame) -> float:
-    """Last measured end − first measured origin, in seconds (0 when nothing was measured)."""
+def duration_s(df: pd.DataFrame, window_end_ms: float | None = None) -> float:
+    """The measurement window in seconds: first measured origin → `window_end_ms` (the end of a
+    duration run's sending window), or → the last measured end when not given (count runs). 0 when
+    nothing was measured."""
     if df.empty:
         return 0.0
-    start, end = df["t_scheduled"].min(), df["t_end"].max()
-    if pd.isna(start) or pd.isna(end) or end <= start:
+    start = df["t_scheduled"].min()
+    end = window_end_ms if window_end_ms is not None else df["t_end"].max()
+    if pd.isna(start) or end is None or pd.isna(end) or end <= start:
         return 0.0
     return float(end - start) / 1000.0
 
@@ -129,28 +160,146 @@ def within_slo(df: pd.DataFrame, thresholds: Sequence[Threshold]) -> pd.Series:
     return good
 
 
-def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = ()) -> dict[str, Any]:
-    """The run's figures from its per-request rows (warm-up rows are dropped here)."""
+TOKEN_BATCH = 5_000  # rows at a time: bounds the memory of the chunk-time arrays on large runs
+
+
+def token_times(ok: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """When the output tokens of these rows arrived (ms) and how many at each instant, in batches of
+    rows: a streamed answer's tokens spread evenly over its content chunks (first content + the
+    running sum of its inter-chunk gaps), a blocking answer's all at its end. Vectorized per batch."""
+    for at in range(0, len(ok), TOKEN_BATCH):
+        part = ok.iloc[at:at + TOKEN_BATCH]
+        tokens = pd.to_numeric(part["output_tokens"], errors="coerce").fillna(0).to_numpy(dtype=float)
+        first = pd.to_numeric(part["t_first_content"], errors="coerce").to_numpy(dtype=float)
+        end = pd.to_numeric(part["t_end"], errors="coerce").to_numpy(dtype=float)
+        chunks = pd.to_numeric(part["chunks"], errors="coerce").fillna(0).to_numpy(dtype=float)
+        streamed = (tokens > 0) & (chunks > 0) & ~np.isnan(first)
+        whole = (tokens > 0) & ~streamed & ~np.isnan(end)
+        gaps = [np.asarray(g, dtype=float) for g, keep in zip(part["itl_ms"], streamed) if keep]
+        lens = np.array([g.size for g in gaps], dtype=np.int64)
+        f, w_row = first[streamed], tokens[streamed] / (lens + 1)
+        times, weights = [f, end[whole]], [w_row, tokens[whole]]
+        if lens.sum():
+            flat = np.concatenate(gaps)
+            run = np.cumsum(flat)
+            starts = np.cumsum(lens) - lens
+            base = np.where(starts > 0, run[np.maximum(starts - 1, 0)], 0.0)
+            times.append(np.repeat(f - base, lens) + run)
+            weights.append(np.repeat(w_row, lens))
+        yield np.concatenate(times), np.concatenate(weights)
+
+
+def peak_output_tokens_per_s(ok: pd.DataFrame, start_ms: float, bucket_ms: float = 1000.0) -> float | None:
+    """The most output tokens received in one 1 s bucket from the window's start (drain included)."""
+    counts: dict[int, float] = {}
+    for t, w in token_times(ok):
+        if not t.size:
+            continue
+        buckets = np.floor((t - start_ms) / bucket_ms).astype(np.int64)
+        low = int(buckets.min())
+        for i, v in enumerate(np.bincount(buckets - low, weights=w)):
+            if v:
+                counts[low + i] = counts.get(low + i, 0.0) + float(v)
+    if not counts:
+        return None
+    return _r(max(counts.values()) * (1000.0 / bucket_ms))
+
+
+def tokens_between(ok: pd.DataFrame, start_ms: float, end_ms: float) -> float:
+    """Output tokens of these rows that arrived inside [start_ms, end_ms]."""
+    return float(sum(w[(t >= start_ms) & (t <= end_ms)].sum() for t, w in token_times(ok)))
+
+
+def in_window_share(df: pd.DataFrame, start_ms: float, end_ms: float) -> pd.Series:
+    """Per row, the share of its time in flight (origin → end) that lies inside [start_ms, end_ms]."""
+    if df.empty:
+        return pd.Series(dtype=float)
+    a = pd.to_numeric(df["t_scheduled"], errors="coerce")
+    b = pd.to_numeric(df["t_end"], errors="coerce")
+    inside = (b.clip(upper=end_ms) - a.clip(lower=start_ms)).clip(lower=0.0)
+    span = b - a
+    share = (inside / span.where(span > 0)).where(span > 0, ((a >= start_ms) & (a <= end_ms)).astype(float))
+    return share.fillna(0.0)
+
+
+def user_tokens_per_s(ok: pd.DataFrame) -> np.ndarray:
+    """Per succeeded request: output tokens / end-to-end (s): the pace one user sees, waiting included."""
+    if ok.empty:
+        return np.empty(0)
+    tokens = pd.to_numeric(ok["output_tokens"], errors="coerce")
+    e2e = pd.to_numeric(ok["e2e_ms"], errors="coerce")
+    rate = (tokens / (e2e / 1000.0))[(tokens > 0) & (e2e > 0)]
+    return rate.dropna().to_numpy(dtype=float)
+
+
+def _sum(df: pd.DataFrame, column: str) -> int:
+    return int(pd.to_numeric(df[column], errors="coerce").fillna(0).sum()) if not df.empty and column in df else 0
+
+
+def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_end_ms: float | None = None,
+              streaming: bool | None = None, percentiles: Sequence[float] = (), load: str | None = None) -> dict[str, Any]:
+    """The run's figures from its per-request rows (warm-up and abandoned rows are dropped here).
+    `window_end_ms`: the end of a duration run's sending window (see FORMULAS["window"]); `load`
+    "closed" attributes a closed loop's requests and tokens to the window by their time in it;
+    `streaming` False marks a blocking run (its end-to-end is the time to response; see FORMULAS)."""
     m = measured(df)
+    gone = (m["error_class"] == ABANDONED) if not m.empty else pd.Series(dtype=bool)
+    abandoned = int(gone.sum()) if not m.empty else 0
+    if abandoned:
+        m = m[~gone]
     ok = succeeded(m)
     n, n_ok = len(m), len(ok)
-    dur = duration_s(m)
+    start = m["t_scheduled"].min() if n else None
+    dur = duration_s(m, window_end_ms)
+    last_end = m["t_end"].max() if n else None
     out_tokens = int(pd.to_numeric(ok["output_tokens"], errors="coerce").fillna(0).sum()) if n_ok else 0
     sources = sorted(set(ok["output_tokens_source"].dropna())) if n_ok else []
+    in_tokens, all_tokens = _sum(ok, "prompt_tokens"), _sum(ok, "total_tokens")
+    # What each rate counts over the window (FORMULAS["window"]): by default the requests sent in it.
+    served, out_w, in_w, all_w = float(n_ok), float(out_tokens), float(in_tokens), float(all_tokens)
+    closed_window = load == "closed" and window_end_ms is not None and dur > 0
+    if closed_window:
+        # A closed loop's users are busy the whole window, with answers begun before it (warm-up) and
+        # ending after it (drain): each answer counts for its share of time in the window, its tokens
+        # when they arrived. (Counting the sends would overstate it by up to one answer a user.)
+        w0, w1 = float(start), float(start) + dur * 1000.0
+        every = df[df["error_class"] != ABANDONED] if not df.empty else df
+        every_ok = succeeded(every)
+        share = in_window_share(every_ok, w0, w1)
+        served = float(share.sum())
+        out_w = tokens_between(every_ok, w0, w1)
+        in_w = float((pd.to_numeric(every_ok["prompt_tokens"], errors="coerce").fillna(0) * share).sum()) if not every_ok.empty else 0.0
+        all_w = float((pd.to_numeric(every_ok["total_tokens"], errors="coerce").fillna(0) * share).sum()) if not every_ok.empty else 0.0
     summary: dict[str, Any] = {
         "requests": n,
         "succeeded": n_ok,
         "failed": n - n_ok,
         "success_rate": _r(n_ok / n) if n else None,
         "duration_s": _r(dur),
-        "request_throughput": _r(n_ok / dur) if dur else 0.0,
+        "request_throughput": _r(served / dur) if dur else 0.0,
         "output_tokens": out_tokens,
-        "output_tokens_per_s": _r(out_tokens / dur) if dur else 0.0,
+        "output_tokens_per_s": _r(out_w / dur) if dur else 0.0,
         "output_tokens_source": sources[0] if len(sources) == 1 else ("mixed" if sources else None),
-        "warmup_requests": int(len(df) - n),
+        "warmup_requests": int(len(df) - len(measured(df))),
+        "abandoned": abandoned,
+        "window_start_ms": _r(start) if start is not None and not pd.isna(start) else None,
+        "window_end_ms": _r(start + dur * 1000.0) if start is not None and not pd.isna(start) else None,
+        "last_end_ms": _r(last_end) if last_end is not None and not pd.isna(last_end) else None,
+        "e2e_label": "time to response" if streaming is False else "end-to-end",
     }
+    summary.update({
+        "input_tokens": in_tokens,
+        "input_tokens_per_s": _r(in_w / dur) if dur else 0.0,
+        "total_tokens": all_tokens,
+        "total_tokens_per_s": _r(all_w / dur) if dur else 0.0,
+        "throughput_attribution": "time in window" if closed_window else ("sent in window" if window_end_ms is not None else "all, to the last end"),
+        "output_tokens_per_s_peak": peak_output_tokens_per_s(ok, float(start)) if n_ok else None,
+        "user_output_tokens_per_s": latency_stats(user_tokens_per_s(ok), percentiles),
+        "malformed_frames": _sum(m, "malformed"),
+        "percentiles": [pct_key(q) for q in percentiles],
+    })
     for metric in LATENCY_METRICS:
-        summary[metric] = latency_stats(metric_values(m, metric))
+        summary[metric] = latency_stats(metric_values(m, metric), percentiles)
     errors = m.loc[~m["ok"].astype(bool), "error_class"].fillna("Unknown").value_counts() if n else pd.Series(dtype=int)
     summary["errors"] = {str(k): int(v) for k, v in errors.items()}
     phases = m.loc[~m["ok"].astype(bool), "error_phase"].fillna("unknown").value_counts() if n else pd.Series(dtype=int)
@@ -164,8 +313,11 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = ()) -> dict[st
     per_request = [t for t in thresholds if t.per_request_metric]
     if per_request and n:
         good = int(within_slo(m, per_request).sum())
+        good_w = float(good)
+        if closed_window:
+            good_w = float((in_window_share(every, w0, w1) * within_slo(every, per_request)).sum())
         summary["goodput"] = {"slo": [str(t) for t in per_request], "good": good,
-                              "rate": _r(good / dur) if dur else 0.0, "share": _r(good / n)}
+                              "rate": _r(good_w / dur) if dur else 0.0, "share": _r(good / n)}
     else:
         summary["goodput"] = None
     summary["goodput_rate"] = summary["goodput"]["rate"] if summary["goodput"] else None

@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from .config import mask_config
 from .records import COLUMNS, RequestRecord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ STATUSES = ("running", "finished", "cancelled", "failed", "crashed")
 _REQUEST_TYPES = {
     "seq": "INTEGER", "warmup": "INTEGER", "worker": "INTEGER", "prompt": "INTEGER", "chunks": "INTEGER",
     "output_tokens": "INTEGER", "prompt_tokens": "INTEGER", "total_tokens": "INTEGER", "ok": "INTEGER",
-    "http_status": "INTEGER", "attempts": "INTEGER", "retries": "INTEGER", "itl_ms": "BLOB",
+    "http_status": "INTEGER", "attempts": "INTEGER", "retries": "INTEGER", "malformed": "INTEGER", "itl_ms": "BLOB",
     "output_tokens_source": "TEXT", "currency": "TEXT", "error_class": "TEXT", "error_code": "TEXT",
     "error_phase": "TEXT", "error_message": "TEXT",
 }
@@ -47,17 +48,28 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT, group_id TEXT, group_kind TEXT, level REAL, status TEXT NOT NULL,
     target TEXT, base_url TEXT, app TEXT, mode TEXT, description TEXT,
     created_at REAL, finished_at REAL, config TEXT, environment TEXT, summary TEXT, selfcheck TEXT,
-    error TEXT, pid INTEGER, host TEXT, heartbeat REAL
+    error TEXT, pid INTEGER, host TEXT, heartbeat REAL, key INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_group ON runs(group_id);
-CREATE TABLE IF NOT EXISTS requests (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+CREATE TABLE IF NOT EXISTS request_rows (
+    run_key INTEGER NOT NULL,
     {", ".join(f"{c} {_REQUEST_TYPES.get(c, 'REAL')}" for c in COLUMNS)},
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
+    PRIMARY KEY (run_key, seq)
+);
 """
+# Rows live in a rowid table keyed by the run's small integer `key`, with the inter-chunk gaps as
+# float32 (ample for ms): a streaming row takes ~0.7 KB and stays on its page. The first store layout
+# (`requests`, WITHOUT ROWID, keyed by the text run id, float64 gaps) pushed rows past ~1 KB onto
+# overflow pages, 4.7 KB each; it is converted on open.
+PAGE_SIZE = 16384  # new stores: fuller pages for rows of this size
 _JSON_FIELDS = ("config", "environment", "summary", "selfcheck")
-_INSERT = f"INSERT OR REPLACE INTO requests (run_id, {', '.join(COLUMNS)}) VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
+_INSERT = f"INSERT OR REPLACE INTO request_rows (run_key, {', '.join(COLUMNS)}) VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
+ITL_DTYPE = "<f4"
+READ_BATCH = 10_000
+
+
+class StoreError(RuntimeError):
+    """The run store cannot be opened or written (a folder given for the file, no permission, not SQLite)."""
 
 
 def default_path() -> Path:
@@ -99,12 +111,22 @@ class BenchStore:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        if self.path.is_dir():
+            raise StoreError(f"the run store {self.path} is a folder: give a file path, e.g. {self.path / 'bench.sqlite'}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)
+            with self._connect(fresh=True) as db:
+                db.executescript(_SCHEMA)
+                _add_new_columns(db)
+                _convert_old_rows(db)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the run store {self.path}: {exc}") from None
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, fresh: bool = False) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30.0)
+        if fresh:
+            db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes effect on a new, empty file
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
@@ -123,7 +145,8 @@ class BenchStore:
         with self._connect() as db:
             db.execute(
                 "INSERT INTO runs (id, name, group_id, group_kind, level, status, target, base_url, app, mode, description,"
-                " created_at, config, environment, pid, host, heartbeat) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, config, environment, pid, host, heartbeat, key) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?,"
+                " ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(key), 0) + 1 FROM runs))",
                 (run_id, name, group_id, group_kind, level, target, base_url, app, mode, description, now,
                  _dumps(config), _dumps(environment), os.getpid(), socket.gethostname(), now),
             )
@@ -145,17 +168,33 @@ class BenchStore:
     def writer(self, run_id: str) -> RunWriter:
         return RunWriter(self, run_id)
 
+    def run_key(self, run_id: str) -> int:
+        """The run's integer key in the rows table (KeyError when there is no such run)."""
+        with self._connect() as db:
+            row = db.execute("SELECT key FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no run {run_id!r}")
+        return int(row[0])
+
     def add_requests(self, run_id: str, records: Iterable[RequestRecord | dict[str, Any]]) -> int:
         """Write rows now (the Locust master and imports use this; the engine uses a RunWriter)."""
-        rows = [_row(run_id, r) for r in records]
+        key = self.run_key(run_id)
+        rows = [_row(key, r) for r in records]
         with self._connect() as db:
             db.executemany(_INSERT, rows)
         return len(rows)
 
     def delete_run(self, run_id: str) -> bool:
         with self._connect() as db:
-            db.execute("DELETE FROM requests WHERE run_id = ?", (run_id,))
+            row = db.execute("SELECT key FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM request_rows WHERE run_key = ?", (row[0],))
             return db.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount > 0
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file (its size on disk is then the store's)."""
+        with self._connect() as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- reading ------------------------------------------------------------------------------------------
 
@@ -187,30 +226,44 @@ class BenchStore:
             raise KeyError(f"no run {run_id!r}" if not rows else f"{run_id!r} matches several runs: give more of the id")
         return self._info(rows[0])
 
-    def requests(self, run_ids: str | Sequence[str], *, label: bool = False, last: int | None = None) -> pd.DataFrame:
+    def requests(self, run_ids: str | Sequence[str], *, label: bool = False, last: int | None = None,
+                 columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Per-request rows of one or more runs, in order (`run_id` column first; `run` = the run's
-        label when `label`; only the `last` rows by seq of each run when given, for live views).
-        `itl_ms` is decoded to a list per row."""
+        label when `label`; only the `last` rows by seq of each run when given, for live views; only
+        `columns` when given, read column-wise: charts need a few of them and no gaps).
+        `itl_ms` is decoded to a float32 array per row."""
         ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
-        if not ids:
-            return _empty_frame()
-        marks = ", ".join("?" * len(ids))
-        sql = f"SELECT * FROM requests WHERE run_id IN ({marks})"
-        params: list[Any] = list(ids)
-        if last is not None:
-            sql = (f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY seq DESC) AS _n FROM requests "
-                   f"WHERE run_id IN ({marks})) WHERE _n <= ?")
-            params.append(int(last))
+        wanted = list(COLUMNS) if columns is None else [c for c in COLUMNS if c in set(columns) | {"seq"}]
+        unknown = set(columns or ()) - set(COLUMNS) - {"run_id", "run"}
+        if unknown:
+            raise ValueError(f"no such request columns: {', '.join(sorted(unknown))}")
+        frames = []
         with self._connect() as db:
-            frame = pd.read_sql_query(sql + " ORDER BY run_id, seq", db, params=params)
-        frame = frame.drop(columns="_n", errors="ignore")
-        if frame.empty:
-            return _empty_frame()
-        frame["itl_ms"] = [np.frombuffer(x, dtype="<f8").tolist() if x else [] for x in frame["itl_ms"]]
+            for rid in ids:
+                row = db.execute("SELECT key FROM runs WHERE id = ?", (rid,)).fetchone()
+                if row is None:
+                    continue
+                sql = f"SELECT {', '.join(wanted)} FROM request_rows WHERE run_key = ?"
+                if last is not None:
+                    sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {int(last)})"
+                cur = db.execute(sql + " ORDER BY seq", (row[0],))
+                while True:  # in pieces: a long run's rows as Python tuples all at once would cost ~1 KB each
+                    data = cur.fetchmany(READ_BATCH)
+                    if not data:
+                        break
+                    frame = pd.DataFrame.from_records(data, columns=wanted, coerce_float=True)
+                    if "itl_ms" in frame:
+                        # float32 as stored (ample for ms; half the memory of a long run's gaps), read-only views
+                        frame["itl_ms"] = [np.frombuffer(x, dtype=ITL_DTYPE) if x else np.empty(0, dtype=ITL_DTYPE)
+                                           for x in frame["itl_ms"]]
+                    frame.insert(0, "run_id", rid)
+                    frames.append(frame)
+        if not frames:
+            return _empty_frame(wanted)
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         for c in ("warmup", "ok"):
-            frame[c] = frame[c].astype(bool)
-        order = {rid: i for i, rid in enumerate(ids)}
-        frame = frame.sort_values(["run_id", "seq"], key=lambda s: s.map(order) if s.name == "run_id" else s, kind="stable")
+            if c in frame:
+                frame[c] = frame[c].astype(bool)
         if label:
             frame.insert(1, "run", frame["run_id"].map(self.labels(ids)))
         return frame.reset_index(drop=True)
@@ -226,7 +279,10 @@ class BenchStore:
 
     def request_count(self, run_id: str) -> int:
         with self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM requests WHERE run_id = ?", (run_id,)).fetchone()[0])
+            row = db.execute("SELECT key FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return 0
+            return int(db.execute("SELECT COUNT(*) FROM request_rows WHERE run_key = ?", (row[0],)).fetchone()[0])
 
     def summary(self, run_id: str) -> dict[str, Any]:
         """The saved summary, or one computed from the rows (a running or crashed run)."""
@@ -237,7 +293,8 @@ class BenchStore:
         if info.summary is not None:
             return info.summary
         thresholds = [Threshold.model_validate(t) for t in info.config.get("slo", [])]
-        return summarize(self.requests(info.id), thresholds)
+        return summarize(self.requests(info.id), thresholds, streaming=info.config.get("mode", "streaming") != "blocking",
+                         load=info.config.get("load"))
 
     def _info(self, r: sqlite3.Row) -> RunInfo:
         status, error = r["status"], r["error"]
@@ -248,7 +305,7 @@ class BenchStore:
             id=r["id"], name=r["name"] or "", status=status, target=r["target"] or "", base_url=r["base_url"] or "",
             app=r["app"], mode=r["mode"], description=r["description"] or "", created_at=r["created_at"],
             finished_at=r["finished_at"], group_id=r["group_id"], group_kind=r["group_kind"], level=r["level"],
-            config=_loads(r["config"]) or {}, environment=_loads(r["environment"]) or {},
+            config=mask_config(_loads(r["config"]) or {}), environment=_loads(r["environment"]) or {},
             summary=_loads(r["summary"]), selfcheck=_loads(r["selfcheck"]), error=error,
         )
 
@@ -286,6 +343,12 @@ class RunWriter:
     def _loop(self) -> None:
         db = self.store._connect()
         try:
+            self.key = self.store.run_key(self.run_id)
+        except BaseException as exc:
+            self.error = exc
+            db.close()
+            return
+        try:
             while not self._stop.wait(self.flush_s):
                 self._flush(db)
             self._flush(db)
@@ -298,7 +361,7 @@ class RunWriter:
         q = self._queue
         rows = []
         while q:
-            rows.append(_row(self.run_id, q.popleft()))
+            rows.append(_row(self.key, q.popleft()))
         with db:
             if rows:
                 db.executemany(_INSERT, rows)
@@ -312,21 +375,75 @@ class RunWriter:
             raise RuntimeError(f"writing the run's rows to {self.store.path} failed: {self.error}") from self.error
 
 
-def _row(run_id: str, r: RequestRecord | dict[str, Any]) -> tuple[Any, ...]:
+def _add_new_columns(db: sqlite3.Connection) -> None:
+    """A store written by an older version lacks the newer columns: add them (empty for old rows), and
+    give every run its integer key."""
+    if "key" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+        db.execute("ALTER TABLE runs ADD COLUMN key INTEGER")
+    db.execute("UPDATE runs SET key = (SELECT COUNT(*) FROM runs r2 WHERE r2.rowid <= runs.rowid) WHERE key IS NULL")
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS runs_key ON runs(key)")
+    have = {row[1] for row in db.execute("PRAGMA table_info(request_rows)")}
+    for c in COLUMNS:
+        if c not in have:
+            db.execute(f"ALTER TABLE request_rows ADD COLUMN {c} {_REQUEST_TYPES.get(c, 'REAL')}")
+
+
+def _convert_old_rows(db: sqlite3.Connection) -> None:
+    """Move the rows of the first layout (`requests`: text run ids, float64 gaps) to `request_rows`, once."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'requests'").fetchone():
+        return
+    have = [row[1] for row in db.execute("PRAGMA table_info(requests)")]
+    cols = [c for c in COLUMNS if c in have]
+    keys = dict(db.execute("SELECT id, key FROM runs"))
+    cur = db.execute(f"SELECT run_id, {', '.join(cols)} FROM requests")
+    insert = f"INSERT OR REPLACE INTO request_rows (run_key, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 1))})"
+    at = cols.index("itl_ms") if "itl_ms" in cols else None
+    while True:
+        batch = cur.fetchmany(5000)
+        if not batch:
+            break
+        rows = []
+        for r in batch:
+            if r[0] not in keys:
+                continue
+            values = list(r[1:])
+            if at is not None and values[at]:
+                values[at] = np.frombuffer(values[at], dtype="<f8").astype(ITL_DTYPE).tobytes()
+            rows.append((keys[r[0]], *values))
+        db.executemany(insert, rows)
+    db.execute("DROP TABLE requests")
+
+
+def _private(path: Path) -> None:
+    """Create the store file readable by its owner only (0600): its runs name targets and their settings.
+    SQLite gives its -wal and -shm files the database file's mode. An existing file of ours is tightened."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except IsADirectoryError:
+        raise StoreError(f"the run store {path} is a folder: give a file path") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _row(run_key: int, r: RequestRecord | dict[str, Any]) -> tuple[Any, ...]:
     d = r if isinstance(r, dict) else None
     values = []
     for c in COLUMNS:
         v = d.get(c) if d is not None else getattr(r, c)
-        if c == "itl_ms":  # little-endian float64s: compact, exact, and no JSON on the writer's path
-            v = array("d", v or ()).tobytes() if sys.byteorder == "little" else np.asarray(v or (), dtype="<f8").tobytes()
+        if c == "itl_ms":  # little-endian float32s: compact, ample for ms, and no JSON on the writer's path
+            v = array("f", v or ()).tobytes() if sys.byteorder == "little" else np.asarray(v or (), dtype=ITL_DTYPE).tobytes()
         elif isinstance(v, bool):
             v = int(v)
         values.append(v)
-    return (run_id, *values)
+    return (run_key, *values)
 
 
-def _empty_frame() -> pd.DataFrame:
-    return pd.DataFrame({"run_id": pd.Series(dtype=str), **{c: pd.Series(dtype=object) for c in COLUMNS}})
+def _empty_frame(columns: Sequence[str] = COLUMNS) -> pd.DataFrame:
+    return pd.DataFrame({"run_id": pd.Series(dtype=str), **{c: pd.Series(dtype=object) for c in columns}})
 
 
 def _dumps(v: Any) -> str | None:

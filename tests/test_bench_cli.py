@@ -61,7 +61,7 @@ def test_load_shape_flags(bench, sim, tmp_path):
     r = bench("run", "--target", "Simulator · chat", "--load", "open", "--stages", "0.5:10,0.5:10", "--arrival", "constant", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["requests"] == 8 and doc["description"].startswith("open stages 0.5s→10 0.5s→10 req/s")  # slots at 0, 1 .. 7 of 7.5 expected
+    assert doc["requests"] == 8 and doc["description"].startswith("open, stages 0.5s→10 0.5s→10 req/s")  # slots at 0, 1 .. 7 of 7.5 expected
     trace = tmp_path / "arrivals.txt"
     trace.write_text("0\n0.2\n0.4\n")
     r = bench("run", "--target", "Simulator · chat", "--trace", str(trace), "--json")

@@ -62,7 +62,7 @@ def test_a_run_report_holds_figures_formulas_config_and_environment_never_the_ke
     assert path.name == f"bench-{run_id}.html"
     html = _read(path)
     assert KEY not in html and SECRET not in html and SECRET[-12:] not in html  # nowhere, not even in chart data
-    assert "X-Api-Token: …abcd" in html  # the header is there, masked
+    assert "X-Api-Token: tok-…abcd" in html  # the header is there, masked
     assert "X-Sim-Ttft-Ms: 15" in html  # the simulator's knob in clear: it is how the run was paced
     text = " ".join(parse_report(html).text)
     info, summary = store.get(run_id), store.summary(run_id)
@@ -85,7 +85,7 @@ def test_a_comparison_report_has_each_run(runs, tmp_path):
     text = " ".join(parse_report(html).text)
     assert first in text and second in text and "change (last vs first)" in text and "Time to first token p95 (ms)" in text
     assert "Best first by End-to-end p95 (ms)" in text and FORMULAS["e2e_ms"] in text
-    assert text.count("X-Api-Token: …abcd; X-Sim-Ttft-Ms: 15") == 2  # the configurations side by side: a column a run
+    assert text.count("X-Api-Token: tok-…abcd; X-Sim-Ttft-Ms: 15") == 2  # the configurations side by side: a column a run
 
 
 def test_no_run_or_an_unknown_one_is_a_clear_error(runs, tmp_path):
@@ -159,4 +159,4 @@ def test_a_run_of_compared_targets_reports_their_ranking(sim, tmp_path):
     ranking = next(s for s in report.sections if s.title == "Compared targets").blocks[0].figure
     assert sorted(ranking.data[0].y) == ["left", "right"]
     html = _read(write_bench_report(store, [outcomes[0].run_id], tmp_path / "left.html"))
-    assert KEY not in html and SECRET not in html and "Authorization-Extra: …abcd" in html
+    assert KEY not in html and SECRET not in html and "Authorization-Extra: tok-…abcd" in html

@@ -35,8 +35,8 @@ from lib.settings import (
 )
 
 from .diff import RunDiff, diff_runs
-from .nodes import stats_table, target_node_stats
 from .junit import write_junit
+from .nodes import stats_table, target_node_stats
 from .records import EvalRun
 from .runner import DEFAULT_CONCURRENCY, CannotRunError, Progress, run_suite
 from .store import EvalStore

@@ -1,6 +1,7 @@
 """Where an eval run's time goes, per node: each target's p50/p95 per node, and one answer's waterfall."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from lib.charts.waterfall import node_stats_figure, request_waterfall_figure
@@ -9,9 +10,15 @@ from lib.evals.records import EvalRun, TurnRecord
 from lib.waterfall import FORMULAS
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _stats(run_id: str, answers: int, _run: EvalRun) -> dict[str, pd.DataFrame]:
+    # node_stats reads every turn's segments (about 7 ms an answer): once per run and number of answers saved
+    return target_node_stats(_run)
+
+
 def node_stats_panel(run: EvalRun) -> None:
     """Per target, each node's p50/p95 per request across the run (workflow and chatflow targets only)."""
-    per_target = target_node_stats(run)
+    per_target = _stats(run.id, len(run.results), run)
     if not per_target:
         return
     st.subheader("Where the time goes")

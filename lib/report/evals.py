@@ -131,7 +131,7 @@ def _node_sections(run: EvalRun) -> list[Section]:
             Table(stats_table(stats), index=False, numeric=True,
                   caption=f"{stats.attrs.get('requests', 0)} requests (turns) with node events. "
                           + WATERFALL_FORMULAS["percentiles"] + " " + WATERFALL_FORMULAS["share_of_e2e"]),
-            Chart(node_stats_figure(stats, f"Time per node · {target}"),
+            Chart(node_stats_figure(stats, "Time per node across the run"),  # the target is in the section title
                   "Bar: p50 per request; whisker: p95. " + WATERFALL_FORMULAS["node"]),
         ]
         slow = slowest_answer(run, target)

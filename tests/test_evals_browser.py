@@ -1,6 +1,9 @@
 """The Evals page in a real browser: run the passing example, then the failing one, read why, diff them."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from lib.evals import EvalStore
@@ -79,3 +82,34 @@ def test_run_suites_see_the_matrix_the_failures_and_a_diff(page, evals_console, 
     screenshot(page, tmp_path / "evals.png")
     runs = EvalStore(tmp_path / "evals.sqlite").runs()
     assert sorted(r.summary()["passed"] for r in runs) == [1, 4] and all(r.status == "finished" for r in runs)
+
+
+def test_a_workflow_runs_node_figures_waterfall_and_report_download(page, evals_console, console_sim, tmp_path):
+    from tests.support.html_check import parse_report
+    from tests.support.procs import ROOT
+
+    key = "app-sim-workflow"  # the run is saved by the CLI (the page's own runs are the test above's)
+    done = subprocess.run([sys.executable, "-m", "lib.evals", "--db", str(tmp_path / "evals.sqlite"), "run",
+                           "examples/simulator-workflow.yaml", "--base-url", console_sim.url, "--api-key", key],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    run = EvalStore(tmp_path / "evals.sqlite").runs()[0]
+    target = run.targets[0]
+    open_app(page, evals_console, "/evals")
+    expect(page.locator(METRIC).first).to_have_text("4/4")
+    expect(page.get_by_role("heading", name="Where the time goes")).to_be_visible()
+    charts = page.locator(".js-plotly-plot")
+    expect(charts.first).to_be_visible()
+    expect(page.get_by_text(f"Time per node · {target}")).to_be_visible()
+    expect(page.get_by_text("Where the request's time went").first).to_be_visible()  # the answer shown in full
+    assert charts.count() == 2
+    wait_for_rerun(page)
+    assert_no_exception(page)
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download HTML report").click()
+    assert download.value.suggested_filename == f"{run.id}.html"
+    html = open(download.value.path(), encoding="utf-8").read()
+    parsed = parse_report(html)
+    assert not parsed.problems and parsed.sources == [] and key not in html
+    assert run.id in " ".join(parsed.text) and f"Where the time goes · {target}" in " ".join(parsed.text)
+    screenshot(page, tmp_path / "evals-nodes.png")

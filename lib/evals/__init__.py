@@ -8,7 +8,8 @@
 
 A suite is a YAML or JSON file of cases (suite.py), each with assertions (assertions.py); runner.py sends
 them with lib.dify.AsyncDifyClient; store.py keeps runs in SQLite beside the benchmark runs; diff.py
-compares a run with a baseline; `python -m lib.evals run SUITE --target NAME` is the CI gate.
+compares a run with a baseline; nodes.py reads each turn's stored waterfall (per-node p50/p95 per
+target); lib/report/evals.py writes a run's HTML report; `python -m lib.evals run SUITE --target NAME` is the CI gate.
 """
 from .assertions import CheckResult, Observation
 from .diff import RunDiff, diff_runs

@@ -3,12 +3,13 @@
     python -m lib.evals run examples/simulator-chat.yaml --target "Simulator · chat"
     python -m lib.evals run suite.yaml --base-url https://dify.example.com/v1 --api-key app-... \\
         --junit reports/evals.xml --min-pass-rate 0.95 --baseline eval-20260101-120000-abc123
-    python -m lib.evals list | show RUN_ID | diff BASELINE_ID RUN_ID
+    python -m lib.evals list | show RUN_ID [--html FILE] | diff BASELINE_ID RUN_ID
 
 Exit codes of `run`: 0 every case passed (or the pass rate reached --min-pass-rate); 1 a case failed (below
 --min-pass-rate); 2 a bad suite file (its line and what is wrong) or bad arguments; 3 the suite could not run
 (a target unreachable, a key refused, an unknown judge). --json prints one JSON object on stdout and nothing
-else (human text goes to stderr); --junit FILE writes JUnit XML for CI. Built on typer, like lib.bench's CLI.
+else (human text goes to stderr); --junit FILE writes JUnit XML for CI; --html FILE a self-contained report
+(lib.report.evals), against --baseline when given. Built on typer, like lib.bench's CLI.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from lib.settings import (
 
 from .diff import RunDiff, diff_runs
 from .junit import write_junit
+from .nodes import stats_table, target_node_stats
 from .records import EvalRun
 from .runner import DEFAULT_CONCURRENCY, CannotRunError, Progress, run_suite
 from .store import EvalStore
@@ -103,6 +105,28 @@ def _matrix(run: EvalRun) -> Table:
     return table
 
 
+def _print_nodes(run: EvalRun, console: Console) -> None:
+    """Per target, each node's p50/p95 per request across the run (workflow and chatflow apps only)."""
+    for target, stats in target_node_stats(run).items():
+        shown = stats_table(stats)
+        table = Table(title=f"Where the time goes · {target} ({stats.attrs.get('requests', 0)} requests)")
+        for col in shown.columns:
+            table.add_column(str(col), justify="left" if col in ("segment", "type") else "right")
+        for row in shown.itertuples(index=False):
+            table.add_row(*(escape(str(v)) for v in row))
+        console.print(table)
+
+
+def _write_html(run: EvalRun, path: Path, baseline: EvalRun | None, store: EvalStore, console: Console) -> None:
+    from lib.report.evals import write_eval_report  # plotly and jinja2 only when a report is asked for
+
+    try:
+        write_eval_report(run, path, baseline=baseline, suite_text=store.suite_text(run.id))
+    except OSError as exc:
+        raise _exit(EXIT_USAGE, f"cannot write the report to {path}: {exc.strerror or exc}") from None
+    console.print(f"Report: {path}")
+
+
 def _print_diff(d: RunDiff, console: Console) -> None:
     console.print(f"Against baseline {d.baseline}: {len(d.newly_failing)} newly failing, {len(d.fixed)} fixed, "
                   f"{len(d.slower)} slower, {len(d.dearer)} dearer, {d.unchanged} unchanged")
@@ -124,6 +148,7 @@ def run(
                                                   help="Pass when at least this share passed (0.95 or 95), instead of all.")] = None,
     baseline: Annotated[str | None, typer.Option("--baseline", help="A saved run's id: show what changed since it.")] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here (for CI).")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (and nothing else) on stdout.")] = False,
 ) -> None:
     """Run a suite against one or more targets; exit 0 passed, 1 failed, 2 bad suite, 3 could not run."""
@@ -168,8 +193,11 @@ def run(
                           "diff": diff.as_dict() if diff else None}, ensure_ascii=False, default=str))
     else:
         out.print(_matrix(result))
+        _print_nodes(result, out)
         if diff is not None:
             _print_diff(diff, out)
+    if html is not None:
+        _write_html(result, html, base_run, store, console)
     s = result.summary()
     verdict = "passed" if ok else "FAILED"
     console.print(f"{verdict}: {s['passed']}/{s['total']} cases passed ({s['pass_rate']:.0%}"
@@ -193,18 +221,30 @@ def list_runs(limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20) 
 
 @app.command()
 def show(run_id: str, as_json: Annotated[bool, typer.Option("--json")] = False,
-         junit: Annotated[Path | None, typer.Option("--junit")] = None) -> None:
-    """One saved run's matrix."""
-    r = _store().get_run(run_id)
+         junit: Annotated[Path | None, typer.Option("--junit")] = None,
+         html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here.")] = None,
+         baseline: Annotated[str | None, typer.Option("--baseline", help="With --html: the report diffs against this run.")] = None,
+         ) -> None:
+    """One saved run's matrix and, for workflow and chatflow apps, each node's p50/p95."""
+    store = _store()
+    r = store.get_run(run_id)
     if r is None:
         raise _exit(EXIT_USAGE, f"no saved run {run_id!r}")
+    base_run = None
+    if baseline:
+        base_run = store.get_run(baseline)
+        if base_run is None:
+            raise _exit(EXIT_USAGE, f"no saved run {baseline!r} to compare with (see `python -m lib.evals list`)")
     if junit:
         write_junit(r, junit)
+    if html is not None:
+        _write_html(r, html, base_run, store, err if as_json else out)
     if as_json:
         print(json.dumps({"run": {"id": r.id, "suite": r.suite, "status": r.status, **r.summary()},
                           "results": [x.as_dict() for x in r.results]}, ensure_ascii=False, default=str))
     else:
         out.print(_matrix(r))
+        _print_nodes(r, out)
 
 
 @app.command()

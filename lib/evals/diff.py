@@ -14,6 +14,8 @@ from typing import Any
 
 from .records import CaseResult, EvalRun
 
+SLOWER_RATIO, MIN_SLOWER_S, DEARER_RATIO = 0.2, 0.05, 0.1  # the defaults; a report quotes them
+
 
 @dataclass
 class Cell:
@@ -78,8 +80,8 @@ def _cells(run: EvalRun, by_target: bool) -> dict[tuple[str, ...], Cell]:
                     [reason for r in rs for reason in r.reasons()]) for k, rs in groups.items()}
 
 
-def diff_runs(baseline: EvalRun, run: EvalRun, *, slower_ratio: float = 0.2, min_slower_s: float = 0.05,
-              dearer_ratio: float = 0.1) -> RunDiff:
+def diff_runs(baseline: EvalRun, run: EvalRun, *, slower_ratio: float = SLOWER_RATIO, min_slower_s: float = MIN_SLOWER_S,
+              dearer_ratio: float = DEARER_RATIO) -> RunDiff:
     by_target = not (len(baseline.targets) == 1 and len(run.targets) == 1 and baseline.targets != run.targets)
     before, after = _cells(baseline, by_target), _cells(run, by_target)
     d = RunDiff(baseline.id, run.id)

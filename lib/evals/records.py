@@ -37,6 +37,8 @@ class TurnRecord:
     conversation_id: str | None = None
     timing: dict[str, Any] = field(default_factory=dict)  # Timing.as_dict() + first_event_s, content_s
     nodes: list[NodeRecord] = field(default_factory=list)
+    # lib.waterfall.waterfall_record(timing): the client's own node spans, exact on its clock (None: no node events)
+    waterfall: dict[str, Any] | None = None
     usage: dict[str, Any] | None = None  # Dify's usage block as sent
     checks: list[CheckResult] = field(default_factory=list)  # the turn's own assertions
     error: str | None = None

@@ -26,6 +26,7 @@ from lib.bench.environment import environment
 from lib.dify import AsyncDifyClient, DifyError, NodeEvent, Timeouts, WorkflowResult
 from lib.dify.timing import clock
 from lib.settings import Target
+from lib.waterfall import waterfall_record
 
 from .assertions import CheckResult, Observation, judge_prompt, verdict_result, warm_up
 from .records import CaseResult, EvalRun, NodeRecord, TurnRecord
@@ -228,6 +229,7 @@ async def _answer(suite: Suite, case: Case, turn: Turn, variant: Variant, client
         record.timing["first_event_s"] = None if timing.first_event is None or sent is None else timing.first_event - sent
         record.timing["content_s"] = [round(c - sent, 6) for c in timing.content] if sent is not None else []
         record.answer = stream.answer
+        record.waterfall = waterfall_record(timing) if timing.nodes is not None else None
     result = stream.result()
     if isinstance(result, WorkflowResult):
         record.outputs = result.outputs

@@ -51,5 +51,5 @@ def render() -> None:
     if run is None:
         st.warning("That run was deleted.")
         return
-    show_run(run)
+    show_run(run, store.suite_text(run.id))
     baseline_diff(store, run, [r for r in runs if r.id != run.id])

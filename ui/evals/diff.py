@@ -5,6 +5,7 @@ import streamlit as st
 
 from lib.evals import EvalStore, diff_runs
 from lib.evals.records import EvalRun
+from ui.evals.matrix import report_button
 
 NONE = "(none)"
 
@@ -38,3 +39,4 @@ def baseline_diff(store: EvalStore, run: EvalRun, others: list[EvalRun]) -> None
                          key=f"evals_diff_{title}")
     if d.added or d.removed:
         st.caption(f"Only in this run: {', '.join(d.added) or 'none'}. Only in the baseline: {', '.join(d.removed) or 'none'}.")
+    report_button(run, base, store.suite_text(run.id))

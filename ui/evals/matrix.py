@@ -5,6 +5,8 @@ import streamlit as st
 
 from lib.evals.matrix import matrix_frame, results_frame, row_label
 from lib.evals.records import CaseResult, EvalRun
+from lib.report.evals import eval_report_html, report_file_name
+from ui.evals.nodes import node_stats_panel, turn_waterfall_chart
 
 FAILURES_LISTED = 50
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]<>()#+-.!|~$"})
@@ -15,7 +17,7 @@ def _md(text: str) -> str:
     return " ".join(text.split()).translate(_MD_SPECIAL)
 
 
-def show_run(run: EvalRun) -> None:
+def show_run(run: EvalRun, suite_text: str | None = None) -> None:
     s = run.summary()
     c = st.columns(5)
     c[0].metric("Passed", f"{s['passed']}/{s['total']}")
@@ -23,6 +25,7 @@ def show_run(run: EvalRun) -> None:
     c[2].metric("Failed", s["failed"])
     c[3].metric("Errors", s["errors"], help="Answers that failed inside Dify (or never came): not judged.")
     c[4].metric("Cost", "-" if s.get("cost") is None else f"{s['cost']:.6f}")
+    report_button(run, suite_text=suite_text)
     if run.error:
         st.error(f"The run stopped: {run.error}")
     elif run.status != "finished":
@@ -46,6 +49,7 @@ def show_run(run: EvalRun) -> None:
         st.markdown("\n".join(lines))
         if len(failed) > FAILURES_LISTED:
             st.caption(f"…and {len(failed) - FAILURES_LISTED} more: see the table of all answers below.")
+    node_stats_panel(run)
     pool = {r.seq: r for r in run.results if not (failures_only and r.passed)}
     nvar = len(run.variants)
     labels = {seq: f"{row_label(r, nvar)} · {r.target}{f' · #{r.repeat + 1}' if r.repeat else ''} · "
@@ -57,6 +61,16 @@ def show_run(run: EvalRun) -> None:
         _detail(run.id, pool[seq])
     with st.expander("All answers (table)"):
         st.dataframe(results_frame(run), hide_index=True, width="stretch", key="evals_all")
+
+
+def report_button(run: EvalRun, baseline: EvalRun | None = None, suite_text: str | None = None, *, key: str = "") -> None:
+    """The run's HTML report (against `baseline` when given), built when clicked: it inlines plotly.js (about 5 MB)."""
+    st.download_button("Download HTML report" if baseline is None else "Download HTML report of this diff",
+                       data=lambda: eval_report_html(run, baseline=baseline, suite_text=suite_text).encode(),
+                       file_name=report_file_name(run, baseline), mime="text/html", on_click="ignore",
+                       key=key or f"evals_report_{run.id}_{baseline.id if baseline else ''}", icon=":material/description:",
+                       help="One self-contained file: the matrix, failures and reasons, per-node figures, the suite "
+                            "(no key), the formulas and the environment. Opens in any browser, offline.")
 
 
 def _ms(v: float | None) -> str:
@@ -81,6 +95,7 @@ def _detail(run_id: str, r: CaseResult) -> None:
         if checks:
             st.markdown("\n".join(f"- {'✅' if ch.passed else '❌'} `{ch.label.replace('`', '')}`: {_md(ch.reason)}"
                                   for ch in checks))
+        turn_waterfall_chart(run_id, r.seq, n, turn)
         if turn.nodes:
             st.caption("Nodes (ms after sending)")
             st.dataframe([{"node": x.title, "type": x.node_type, "started": _ms(x.started_s), "finished": _ms(x.finished_s),

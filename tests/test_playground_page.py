@@ -454,6 +454,8 @@ def test_a_stream_cut_midway_keeps_the_partial_answer(sim_factory, monkeypatch):
     [error] = texts(at.error)
     assert "broke after" in error and "The answer is incomplete" in error and "not sent again" in error
     assert "You asked:" in texts(at.markdown)  # the part that arrived (the simulator cuts after 3 events)
+    # Retry stands under the answer where the thumbs would be, not in a right-hand column of an empty row.
+    assert not [c for c in at.columns if any(b.label == "Retry" for b in c.button)]
     click(at, "Retry")  # sends it once more, on request only
     assert len(at.error) == 1
     with DifyClient(faulty.url, KEYS["chat"]) as client:

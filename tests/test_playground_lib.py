@@ -6,6 +6,8 @@ with the simulator's X-Sim-TTFT-Ms / X-Sim-Tokens-Per-S headers.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 import time
@@ -328,6 +330,11 @@ def test_batch_runs_rows_with_bounded_concurrency(sim_factory, profiles):
     assert "Question 0 😀" in csv_text and csv_text.splitlines()[0].startswith("row,query,inputs,status,answer")
     lines = frame_to_jsonl(frame).decode().splitlines()
     assert len(lines) == 7 and json.loads(lines[0])["status"] == "done" and json.loads(lines[6])["ttft_ms"] is None
+    # Token counts stay whole numbers beside a skipped row's blank, in both files.
+    tokens = int(done["output_tokens"].iloc[0])
+    assert json.loads(lines[0])["output_tokens"] == tokens and json.loads(lines[6])["output_tokens"] is None
+    first_row = next(csv.DictReader(io.StringIO(csv_text)))
+    assert first_row["output_tokens"] == str(tokens)
     client.close()
 
 

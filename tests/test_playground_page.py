@@ -146,6 +146,17 @@ def test_suggested_question_and_follow_up_buttons_send_them(sim):
     assert len(timing_captions(at)) == 2
 
 
+def test_an_empty_user_box_says_which_user_requests_go_as(sim):
+    at = open_page(user="   ")
+    assert "Empty: requests go as `console-user`." in [c.value for c in at.sidebar.caption]
+    send(at, "Who am I?")
+    with DifyClient(sim.url, KEYS["chat"]) as client:
+        assert "Who am I?" in [m.query for c in client.conversations(user="console-user").data
+                               for m in client.messages(c.id, user="console-user").data]
+    at.sidebar.text_input(key="pgv:user").set_value("ada").run()
+    assert not [c for c in at.sidebar.caption if c.value.startswith("Empty:")]
+
+
 def test_feedback_is_sent_to_dify(sim):
     at = open_page()
     send(at, "Rate me")

@@ -347,6 +347,16 @@ def test_compare_two_targets_side_by_side(sim):
     assert "Simulated Chatbot" in answers[0] and "Simulated Chatflow" in answers[1]
 
 
+def test_compare_opens_a_lanes_inputs_when_they_have_a_required_field(sim):
+    at = open_page("Simulator · workflow")
+    at.segmented_control[0].set_value("Compare").run()
+    inputs = {e.label: e for e in at.expander if e.label.startswith("Inputs ")}
+    assert set(inputs) == {"Inputs A (1 required)", "Inputs B"}, list(inputs)  # the workflow's Topic; B is the chat app
+    assert inputs["Inputs A (1 required)"].proto.expanded and not inputs["Inputs B"].proto.expanded
+    click(at, "Send to both")
+    assert texts(at.error)[0].startswith("Not sent: A: Topic is required.")
+
+
 def test_compare_two_input_variants_of_one_app(sim):
     at = open_page()
     at.segmented_control[0].set_value("Compare").run()

@@ -29,6 +29,8 @@ SIMULATOR_APPS: tuple[tuple[str, str, str], ...] = (
     ("workflow", "workflow", "app-sim-workflow"),
 )
 
+GATEWAY_TARGET_NAME = "Via gateway"
+
 Kind = Literal["simulator", "dify"]
 
 
@@ -99,7 +101,9 @@ def load_targets(
 
     Order: the Dify target from DIFY_API_BASE/DIFY_API_KEY (named DIFY_TARGET_NAME, default "Dify"),
     then each `[targets.NAME]` table of `secrets` (keys `base_url`, `api_key`), then the simulator's
-    five apps at SIMULATOR_URL. `environ` and `env_file` exist for tests; pass `env_file=None` to skip `.env`.
+    five apps at SIMULATOR_URL, then "Via gateway" when GATEWAY_URL and GATEWAY_CALLER_KEY are set (`make run`
+    sets both for the gateway it starts). `environ` and `env_file` exist for tests; pass `env_file=None` to
+    skip `.env`.
     """
     secrets = dict(secrets or {})
     sources = [
@@ -124,6 +128,9 @@ def load_targets(
     targets += _targets_from_tables(secrets.get("targets"))
     sim_url = setting("SIMULATOR_URL") or DEFAULT_SIMULATOR_URL
     targets += [Target(f"Simulator · {label}", sim_url, key, "simulator") for label, _, key in SIMULATOR_APPS]
+    gateway_url, caller_key = setting("GATEWAY_URL"), setting("GATEWAY_CALLER_KEY")
+    if gateway_url and caller_key:  # the gateway answers as the app it fronts, with a caller key in place of the app's
+        targets.append(Target(GATEWAY_TARGET_NAME, gateway_url, caller_key, "dify"))
     _check_unique(targets)
     return targets
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.support.gateway import CALLER_KEY, start_gateway
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PAGE_FILES = sorted((ROOT / "pages").glob("*.py"))
@@ -27,7 +29,7 @@ KEY = "app-secretDifyKey0123456789QRST"
 
 @pytest.fixture(autouse=True)
 def no_dify_env(monkeypatch):
-    for name in ("DIFY_API_BASE", "DIFY_API_KEY", "DIFY_TARGET_NAME", "SIMULATOR_URL"):
+    for name in ("DIFY_API_BASE", "DIFY_API_KEY", "DIFY_TARGET_NAME", "SIMULATOR_URL", "GATEWAY_URL", "GATEWAY_CALLER_KEY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -73,6 +75,25 @@ def test_dify_from_env_is_first_and_its_key_is_never_rendered(monkeypatch):
     text = rendered_text(at)
     assert "Real Dify" in text
     assert KEY not in text and KEY[4:] not in text
+
+
+def test_the_gateway_make_run_starts_is_a_target_that_answers(sim, tmp_path, monkeypatch):
+    """make run hands the console GATEWAY_URL and a caller key: "Via gateway" is in the picker, and the
+    Playground talks to the app behind it, with the caller key never on the page."""
+    gateway = start_gateway(tmp_path, sim.url)
+    try:
+        monkeypatch.setenv("SIMULATOR_URL", sim.url)
+        monkeypatch.setenv("GATEWAY_URL", gateway.url)
+        monkeypatch.setenv("GATEWAY_CALLER_KEY", CALLER_KEY)
+        at = run_app()
+        picker = at.sidebar.selectbox(key="target_name")
+        assert picker.options[-1] == "Via gateway"
+        picker.set_value("Via gateway").run()
+        assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+        assert any("Simulated Chatbot" in c.value for c in at.caption)  # the app's /info, through the gateway
+        assert CALLER_KEY not in rendered_text(at)
+    finally:
+        gateway.stop()
 
 
 def test_targets_from_secrets_tables_are_listed():

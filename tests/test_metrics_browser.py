@@ -2,13 +2,14 @@
 page, and the PromQL box keeping each edit; chart legends clear of the axis."""
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
-from tests.support.browser import assert_no_exception, expect, open_app, screenshot, start_console, wait_for_rerun
+from tests.support.browser import assert_no_exception, choose, expect, open_app, screenshot, start_console, wait_for_rerun
 from tests.support.procs import free_port
 from tests.support.prometheus import start_prometheus
 
@@ -84,6 +85,20 @@ def test_metrics_page_shows_live_charts_and_runs_promql(page, live_console, tmp_
     expect(result).to_contain_text("job=simulator")
     expect(charts).to_have_count(10)
     wait_for_rerun(page)
+    assert_no_exception(page)
+
+    # "Run query" reruns the PromQL box alone: the live panels (refresh off) keep the time they were drawn at.
+    choose(page, "Refresh", "Off")
+    updated = page.get_by_text(re.compile(r"^Updated \d\d:\d\d:\d\d UTC"))
+    expect(updated).not_to_contain_text("refreshing every")
+    wait_for_rerun(page)
+    drawn = updated.text_content()
+    page.wait_for_function("t => Date.now() > t + 1100", arg=page.evaluate("Date.now()"))  # the clock passes a second
+    page.get_by_label("Query").fill("min(up)")
+    page.get_by_role("button", name="Run query").click()
+    expect(page.locator(CHART).filter(has=page.locator(".gtitle", has_text="min(up)"))).to_have_count(1)
+    wait_for_rerun(page)
+    assert updated.text_content() == drawn
     assert_no_exception(page)
 
 

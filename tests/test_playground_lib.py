@@ -6,13 +6,15 @@ with the simulator's X-Sim-TTFT-Ms / X-Sim-Tokens-Per-S headers.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 import time
 
 import pytest
 
-from lib.dify import DifyClient, RetryPolicy
+from lib.dify import DifyClient, RetryPolicy, Timing, Usage
 from lib.playground.app_profile import AppProfile, UploadRules, load_profile
 from lib.playground.batch import BatchFileError, BatchJob, frame_to_csv, frame_to_jsonl, plan_batch, read_table
 from lib.playground.compare import Lane, start_compare, stats_rows
@@ -328,6 +330,11 @@ def test_batch_runs_rows_with_bounded_concurrency(sim_factory, profiles):
     assert "Question 0 😀" in csv_text and csv_text.splitlines()[0].startswith("row,query,inputs,status,answer")
     lines = frame_to_jsonl(frame).decode().splitlines()
     assert len(lines) == 7 and json.loads(lines[0])["status"] == "done" and json.loads(lines[6])["ttft_ms"] is None
+    # Token counts stay whole numbers beside a skipped row's blank, in both files.
+    tokens = int(done["output_tokens"].iloc[0])
+    assert json.loads(lines[0])["output_tokens"] == tokens and json.loads(lines[6])["output_tokens"] is None
+    first_row = next(csv.DictReader(io.StringIO(csv_text)))
+    assert first_row["output_tokens"] == str(tokens)
     client.close()
 
 
@@ -409,3 +416,16 @@ def test_safe_markdown_shows_plain_text_as_typed_and_keeps_real_markdown():
     assert looks_like_markdown(md)
     assert safe_markdown(md) == "Steps:\n\n- first **step**  \n- second\n\n```\nprint(2*3)\n```\nIt costs \\$5 `echo $HOME`"
     assert not looks_like_markdown("2026-12-03 13:02:11 INFO start_worker * 3")
+
+
+def test_a_stop_right_after_the_first_pieces_shows_no_rate():
+    """Pieces that came together just before a stop (31 ms apart in all) give no '1350 tokens/s': the caption
+    keeps the times and Dify's usage. Over a real streaming time, the rate is shown."""
+    usage = Usage(prompt_tokens=10, completion_tokens=88, total_tokens=98, total_price=0.000248, currency="USD")
+    burst = Timing(start=0.0, sent=0.0, first_content=0.726, content=[0.726 + i * 0.00074 for i in range(43)], end=0.757)
+    stats = TurnStats.from_timing(burst, usage, stopped=True)
+    assert stats.tokens_per_s is None
+    assert stats.caption() == ("First token 726 ms · Stopped at 757 ms · "
+                               "Dify's usage for the stopped run: 88 output tokens, $0.000248")
+    steady = Timing(start=0.0, sent=0.0, first_content=0.5, content=[0.5 + i * 0.025 for i in range(41)], end=1.6)
+    assert TurnStats.from_timing(steady, usage, stopped=True).tokens_per_s == pytest.approx(40.0)

@@ -146,6 +146,17 @@ def test_suggested_question_and_follow_up_buttons_send_them(sim):
     assert len(timing_captions(at)) == 2
 
 
+def test_an_empty_user_box_says_which_user_requests_go_as(sim):
+    at = open_page(user="   ")
+    assert "Empty: requests go as `console-user`." in [c.value for c in at.sidebar.caption]
+    send(at, "Who am I?")
+    with DifyClient(sim.url, KEYS["chat"]) as client:
+        assert "Who am I?" in [m.query for c in client.conversations(user="console-user").data
+                               for m in client.messages(c.id, user="console-user").data]
+    at.sidebar.text_input(key="pgv:user").set_value("ada").run()
+    assert not [c for c in at.sidebar.caption if c.value.startswith("Empty:")]
+
+
 def test_feedback_is_sent_to_dify(sim):
     at = open_page()
     send(at, "Rate me")
@@ -336,6 +347,16 @@ def test_compare_two_targets_side_by_side(sim):
     assert "Simulated Chatbot" in answers[0] and "Simulated Chatflow" in answers[1]
 
 
+def test_compare_opens_a_lanes_inputs_when_they_have_a_required_field(sim):
+    at = open_page("Simulator · workflow")
+    at.segmented_control[0].set_value("Compare").run()
+    inputs = {e.label: e for e in at.expander if e.label.startswith("Inputs ")}
+    assert set(inputs) == {"Inputs A (1 required)", "Inputs B"}, list(inputs)  # the workflow's Topic; B is the chat app
+    assert inputs["Inputs A (1 required)"].proto.expanded and not inputs["Inputs B"].proto.expanded
+    click(at, "Send to both")
+    assert texts(at.error)[0].startswith("Not sent: A: Topic is required.")
+
+
 def test_compare_two_input_variants_of_one_app(sim):
     at = open_page()
     at.segmented_control[0].set_value("Compare").run()
@@ -454,6 +475,8 @@ def test_a_stream_cut_midway_keeps_the_partial_answer(sim_factory, monkeypatch):
     [error] = texts(at.error)
     assert "broke after" in error and "The answer is incomplete" in error and "not sent again" in error
     assert "You asked:" in texts(at.markdown)  # the part that arrived (the simulator cuts after 3 events)
+    # Retry stands under the answer where the thumbs would be, not in a right-hand column of an empty row.
+    assert not [c for c in at.columns if any(b.label == "Retry" for b in c.button)]
     click(at, "Retry")  # sends it once more, on request only
     assert len(at.error) == 1
     with DifyClient(faulty.url, KEYS["chat"]) as client:

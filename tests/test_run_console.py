@@ -18,6 +18,7 @@ import psutil
 from streamlit.testing.v1 import AppTest
 
 from lib.supervisor.processes import Supervisor
+from lib.settings import load_targets
 from lib.supervisor.services import Service, gateway_env, services, write_prometheus_config
 from tests.support.procs import ROOT, free_port
 
@@ -212,6 +213,18 @@ def test_gateway_fronts_the_simulator_unless_a_dify_app_is_configured():
                                    "GATEWAY_API_KEYS": "site:gw-x"}, sim)
     assert env == {"GATEWAY_API_KEYS": "site:gw-x", "DIFY_API_BASE": "https://dify.example.com/v1",
                    "DIFY_API_KEY": "app-real0123456789"}
+
+
+def test_the_console_gets_the_gateway_it_starts_as_a_target():
+    """`make run`'s console lists "Via gateway": the gateway's URL and its first caller key (the demo key unless
+    GATEWAY_API_KEYS names others)."""
+    base = {"CONSOLE_METRICS_PORT": "9464", "PROMETHEUS_URL": "http://prom.example:9090", "GATEWAY_PORT": "8181"}
+    ui = {s.name: s for s in services(base)}["streamlit"]
+    assert (ui.env["GATEWAY_URL"], ui.env["GATEWAY_CALLER_KEY"]) == ("http://127.0.0.1:8181/v1", "gw-demo-key")
+    targets = load_targets(environ=ui.env, env_file=None)
+    assert targets[-1].name == "Via gateway" and targets[-1].base_url == "http://127.0.0.1:8181/v1"
+    ui = {s.name: s for s in services({**base, "GATEWAY_API_KEYS": "site:gw-site-key,gw-other"})}["streamlit"]
+    assert ui.env["GATEWAY_CALLER_KEY"] == "gw-site-key"
 
 
 def test_the_rendered_prometheus_config_is_valid(tmp_path):

@@ -211,3 +211,14 @@ def test_read_secrets_file(tmp_path):
         "DIFY_API_KEY": "app-x",
         "targets": {"staging": {"base_url": "https://s.example", "api_key": "app-y"}},
     }
+
+
+def test_the_gateway_is_a_target_when_its_url_and_a_caller_key_are_set():
+    targets = load({"GATEWAY_URL": "http://127.0.0.1:8080", "GATEWAY_CALLER_KEY": "gw-demo-key"})
+    assert [t.name for t in targets] == [*SIM_NAMES, "Via gateway"]
+    gateway = targets[-1]
+    assert (gateway.base_url, gateway.api_key, gateway.kind) == ("http://127.0.0.1:8080/v1", "gw-demo-key", "dify")
+    assert "gw-demo-key" not in repr(gateway)
+    # Half a setting is no target (the URL alone cannot call the gateway), and the default stays first.
+    assert [t.name for t in load({"GATEWAY_URL": "http://127.0.0.1:8080"})] == SIM_NAMES
+    assert [t.name for t in load({"GATEWAY_CALLER_KEY": "gw-demo-key"})] == SIM_NAMES

@@ -52,7 +52,9 @@ def metrics_page() -> None:
     sel = selector(jobs, instances)
 
     st.fragment(run_every=every)(_live_panels)(url, sel, range_s, every)
-    _promql_box(url, range_s)
+    # A fragment too: "Run query" reruns the box alone, not the nine panels' queries and charts above it (a
+    # page rerun made the result wait seconds for them).
+    st.fragment(_promql_box)(url, range_s)
 
 
 def supervisor_news(unreachable: str | None = None) -> None:

@@ -284,7 +284,9 @@ class BatchJob:
                 "message_id": t.message_id if t else None,
                 "workflow_run_id": t.workflow_run_id if t else None,
             })
-        return pd.DataFrame.from_records(records)
+        frame = pd.DataFrame.from_records(records)
+        # A skipped row's None would make the counts floats ("84.0" in the CSV): pandas' nullable integers keep them whole.
+        return frame.astype({"output_tokens": "Int64"}) if len(frame) else frame
 
 
 def _outputs_text(turn: Turn) -> str:

@@ -18,6 +18,9 @@ Status = Literal["streaming", "done", "stopped", "error"]
 TurnKind = Literal["chat", "completion", "workflow"]
 
 
+MIN_RATE_WINDOW_S = 0.25  # a stopped answer's tokens/s needs this much streaming time to mean anything
+
+
 @dataclass
 class TurnStats:
     """Under each answer: time to first token, total time, output tokens, tokens/s, price."""
@@ -65,7 +68,10 @@ class TurnStats:
             stats.streamed_s = content[-1] - content[0]
         if stopped:
             gaps = len(content) - 1  # pieces after the first, over the time they took to come
-            stats.tokens_per_s = gaps / stats.streamed_s if gaps > 0 and stats.streamed_s and stats.streamed_s > 0.001 else None
+            # Over a few pieces that came together (a stop right after the first token) the quotient is noise
+            # (a "1350 tokens/s"): no rate then, the caption keeps the times and Dify's usage.
+            long_enough = stats.streamed_s is not None and stats.streamed_s >= MIN_RATE_WINDOW_S
+            stats.tokens_per_s = gaps / stats.streamed_s if gaps > 0 and long_enough else None  # type: ignore[operator]
         else:
             stats.tokens_per_s = _rate(stats.output_tokens, stats.ttft_s, stats.total_s)
         return stats

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from lib.gateway.config import DEMO_CALLER_KEY
+from lib.gateway.config import DEMO_CALLER_KEY, parse_callers
 from lib.metrics.prometheus_process import STATUS_ENV, PrometheusNotFound, prometheus_argv
 from lib.settings import SettingsError, default_target, load_targets, read_secrets_file
 
@@ -38,6 +38,14 @@ def services(environ: Mapping[str, str]) -> list[Service]:
     metrics_port = _port(environ, "CONSOLE_METRICS_PORT", 9464)
     sim_url = f"http://{HOST}:{sim_port}/v1"
     py = sys.executable
+    gateway = Service(
+        "gateway",
+        [py, "-m", "lib.gateway", "--host", HOST, "--port", str(gw_port)],
+        gw_port,
+        f"http://{HOST}:{gw_port}/health",
+        env=gateway_env(environ, sim_url),
+        url=f"http://{HOST}:{gw_port}/v1",
+    )
     planned = [
         Service(
             "simulator",
@@ -47,14 +55,7 @@ def services(environ: Mapping[str, str]) -> list[Service]:
             f"{sim_url}/",
             url=sim_url,
         ),
-        Service(
-            "gateway",
-            [py, "-m", "lib.gateway", "--host", HOST, "--port", str(gw_port)],
-            gw_port,
-            f"http://{HOST}:{gw_port}/health",
-            env=gateway_env(environ, sim_url),
-            url=f"http://{HOST}:{gw_port}/v1",
-        ),
+        gateway,
     ]
     prometheus_url = (environ.get("PROMETHEUS_URL") or "").strip().rstrip("/")
     status_file = ""
@@ -79,7 +80,7 @@ def services(environ: Mapping[str, str]) -> list[Service]:
         ui_port,
         f"http://{HOST}:{ui_port}/_stcore/health",
         env={"SIMULATOR_URL": sim_url, "PROMETHEUS_URL": prometheus_url, "CONSOLE_METRICS_PORT": str(metrics_port),
-             STATUS_ENV: status_file},
+             STATUS_ENV: status_file, **gateway_target_env(gateway)},
         also_binds={"CONSOLE_METRICS_PORT": metrics_port},
         url=f"http://{HOST}:{ui_port}",
     ))
@@ -98,6 +99,14 @@ def gateway_env(environ: Mapping[str, str], sim_url: str) -> dict[str, str]:
     if target.kind == "dify":
         env |= {"DIFY_API_BASE": target.base_url, "DIFY_API_KEY": target.api_key}
     return env
+
+
+def gateway_target_env(gateway: Service) -> dict[str, str]:
+    """The console's "Via gateway" target (lib.settings): the gateway started here, with its first caller key."""
+    callers = parse_callers(gateway.env["GATEWAY_API_KEYS"])
+    if not callers:  # the gateway refuses to start without one and says why; the console offers no target
+        return {}
+    return {"GATEWAY_URL": gateway.url, "GATEWAY_CALLER_KEY": callers[0].key.get_secret_value()}
 
 
 # The targets deploy/prometheus.yml names, at make run's default ports.

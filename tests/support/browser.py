@@ -140,6 +140,8 @@ def start_console(tmp_dir: Path, simulator: Server, *, env: dict[str, str] | Non
         "DIFY_API_BASE": "",
         "DIFY_API_KEY": "",
         "DIFY_TARGET_NAME": "",
+        "GATEWAY_URL": "",  # no "Via gateway" target from a `make run` environment
+        "GATEWAY_CALLER_KEY": "",
         **(env or {}),
     }
     url = f"http://127.0.0.1:{port}"

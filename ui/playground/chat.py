@@ -98,11 +98,10 @@ def _show_turn(page: PageContext, turn: Turn, live: LiveRun | None) -> None:
             follow_live(live)
             st.rerun()  # redraw the finished turn with its caption, feedback and follow-ups
         show_answer(turn)
-        cols = st.columns([1, 4])
-        with cols[0]:
+        if turn.status == "error":  # a failed turn has no rating: Retry goes where the thumbs would be
+            st.button("Retry", key=f"pg:retry:{turn.id}", on_click=_retry, args=(page, turn), icon=":material/refresh:")
+        else:
             feedback(turn, page.client, page.user)
-        if turn.status == "error":
-            cols[1].button("Retry", key=f"pg:retry:{turn.id}", on_click=_retry, args=(page, turn), icon=":material/refresh:")
 
 
 def _send_pending(page: PageContext) -> None:

@@ -83,7 +83,9 @@ def _lane_setup(page: PageContext, targets: list[Target], how: str):
         with col:
             st.markdown(f"**{label} · {target.name}** · {profile.name} ({profile.mode_label})")
             if profile.fields:
-                with st.expander(f"Inputs {label}", expanded=how == VARIANTS):
+                # Open when it has a required field: "Not sent: A: Topic is required." under a closed box hid the field.
+                required = f" ({len(profile.required_fields)} required)" if profile.required_fields else ""
+                with st.expander(f"Inputs {label}{required}", expanded=how == VARIANTS or bool(required)):
                     render_form(profile.fields, scope, max_upload_mb=profile.upload.widget_limit_mb())
     return a, b
 

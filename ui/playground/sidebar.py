@@ -16,7 +16,10 @@ def user_box() -> str:
     current_user()  # sets the default
     st.sidebar.text_input("User", key=USER_KEY, help="The end-user id sent to Dify as `user`. Conversations, "
                           "feedback and files belong to one user: change it to see another user's conversations.")
-    return current_user()
+    user = current_user()
+    if not str(st.session_state.get(USER_KEY) or "").strip():  # say which user an empty box stands for
+        st.sidebar.caption(f"Empty: requests go as `{user}`.")
+    return user
 
 
 def conversation_list(page: PageContext) -> None:

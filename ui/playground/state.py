@@ -27,6 +27,7 @@ from lib.settings import Target
 
 VALUE_PREFIX = "pgv:"
 USER_KEY = "pgv:user"
+FALLBACK_USER = "console-user"  # sent when the User box is left empty (Dify needs a `user`)
 _SESSIONS = "pg:sessions"
 _PROFILES = "pg:profiles"
 _FLASH = "pg:flash"
@@ -99,7 +100,7 @@ def target_id(target: Target) -> str:
 def current_user() -> str:
     """The end-user id the Playground sends as `user` (shown and editable in the sidebar)."""
     set_default(USER_KEY, new_user_id())
-    return str(st.session_state[USER_KEY]).strip() or "console-user"
+    return str(st.session_state[USER_KEY]).strip() or FALLBACK_USER
 
 
 def session_for(target: Target, user: str) -> PlaygroundSession:

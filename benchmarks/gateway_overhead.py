@@ -1,20 +1,27 @@
-"""What does the gateway add? TTFT and throughput through `python -m lib.gateway` against direct access.
+"""What does the gateway add? TTFT and throughput through `python -m lib.gateway`, beside a bare proxy.
 
-Drives the simulator (TTFT 200 ms, 100 tokens/s, jitter 0) with raw aiohttp at 50 and 200 concurrent
-closed-loop streams, directly and through the gateway (rate limit off, warning-level logs), same load,
-and prints for each level the TTFT p50/p99 of both, the gateway's added TTFT at p50 and p99, and the
-throughput ratio (req/s through the gateway / req/s direct).
+Drives the simulator (TTFT 200 ms, 100 tokens/s, jitter 0) with raw aiohttp at 50 concurrent
+closed-loop streams (--levels) three ways in the same run: directly, through a bare passthrough proxy
+(Starlette on the gateway's server stack, uvicorn + uvloop + httptools, relaying the upstream body chunk
+by chunk from aiohttp: the floor of what any Python proxy adds), and through the gateway (rate limit off,
+warning-level logs, caller isolation on as by default). The three run in interleaved rounds, the order
+rotated each round, so a noisy neighbour on the shared machine hits all of them alike; samples are pooled
+over the rounds. Prints per path req/s and TTFT p50/p99, the added TTFT of each proxy over direct, and
+the verdict: gateway added p50 / bare added p50 and the same at p99 (target <= 2), throughput through
+the gateway / through the bare proxy (target >= 0.95).
 
-    .venv/bin/python benchmarks/gateway_overhead.py [--levels 50,200] [--seconds 8] [--warmup 2]
+    .venv/bin/python benchmarks/gateway_overhead.py [--levels 50] [--rounds 3] [--seconds 8] [--warmup 2]
 
-On this 2-core machine the load generator is pinned to core 0 and the simulator to core 1; the gateway
-runs where the OS puts it, sharing the machine with both, as it would in a small deployment.
+On this 2-core machine the load generator is pinned to core 0, the simulator and both proxies to core 1
+(--proxy-cpu -1: where the OS puts them). The bare proxy's upstream: raw aiohttp (--bare aiohttp) or
+httpx on lib.dify's aiohttp transport (--bare httpx, the proxy design.md measured).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -27,51 +34,162 @@ from simulator_capacity import TOKENS_PER_S, TTFT_S, LOG_DIR, answer_frames, dri
 from tests.support.procs import free_port, start_process  # noqa: E402
 
 CALLER_KEY = "gw-bench-key"
+SIM_KEY = "app-sim-chat"
+PATHS = ("direct", "bare", "gateway")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bare_app(upstream: str, kind: str):
+    """The bare passthrough: POST /v1/chat-messages relayed as it arrives, nothing checked or counted."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, StreamingResponse
+    from starlette.routing import Route
+
+    state: dict = {}
+    keep = ("authorization", "content-type")
+
+    async def lifespan(app):
+        if kind == "httpx":
+            import httpx
+
+            from lib.dify import FastTransport
+
+            state["http"] = httpx.AsyncClient(transport=FastTransport(), timeout=30)
+        else:
+            import aiohttp
+
+            state["http"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+        yield
+        await (state["http"].aclose() if kind == "httpx" else state["http"].close())
+
+    async def relay(request: Request):
+        body = await request.body()
+        headers = {k: v for k, v in request.headers.items() if k in keep}
+        http = state["http"]
+        if kind == "httpx":
+            resp = await http.send(http.build_request("POST", upstream, headers=headers, content=body), stream=True)
+            chunks, close, status = resp.aiter_raw(), resp.aclose, resp.status_code
+        else:
+            resp = await http.post(upstream, data=body, headers=headers)
+            chunks, close, status = resp.content.iter_any(), resp.release, resp.status
+
+        async def body_iter():
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                r = close()
+                if r is not None:
+                    await r
+
+        return StreamingResponse(body_iter(), status_code=status, media_type=resp.headers.get("content-type"))
+
+    async def ready(request):
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[Route("/v1/chat-messages", relay, methods=["POST"]), Route("/health", ready)],
+                     lifespan=lifespan)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--levels", default="50,200")
+    ap.add_argument("--levels", default="50")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--bare", choices=("aiohttp", "httpx"), default="aiohttp")
+    ap.add_argument("--proxy-cpu", type=int, default=1)
+    ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--upstream", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_bare:
+        import uvicorn
+
+        uvicorn.run(bare_app(args.upstream, args.bare), host="127.0.0.1", port=args.serve_bare, loop="uvloop",
+                    http="httptools", log_level="warning", access_log=False, timeout_keep_alive=75, backlog=4096)
+        return 0
+
     levels = [int(x) for x in args.levels.split(",")]
     with contextlib.ExitStack() as stack:
         sim, sim_base = start_paced_simulator(stack, "gw-bench-sim.log")
-        gw_port = free_port()
-        gw_env = {"DIFY_API_BASE": sim_base, "DIFY_API_KEY": "app-sim-chat",
-                  "GATEWAY_API_KEYS": f"bench:{CALLER_KEY}", "GATEWAY_RATE_LIMIT": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+        direct = f"{sim_base}/chat-messages"
+        gw_port, bare_port = free_port(), free_port()
+        gw_env = {"DIFY_API_BASE": sim_base, "DIFY_API_KEY": SIM_KEY, "GATEWAY_API_KEYS": f"bench:{CALLER_KEY}",
+                  "GATEWAY_RATE_LIMIT": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
         gw = start_process([sys.executable, "-m", "lib.gateway", "--port", str(gw_port), "--log-level", "warning"],
                            f"http://127.0.0.1:{gw_port}/health", LOG_DIR / "gw-bench-gateway.log", env=gw_env)
         stack.callback(stop, gw)
+        bare = start_process([sys.executable, __file__, "--serve-bare", str(bare_port), "--upstream", direct,
+                              "--bare", args.bare], f"http://127.0.0.1:{bare_port}/health", LOG_DIR / "gw-bench-bare.log")
+        stack.callback(stop, bare)
         pin(sim.pid, 1)
-        direct = f"{sim_base}/chat-messages"
+        if args.proxy_cpu >= 0:
+            pin(gw.pid, args.proxy_cpu)
+            pin(bare.pid, args.proxy_cpu)
         frames = answer_frames(direct)
-        return compare(levels, args, direct, f"http://127.0.0.1:{gw_port}/v1/chat-messages", frames)
+        targets = {"direct": (direct, {"Authorization": f"Bearer {SIM_KEY}"}, None),
+                   "bare": (f"http://127.0.0.1:{bare_port}/v1/chat-messages", {"Authorization": f"Bearer {SIM_KEY}"}, bare.pid),
+                   "gateway": (f"http://127.0.0.1:{gw_port}/v1/chat-messages", {"Authorization": f"Bearer {CALLER_KEY}"}, gw.pid)}
+        return compare(levels, args, targets, frames)
 
 
-def compare(levels: list[int], args: argparse.Namespace, direct: str, gateway: str, frames: int) -> int:
+def compare(levels: list[int], args: argparse.Namespace, targets: dict, frames: int) -> int:
     pin(0, 0)
-    print(f"configured TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s, {frames} frames an answer, "
-          f"warm-up {args.warmup:.0f} s, {args.seconds:.0f} s measured per run\n")
-    print(f"{'streams':>7} | {'path':<8} | {'req/s':>7} | {'TTFT p50':>9} | {'TTFT p99':>9}")
-    print("-" * 52)
-    summary = []
+    print(f"configured TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s, {frames} frames an answer; "
+          f"{args.rounds} interleaved rounds of {args.warmup:.0f} s warm-up + {args.seconds:.0f} s measured per path; "
+          f"bare proxy upstream: {args.bare}; proxies on core {args.proxy_cpu if args.proxy_cpu >= 0 else '(any)'}; "
+          f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print(f"{'streams':>7} | {'round':>5} | {'path':<8} | {'req/s':>7} | {'TTFT p50':>9} | {'TTFT p99':>9} | proxy CPU/req")
+    print("-" * 76)
+    ok = True
+    verdicts = []
     for n in levels:
-        results = {}
-        for name, url, headers in (("direct", direct, {"Authorization": "Bearer app-sim-chat"}),
-                                   ("gateway", gateway, {"Authorization": f"Bearer {CALLER_KEY}"})):
-            ttfts, done = asyncio.run(drive(url, headers, n, args.warmup, args.seconds))
-            rps, p50, p99 = done / args.seconds, pct(ttfts, 50), pct(ttfts, 99)
-            results[name] = (rps, p50, p99)
-            print(f"{n:>7} | {name:<8} | {rps:>7.1f} | {p50 * 1000:>7.1f}ms | {p99 * 1000:>7.1f}ms")
-        (d_rps, d50, d99), (g_rps, g50, g99) = results["direct"], results["gateway"]
-        summary.append((n, (g50 - d50) * 1000, (g99 - d99) * 1000, g_rps / d_rps))
-    print("\nthe gateway's cost, same load:")
-    for n, add50, add99, ratio in summary:
-        print(f"  {n:>3} streams: added TTFT p50 {add50:+.1f} ms, p99 {add99:+.1f} ms; "
-              f"throughput through the gateway / direct = {ratio:.3f}")
-    return 0
+        pooled: dict[str, list[float]] = {p: [] for p in PATHS}
+        done: dict[str, int] = {p: 0 for p in PATHS}
+        cpu: dict[str, float] = {p: 0.0 for p in PATHS}  # the proxy's CPU seconds over its whole drive (warm-up too)
+        started: dict[str, int] = {p: 0 for p in PATHS}  # streams it served in that time, for CPU per request
+        for r in range(args.rounds):
+            for name in PATHS[r % 3:] + PATHS[:r % 3]:
+                url, headers, pid = targets[name]
+                before = cpu_seconds(pid)
+                tally: dict[str, int] = {}
+                ttfts, count = asyncio.run(drive(url, headers, n, args.warmup, args.seconds, tally))
+                total = tally["streams"]
+                used = cpu_seconds(pid) - before
+                pooled[name] += ttfts
+                done[name] += count
+                cpu[name] += used
+                started[name] += total
+                per = f"{used / total * 1000:>6.2f} ms" if pid else ""
+                print(f"{n:>7} | {r + 1:>5} | {name:<8} | {count / args.seconds:>7.1f} | {pct(ttfts, 50) * 1000:>7.1f}ms | "
+                      f"{pct(ttfts, 99) * 1000:>7.1f}ms | {per}", flush=True)
+        res = {p: (done[p] / (args.seconds * args.rounds), pct(pooled[p], 50), pct(pooled[p], 99)) for p in PATHS}
+        print(f"{n:>7} | {'all':>5} | " + f"\n{n:>7} | {'all':>5} | ".join(
+            f"{p:<8} | {res[p][0]:>7.1f} | {res[p][1] * 1000:>7.1f}ms | {res[p][2] * 1000:>7.1f}ms | "
+            + (f"{cpu[p] / started[p] * 1000:>6.2f} ms" if targets[p][2] else "") for p in PATHS))
+        d, b, g = res["direct"], res["bare"], res["gateway"]
+        b50, b99, g50, g99 = (b[1] - d[1]) * 1000, (b[2] - d[2]) * 1000, (g[1] - d[1]) * 1000, (g[2] - d[2]) * 1000
+        # a ratio of added times is meaningless when the bare proxy adds (about) nothing: floor it at 0.5 ms
+        r50, r99, rps = g50 / max(b50, 0.5), g99 / max(b99, 0.5), g[0] / b[0]
+        level_ok = r50 <= 2 and r99 <= 2 and rps >= 0.95
+        ok &= level_ok
+        verdicts.append(f"  {n:>3} streams: added TTFT p50 bare {b50:+.1f} ms, gateway {g50:+.1f} ms -> ratio {r50:.2f}; "
+                        f"added p99 bare {b99:+.1f} ms, gateway {g99:+.1f} ms -> ratio {r99:.2f}; "
+                        f"throughput gateway / bare {rps:.3f} (gateway / direct {g[0] / d[0]:.3f}) "
+                        f"[targets <= 2, <= 2, >= 0.95: {'PASS' if level_ok else 'FAIL'}]")
+    print("\nthe gateway's cost beside a bare proxy, same load, same run:")
+    print("\n".join(verdicts))
+    print(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The gateway's FastAPI app: /health, /ready, /metrics, and Dify's Service API under /v1."""
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -29,6 +30,10 @@ def create_app(settings: GatewaySettings | None = None, *, tracer_provider=None)
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await gw.start()
+        # Everything built so far (FastAPI, pydantic, prometheus, the routes: ~80k objects) lives as long as the
+        # process: out of the collector's sight, a full collection no longer stalls every open stream for tens
+        # of ms to walk it again (measured: ~57 ms each, under load).
+        gc.freeze()
         try:
             yield
         finally:

@@ -32,9 +32,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from simulator_capacity import TOKENS_PER_S, TTFT_S, LOG_DIR, answer_frames, drive, pct, pin, start_paced_simulator, stop  # noqa: E402
+from simulator_capacity import (
+    LOG_DIR,
+    TOKENS_PER_S,
+    TTFT_S,
+    answer_frames,
+    drive,
+    pct,
+    pin,
+    start_paced_simulator,
+    stop,
+)
 
-from tests.support.procs import free_port, start_process  # noqa: E402
+from tests.support.procs import free_port, start_process
 
 CALLER_KEY = "gw-bench-key"
 SIM_KEY = "app-sim-chat"
@@ -145,6 +155,11 @@ def main() -> int:
         return compare(levels, args, targets, frames)
 
 
+def added(runs: dict[str, list[tuple[float, ...]]], name: str, i: int) -> float:
+    """The median over rounds of (path - direct in the same round), in ms; i: 1 for p50, 2 for p99."""
+    return statistics.median(run[i] - d[i] for run, d in zip(runs[name], runs["direct"], strict=True)) * 1000
+
+
 def compare(levels: list[int], args: argparse.Namespace, targets: dict, frames: int) -> int:
     pin(0, 0)
     print(f"configured TTFT {TTFT_S * 1000:.0f} ms, {TOKENS_PER_S:.0f} tokens/s, {frames} frames an answer; "
@@ -175,10 +190,7 @@ def compare(levels: list[int], args: argparse.Namespace, targets: dict, frames: 
                       f"{added[0]:>9} | {added[1]:>9} | {f'{cpu * 1000:.2f} ms' if targets[name][2] else '':>8} | "
                       f"{os.getloadavg()[0]:.2f}", flush=True)
 
-        def added(name: str, i: int) -> float:  # the median over rounds of (path - direct) in ms, i: 1 p50, 2 p99
-            return statistics.median(run[i] - d[i] for run, d in zip(runs[name], runs["direct"])) * 1000
-
-        b50, b99, g50, g99 = added("bare", 1), added("bare", 2), added("gateway", 1), added("gateway", 2)
+        b50, b99, g50, g99 = (added(runs, p, i) for p in ("bare", "gateway") for i in (1, 2))
         rate = {p: statistics.mean(run[0] for run in runs[p]) for p in PATHS}
         cpu = {p: statistics.median(run[3] for run in runs[p]) * 1000 for p in ("bare", "gateway")}
         # a ratio of added times means nothing when the bare proxy adds (about) nothing: its floor is 0.5 ms

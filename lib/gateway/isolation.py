@@ -192,7 +192,7 @@ class CallerSpace:
         One that names none (the simulator's runs carry no sys.user_id) cannot be told apart and passes."""
         return all(value.startswith(self._p) for value in _OWNER_FIELDS.findall(body))
 
-    def stream_stripper(self) -> "StreamStripper":
+    def stream_stripper(self) -> StreamStripper:
         """`strip` for one stream, fed its chunks as they arrive."""
         return StreamStripper(self)
 
@@ -203,7 +203,7 @@ class StreamStripper:
     every chunk of an event stream) costs one `endswith` and one substring search; only the unfinished
     line of a frame cut across reads is held back until its end arrives."""
 
-    __slots__ = ("_space", "_p", "_carry")
+    __slots__ = ("_carry", "_p", "_space")
 
     def __init__(self, space: CallerSpace) -> None:
         self._space, self._p, self._carry = space, space._p, b""

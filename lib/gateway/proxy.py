@@ -20,7 +20,8 @@ from starlette.types import Receive, Scope, Send
 from lib.dify import CircuitBreaker
 from lib.telemetry import BREAKER_STATES, status_class
 
-from . import tracing, upstream as up
+from . import tracing
+from . import upstream as up
 from .auth import CallerKeys
 from .config import GatewaySettings
 from .isolation import OWNED, CallerSpace, Refused

@@ -155,7 +155,7 @@ def main() -> int:
         return compare(levels, args, targets, frames)
 
 
-def added(runs: dict[str, list[tuple[float, ...]]], name: str, i: int) -> float:
+def added(runs: dict[str, list[tuple[float, float, float, float]]], name: str, i: int) -> float:
     """The median over rounds of (path - direct in the same round), in ms; i: 1 for p50, 2 for p99."""
     return statistics.median(run[i] - d[i] for run, d in zip(runs[name], runs["direct"], strict=True)) * 1000
 

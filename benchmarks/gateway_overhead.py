@@ -184,10 +184,10 @@ def compare(levels: list[int], args: argparse.Namespace, targets: dict, frames: 
                                    (cpu_seconds(pid) - before) / max(1, tally["streams"])))
             for name in PATHS:  # the round's added TTFT: against direct access in the same round
                 rps, p50, p99, cpu = runs[name][r]
-                added = ("", "") if name == "direct" else (
+                extra = ("", "") if name == "direct" else (
                     f"{(p50 - runs['direct'][r][1]) * 1000:+7.1f}ms", f"{(p99 - runs['direct'][r][2]) * 1000:+7.1f}ms")
                 print(f"{n:>7} | {r + 1:>5} | {name:<8} | {rps:>6.1f} | {p50 * 1000:>7.1f}ms | {p99 * 1000:>7.1f}ms | "
-                      f"{added[0]:>9} | {added[1]:>9} | {f'{cpu * 1000:.2f} ms' if targets[name][2] else '':>8} | "
+                      f"{extra[0]:>9} | {extra[1]:>9} | {f'{cpu * 1000:.2f} ms' if targets[name][2] else '':>8} | "
                       f"{os.getloadavg()[0]:.2f}", flush=True)
 
         b50, b99, g50, g99 = (added(runs, p, i) for p in ("bare", "gateway") for i in (1, 2))

@@ -263,8 +263,7 @@ class Gateway:
         if self.tracer is not None:
             upstream_span = tracing.start_upstream_span(self.tracer, span, method, label, self.base_url.host, self.base_url.port)
             tracing.inject(upstream_span, headers)
-        # httpx.URL: the path percent-encoded exactly as the gateway always sent it (aiohttp then keeps it)
-        url = str(httpx.URL(self.base + path + (f"?{query}" if query else "")))
+        url = up.normalised(self.base + path + (f"?{query}" if query else ""))
         m = self.metrics
         m.overhead.labels(label).observe(clock() - started)
         sent = clock()

@@ -12,8 +12,10 @@ Failures are named as lib.dify's transport names them (ConnectError, ReadTimeout
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import aiohttp
+import httpx
 
 # (aiohttp exception, name the caller and the logs see, kind for dify_gateway_upstream_errors_total); first match wins
 _ERRORS: tuple[tuple[type[BaseException], str, str], ...] = (
@@ -47,5 +49,13 @@ def session(max_connections: int, connect: float, read: float, keepalive: float 
     aiohttp's connector caps at 100 connections unless told: GATEWAY_MAX_CONNECTIONS is the cap here."""
     connector = aiohttp.TCPConnector(limit=max_connections or 0, limit_per_host=0, keepalive_timeout=keepalive,
                                      ttl_dns_cache=300)
+    # DummyCookieJar: a cookie Dify set for one caller's request is never kept and sent on another's
     return aiohttp.ClientSession(connector=connector, auto_decompress=False, timeout=timeout(connect, read),
-                                 trust_env=False)
+                                 trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
+
+
+@functools.lru_cache(maxsize=4096)
+def normalised(url: str) -> str:
+    """`url` as httpx percent-encodes it (what the gateway always sent upstream); cached, since most calls
+    go to a few URLs (POST /chat-messages) and a burst of streams should not parse the same one 50 times."""
+    return str(httpx.URL(url))

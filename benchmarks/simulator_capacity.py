@@ -78,10 +78,14 @@ def pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(pid, {cpu})
 
 
-async def drive(url: str, headers: dict, concurrency: int, warmup: float, seconds: float) -> tuple[list[float], int]:
-    """Closed loop: `concurrency` workers, each starting its next stream when the last one ends."""
+async def drive(url: str, headers: dict, concurrency: int, warmup: float, seconds: float,
+                tally: dict[str, int] | None = None) -> tuple[list[float], int]:
+    """Closed loop: `concurrency` workers, each starting its next stream when the last one ends.
+    `tally["streams"]`, when given, counts every stream that ended, warm-up and drain included."""
     ttfts: list[float] = []
     done = 0
+    if tally is not None:
+        tally["streams"] = 0
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         loop = asyncio.get_running_loop()
@@ -97,6 +101,8 @@ async def drive(url: str, headers: dict, concurrency: int, warmup: float, second
                     async for chunk in resp.content.iter_any():
                         if first is None and b'"event":"message"' in chunk:
                             first = loop.time()
+                if tally is not None:
+                    tally["streams"] += 1
                 if sent >= measure_from and loop.time() <= stop_at and first is not None:
                     ttfts.append(first - sent)
                     done += 1

@@ -181,3 +181,29 @@ def test_metrics_can_require_a_key(sim, tmp_path):
 def test_caller_names_that_could_blur_namespaces_or_labels_are_refused(name):
     with pytest.raises(ConfigError, match="caller names may hold"):
         GatewaySettings(dify_api_key="app-x", gateway_api_keys=f"{name}:gw-key-1").check()
+
+
+def test_the_stream_strip_holds_back_only_an_unfinished_line_and_misses_no_prefix_at_any_cut():
+    from lib.gateway.isolation import CallerSpace
+
+    space = CallerSpace("web")
+    stream = (b'data: {"event": "message", "from": "web@gw:alice", "answer": " hi"}\n\n'
+              b"data: {\"event\": \"error\", \"message\": \"input_value={'user': 'web@gw:alice'}\"}\n\n"
+              b'data: {"event": "workflow_started", "data": {"inputs": "{\\"sys.user_id\\": \\"web@gw:bob\\"}"}}\n\n'
+              b'data: {"event": "message_end", "to": "web@gw:web@gw:eve"}')  # no newline at the very end
+    whole = space.strip(stream)
+    assert b"web@gw:" not in whole.replace(b"web@gw:eve", b"")  # eve's own user is the literal `web@gw:eve`
+    for cut in range(1, len(stream)):
+        for second in (cut + 1, cut + 7, len(stream)):
+            pieces = [stream[:cut], stream[cut:second], stream[second:]]
+            stripper = space.stream_stripper()
+            out = []
+            for piece in pieces:
+                got = stripper.feed(piece)
+                # everything up to the last newline received so far is out: no finished frame waits
+                sent = b"".join(out) + got
+                received = b"".join(pieces[:len(out) + 1])
+                assert sent == space.strip(received[:received.rfind(b"\n") + 1])
+                out.append(got)
+            out.append(stripper.rest())
+            assert b"".join(out) == whole, (cut, second)

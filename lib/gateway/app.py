@@ -1,12 +1,14 @@
 """The gateway's FastAPI app: /health, /ready, /metrics, and Dify's Service API under /v1."""
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from .auth import CallerKeys
 from .config import Caller, GatewaySettings
@@ -29,6 +31,10 @@ def create_app(settings: GatewaySettings | None = None, *, tracer_provider=None)
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await gw.start()
+        # Everything built so far (FastAPI, pydantic, prometheus, the routes: ~80k objects) lives as long as the
+        # process: out of the collector's sight, a full collection no longer stalls every open stream for tens
+        # of ms to walk it again (measured: ~57 ms each, under load).
+        gc.freeze()
         try:
             yield
         finally:
@@ -67,9 +73,12 @@ def create_app(settings: GatewaySettings | None = None, *, tracer_provider=None)
         # Dify answers GET /v1/ without a key; clients use it as a reachability check.
         return {"welcome": "Dify OpenAPI", "api_version": "v1", "server_version": SERVER_VERSION}
 
-    @app.api_route("/v1/{path:path}", methods=METHODS)
-    async def proxy(request: Request, path: str) -> Response:
-        return await gw.handle(request)
+    # A plain Starlette route, not FastAPI's: every call to Dify passes here, and FastAPI's per-request
+    # machinery (dependency solving, its telemetry) costs each of a burst of simultaneous streams its turn
+    # before its request goes upstream. Its methods as given: Starlette would add HEAD to a GET route.
+    proxy = Route("/v1/{path:path}", gw.handle, methods=METHODS)
+    proxy.methods = set(METHODS)
+    app.router.routes.append(proxy)
 
     if settings.cors_origins:
         # Outermost, so refusals (401, 429) carry CORS headers too and a browser can read them.

@@ -192,17 +192,33 @@ class CallerSpace:
         One that names none (the simulator's runs carry no sys.user_id) cannot be told apart and passes."""
         return all(value.startswith(self._p) for value in _OWNER_FIELDS.findall(body))
 
-    async def strip_stream(self, chunks):
-        """`strip` over a stream, a line at a time: the prefix never spans a line, and an SSE frame ends
-        with one, so no frame is held back waiting for the next chunk."""
-        carry = b""
-        async for chunk in chunks:
-            data = carry + chunk
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                carry = data
-                continue
-            carry = data[cut:]
-            yield self.strip(data[:cut])
-        if carry:
-            yield self.strip(carry)
+    def stream_stripper(self) -> StreamStripper:
+        """`strip` for one stream, fed its chunks as they arrive."""
+        return StreamStripper(self)
+
+
+class StreamStripper:
+    """`CallerSpace.strip` over a stream, a line at a time: the prefix never spans a line, and an SSE frame
+    ends with one, so no frame is held back waiting for the next chunk. A chunk that ends a line (nearly
+    every chunk of an event stream) costs one `endswith` and one substring search; only the unfinished
+    line of a frame cut across reads is held back until its end arrives."""
+
+    __slots__ = ("_carry", "_p", "_space")
+
+    def __init__(self, space: CallerSpace) -> None:
+        self._space, self._p, self._carry = space, space._p, b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What of `chunk` (and what was held back) can go to the caller now, stripped; b"" for nothing yet."""
+        if self._carry:
+            chunk, self._carry = self._carry + chunk, b""
+        if not chunk.endswith(b"\n"):
+            cut = chunk.rfind(b"\n") + 1
+            chunk, self._carry = chunk[:cut], chunk[cut:]
+        # the prefix is in every quoted form `strip` replaces: one search tells whether there is work
+        return self._space.strip(chunk) if self._p in chunk else chunk
+
+    def rest(self) -> bytes:
+        """At the end of the stream: what was held back (a last line without its newline), stripped."""
+        rest, self._carry = self._carry, b""
+        return self._space.strip(rest) if rest else rest

@@ -1,16 +1,15 @@
 """The gateway's request path: route check, caller auth, rate limit, breaker, then upstream.
 
-Upstream is httpx on lib.dify's FastTransport (aiohttp's pool): design.md measured about 2.5 ms added
-TTFT at 50 streams on it against 24 ms on httpx's own pool. Event streams are relayed chunk by chunk
-as they arrive (no buffering, `X-Accel-Buffering: no` for nginx in front); the caller's key is
-checked here and dropped, and upstream gets the server-side Dify key instead.
+Upstream is one aiohttp session (upstream.py). Event streams are relayed chunk by chunk as they arrive
+(no buffering, `X-Accel-Buffering: no` for nginx in front), in one loop with no per-chunk work beyond
+the caller's prefix strip and a byte counter (benchmarks/gateway_overhead.py measures it beside a bare
+proxy); the caller's key is checked here and dropped, and upstream gets the server-side Dify key instead.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import AsyncIterator
 
 import aiohttp
 import httpx
@@ -18,10 +17,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from lib.dify import CircuitBreaker, FastTransport
+from lib.dify import CircuitBreaker
 from lib.metrics.labels import BREAKER_STATES, status_class
 
 from . import tracing
+from . import upstream as up
 from .auth import CallerKeys
 from .config import GatewaySettings
 from .isolation import OWNED, CallerSpace, Refused
@@ -59,10 +59,6 @@ def dify_error(status: int, code: str, message: str, rid: str, headers: dict[str
                         headers={"X-Request-ID": rid, **(headers or {})})
 
 
-class UpstreamBroke(Exception):
-    """The upstream stream failed after its headers were passed on."""
-
-
 class Gateway:
     """Shared state of one gateway app: settings, the upstream pool, breaker, limits, metrics, tracer."""
 
@@ -83,19 +79,17 @@ class Gateway:
         self.breaker = CircuitBreaker(settings.gateway_breaker_failures, settings.gateway_breaker_recovery,
                                       on_change=metrics.breaker_changed)
         self._auth = f"Bearer {settings.dify_api_key.get_secret_value().strip()}"
-        self.timeout = httpx.Timeout(connect=settings.gateway_connect_timeout, read=settings.gateway_read_timeout,
-                                     write=settings.gateway_read_timeout, pool=settings.gateway_connect_timeout)
-        self.http: httpx.AsyncClient | None = None
+        self.http: aiohttp.ClientSession | None = None
 
     # -- lifecycle (the app's lifespan: the aiohttp pool must live in the server's event loop) ----------
 
     async def start(self) -> None:
-        transport = FastTransport(max_connections=self.settings.gateway_max_connections)
-        self.http = httpx.AsyncClient(transport=transport, timeout=self.timeout, follow_redirects=False, trust_env=False)
+        s = self.settings
+        self.http = up.session(s.gateway_max_connections, s.gateway_connect_timeout, s.gateway_read_timeout)
 
     async def close(self) -> None:
         if self.http is not None:
-            await self.http.aclose()
+            await self.http.close()
         tracing.shutdown(self._tracer_owner)
 
     def __repr__(self) -> str:  # never the keys
@@ -116,22 +110,25 @@ class Gateway:
         if fresh and not verdict[1]:
             return False, self._key_refused_detail()
         check_key = not fresh
-        timeout = httpx.Timeout(min(2.0, self.settings.gateway_connect_timeout))
+        limit = min(2.0, self.settings.gateway_connect_timeout)
         try:
             if check_key:
-                r = await self.http.get(self.base + "/info", headers={"authorization": self._auth}, timeout=timeout)
+                r = await self.http.get(self.base + "/info", headers={"authorization": self._auth},
+                                        timeout=up.timeout(limit, limit), allow_redirects=False)
             else:
-                r = await self.http.get(self.base + "/", timeout=timeout)
-            await r.aclose()
-        except httpx.HTTPError as exc:
-            self.breaker.record_failure(type(exc).__name__)
-            return False, {"status": "not ready", "reason": f"upstream unreachable ({type(exc).__name__})"}
-        if r.status_code >= 500:
-            self.breaker.record_failure(f"HTTP {r.status_code}")
-            return False, {"status": "not ready", "reason": f"upstream answered {r.status_code}"}
+                r = await self.http.get(self.base + "/", timeout=up.timeout(limit, limit), allow_redirects=False)
+            r.release()
+        except up.FAILURES as exc:
+            name, _ = up.failure(exc)
+            self.breaker.record_failure(name)
+            return False, {"status": "not ready", "reason": f"upstream unreachable ({name})"}
+        status = r.status
+        if status >= 500:
+            self.breaker.record_failure(f"HTTP {status}")
+            return False, {"status": "not ready", "reason": f"upstream answered {status}"}
         if check_key:
-            self._key_verdict = (time.monotonic(), r.status_code != 401)
-            if r.status_code == 401:
+            self._key_verdict = (time.monotonic(), status != 401)
+            if status == 401:
                 return False, self._key_refused_detail()
         if self.breaker.state != "closed":
             self.breaker.record_success()
@@ -266,28 +263,27 @@ class Gateway:
         if self.tracer is not None:
             upstream_span = tracing.start_upstream_span(self.tracer, span, method, label, self.base_url.host, self.base_url.port)
             tracing.inject(upstream_span, headers)
-        url = self.base + path + (f"?{query}" if query else "")
-        upstream = self.http.build_request(method, url, headers=headers, content=body or None)
+        url = up.normalised(self.base + path + (f"?{query}" if query else ""))
         m = self.metrics
         m.overhead.labels(label).observe(clock() - started)
         sent = clock()
         try:
-            resp = await self.http.send(upstream, stream=True)
-        except httpx.HTTPError as exc:
-            kind = _kind(exc)
-            self.breaker.record_failure(type(exc).__name__)
+            resp = await self.http.request(method, url, headers=headers, data=body or None, allow_redirects=False)
+        except up.FAILURES as exc:
+            name, kind = up.failure(exc)
+            self.breaker.record_failure(name)
             m.upstream_errors.labels(label, kind).inc()
-            tracing.finish(upstream_span, None, type(exc).__name__)
-            log.warning("upstream failed", extra={"request_id": rid, "route": label, "error": type(exc).__name__})
+            tracing.finish(upstream_span, None, name)
+            log.warning("upstream failed", extra={"request_id": rid, "route": label, "error": name})
             if kind == "timeout":
                 return dify_error(504, "gateway_timeout", "Dify upstream did not answer in time.", rid)
-            return dify_error(502, "bad_gateway", f"The gateway could not reach Dify upstream ({type(exc).__name__}).", rid)
+            return dify_error(502, "bad_gateway", f"The gateway could not reach Dify upstream ({name}).", rid)
         m.upstream_duration.labels(label).observe(clock() - sent)
-        status = resp.status_code
+        status = resp.status
         if status == 401:
             # The caller's key was accepted here, so Dify refused the gateway's own: passing its 401 on would
             # tell the caller their key is wrong.
-            await resp.aclose()
+            resp.close()
             self._key_verdict = (time.monotonic(), False)
             m.upstream_errors.labels(label, "key_refused").inc()
             tracing.finish(upstream_span, status, "key_refused")
@@ -297,7 +293,7 @@ class Gateway:
             self.breaker.record_failure(f"HTTP {status}")
         else:
             self.breaker.record_success()
-        raw_headers = [(k.lower(), v) for k, v in resp.headers.raw if k.lower() not in _DROP_RESPONSE]
+        raw_headers = [(k.lower(), v) for k, v in resp.raw_headers if k.lower() not in _DROP_RESPONSE]
         raw_headers.append((b"x-request-id", rid.encode()))
         ctype = resp.headers.get("content-type", "")
         # Only text answers can name a user: files and audio pass through untouched.
@@ -309,14 +305,15 @@ class Gateway:
             return Relay(self, resp, raw_headers, label=label, method=method, caller=caller, rid=rid, started=started,
                          span=span, upstream_span=upstream_span, measure_ttft=sse and label in GENERATION, space=strip)
         try:
-            content = await resp.aread()
-        except httpx.HTTPError as exc:
-            self.breaker.record_failure(type(exc).__name__)
-            m.upstream_errors.labels(label, _kind(exc)).inc()
-            tracing.finish(upstream_span, status, type(exc).__name__)
-            return dify_error(502, "bad_gateway", f"Dify's answer was cut short ({type(exc).__name__}).", rid)
+            content = await resp.read()
+        except up.FAILURES as exc:
+            name, kind = up.failure(exc)
+            self.breaker.record_failure(name)
+            m.upstream_errors.labels(label, kind).inc()
+            tracing.finish(upstream_span, status, name)
+            return dify_error(502, "bad_gateway", f"Dify's answer was cut short ({name}).", rid)
         finally:
-            await resp.aclose()
+            resp.release()
         tracing.finish(upstream_span, status)
         if strip is not None:
             if label in OWNED and status == 200 and not strip.owns(content):
@@ -328,24 +325,17 @@ class Gateway:
         return out
 
 
-def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The upstream body as it arrives. On FastTransport, read aiohttp's stream directly: the relay's hot
-    path (one call per SSE frame per stream) then skips the three generators wrapped around it (httpx's
-    BoundAsyncStream, lib.dify's error-mapping stream, httpx-aiohttp's). Errors are aiohttp's own then,
-    which the relay maps too; closing still goes through httpx. Elsewhere, httpx's raw iterator."""
-    stream = getattr(response.stream, "_stream", None)  # httpx.BoundAsyncStream -> the transport's stream
-    inner = getattr(getattr(stream, "_inner", None), "_aiohttp_response", None)
-    if isinstance(inner, aiohttp.ClientResponse):
-        return inner.content.iter_any()
-    return response.aiter_raw()
+class _Unused:
+    """StreamingResponse wants a body iterator; a Relay writes its body itself (stream_response)."""
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        raise StopAsyncIteration
 
 
-def _kind(exc: httpx.HTTPError) -> str:
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return "connect"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    return "broken"
+_UNUSED = _Unused()
 
 
 class Relay(StreamingResponse):
@@ -356,10 +346,10 @@ class Relay(StreamingResponse):
     the relay on disconnect, and closing the upstream response drops that connection).
     """
 
-    def __init__(self, gw: Gateway, upstream: httpx.Response, raw_headers: list[tuple[bytes, bytes]], *, label: str,
-                 method: str, caller: str, rid: str, started: float, span, upstream_span, measure_ttft: bool,
-                 space: CallerSpace | None = None) -> None:
-        super().__init__(self._chunks(), status_code=upstream.status_code)
+    def __init__(self, gw: Gateway, upstream: aiohttp.ClientResponse, raw_headers: list[tuple[bytes, bytes]], *,
+                 label: str, method: str, caller: str, rid: str, started: float, span, upstream_span,
+                 measure_ttft: bool, space: CallerSpace | None = None) -> None:
+        super().__init__(_UNUSED, status_code=upstream.status)
         self.raw_headers = raw_headers
         self.gw, self.upstream = gw, upstream
         self.label, self.method, self.caller, self.rid, self.started = label, method, caller, rid, started
@@ -369,35 +359,45 @@ class Relay(StreamingResponse):
         self.nbytes = 0
         self.error: str | None = None
         self.outcome = "caller_left"  # until the stream ends otherwise
+
         self._finished = False
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
+    async def stream_response(self, send: Send) -> None:
+        # The hot path: one pass of this loop per upstream chunk per stream. aiohttp's readany() hands over
+        # whatever arrived (b"" at the end); nothing here decodes, parses or observes a metric per chunk.
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        read = self.upstream.content.readany
+        strip = self.space.stream_stripper() if self.space is not None else None
         ttft_pending = self.measure_ttft
+        nbytes = 0
         try:
-            chunks = _raw_chunks(self.upstream)
-            if self.space is not None:
-                chunks = self.space.strip_stream(chunks)
-            async for chunk in chunks:
+            while True:
+                try:
+                    chunk = await read()
+                except up.FAILURES as exc:
+                    # Leave the response unterminated, as Dify's own cut would: the caller sees a broken stream,
+                    # not a clean end it would take for a complete answer.
+                    self.error, _ = up.failure(exc)
+                    self.outcome = "upstream_broke"
+                    return
+                if not chunk:
+                    break
+                if strip is not None:
+                    chunk = strip.feed(chunk)
+                    if not chunk:
+                        continue
                 if ttft_pending and b"data:" in chunk:  # the first data event (a ping is not one)
                     ttft_pending = False
                     self.gw.metrics.ttft.labels(self.label).observe(clock() - self.started)
-                self.nbytes += len(chunk)
-                yield chunk
-        except (httpx.HTTPError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            self.error = type(exc).__name__
-            raise UpstreamBroke(self.error) from exc
-        self.outcome = "ok"
-
-    async def stream_response(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        try:
-            async for chunk in self.body_iterator:
+                nbytes += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except UpstreamBroke:
-            # Leave the response unterminated, as Dify's own cut would: the caller sees a broken stream,
-            # not a clean end it would take for a complete answer.
-            self.outcome = "upstream_broke"
-            return
+            rest = strip.rest() if strip is not None else b""
+            if rest:
+                nbytes += len(rest)
+                await send({"type": "http.response.body", "body": rest, "more_body": True})
+        finally:
+            self.nbytes = nbytes
+        self.outcome = "ok"
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -411,10 +411,11 @@ class Relay(StreamingResponse):
             return
         self._finished = True
         gw, m = self.gw, self.gw.metrics
-        try:
-            await self.upstream.aclose()
-        except Exception:  # closing a broken or abandoned upstream: nothing more to report
-            pass
+        if self.outcome == "ok":
+            self.upstream.release()  # read to its end: the connection goes back to the pool
+        else:
+            self.upstream.close()  # broken, or the caller left mid-stream: drop the connection, so Dify stops
+
         if self.outcome == "upstream_broke":
             gw.breaker.record_failure(self.error or "stream broke")
             m.upstream_errors.labels(self.label, "broken").inc()

@@ -22,7 +22,7 @@ from lib.dify import (
     FirstEventTimeoutError, GatewayError, InvalidRequestError, NotDifyAPIError, RetryPolicy, ServerError, Timeouts,
 )
 from tests.support.procs import free_port
-from tests.test_client_support import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
+from tests.support.client_api import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
 
 USER = "hardening"
 Q = "Tell me about rivers"

@@ -8,7 +8,7 @@ from lib.dify import (
     ConversationNotFoundError, InvalidParamError, MessageEndEvent, MessageEvent, NodeEvent, NotFoundError, TextChunkEvent,
     UploadedFile, WorkflowEvent, WorkflowFinishedEvent, WorkflowResult,
 )
-from tests.test_client_support import api  # noqa: F401  (fixture)
+from tests.support.client_api import api  # noqa: F401  (fixture)
 
 USER = "tester"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.procs import ROOT  # noqa: E402
 APP = str(ROOT / "app.py")
 PAGE_FILES = sorted((ROOT / "pages").glob("*.py"))
 PAGES = {"pages/playground.py": "Playground", "pages/benchmark.py": "Benchmark", "pages/metrics.py": "Metrics"}

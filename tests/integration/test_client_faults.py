@@ -19,7 +19,7 @@ from lib.dify import (
     StreamError, StreamInterruptedError, Timeouts,
 )
 from tests.support.procs import free_port
-from tests.test_client_support import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
+from tests.support.client_api import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
 
 USER = "faults"
 Q = "Tell me about rivers"

@@ -14,7 +14,7 @@ import yaml
 from lib.metrics.grafana import GRAFANA_SELECTOR, GRAFANA_WINDOW
 from lib.metrics.panels import PANELS, render
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.procs import ROOT  # noqa: E402
 K8S = ROOT / "deploy" / "k8s"
 
 

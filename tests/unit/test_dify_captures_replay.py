@@ -33,7 +33,7 @@ from lib.dify.core import ClientCore
 from lib.dify.stream import StreamState
 from lib.dify.timing import clock
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CAPTURES = REPO.parent / "shared" / "dify-captures" / "1.12.1"
 BASE = "http://dify.replay/v1"
 KEY = "app-replay0000000000000000000"

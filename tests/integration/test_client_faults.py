@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 import traceback
 
@@ -19,6 +20,7 @@ from lib.dify import (
     StreamError, StreamInterruptedError, Timeouts,
 )
 from tests.support.procs import free_port
+from tests.support.clock import FakeClock
 from tests.support.client_api import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
 
 USER = "faults"
@@ -244,7 +246,8 @@ async def test_total_deadline(api, sim):
 
 async def test_circuit_breaker_opens_fails_fast_probes_and_closes(api, sim):
     changes: list[tuple[str, str]] = []
-    breaker = CircuitBreaker(failure_threshold=2, recovery_time=0.5)
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=2, recovery_time=30, clock=clock)
     a = api(breaker=breaker, retry=RetryPolicy(max_attempts=1), hooks=Hooks(on_breaker_change=lambda o, n: changes.append((o, n))))
     key = new_key()
     for _ in range(2):
@@ -254,12 +257,16 @@ async def test_circuit_breaker_opens_fails_fast_probes_and_closes(api, sim):
     with pytest.raises(CircuitOpenError) as info:
         await a("info", headers=fault(key=key))
     assert count(sim, key) == 2  # failed fast: nothing sent
-    assert "not calling it until" in str(info.value) and 0 < info.value.retry_after <= 0.5
-    await asyncio.sleep(0.55)
+    assert "not calling it until" in str(info.value) and info.value.retry_after == pytest.approx(30)
+    clock.now += 29
+    with pytest.raises(CircuitOpenError) as info:  # still open a second before the recovery time
+        await a("info", headers=fault(key=key))
+    assert info.value.retry_after == pytest.approx(1) and count(sim, key) == 2
+    clock.now += 1
     with pytest.raises(ServerError):  # the half-open probe fails: open again
         await a("info", headers=fault("500", key=key))
     assert breaker.state == "open"
-    await asyncio.sleep(0.55)
+    clock.now += 30
     assert (await a("info", headers=fault(key=key))).mode == "chat"  # the probe succeeds
     assert breaker.state == "closed" and count(sim, key) == 4
     assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "open"), ("open", "half_open"), ("half_open", "closed")]
@@ -304,11 +311,9 @@ def test_rate_limit_is_shared_by_threads(sim):
             times.append(time.perf_counter())
 
     with DifyClient(sim.url, "app-sim-chat", rate_limit=25.0, hooks=Hooks(on_request=on_request)) as client:
-        threads = [threading.Thread(target=lambda: [client.info() for _ in range(10)]) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with ThreadPoolExecutor(4) as pool:  # .result() re-raises what failed in a thread
+            for f in [pool.submit(lambda: [client.info() for _ in range(10)]) for _ in range(4)]:
+                f.result()
     assert len(times) == 40
     assert measured_rate(times) == pytest.approx(25.0, rel=0.05)
 
@@ -353,13 +358,10 @@ def test_concurrency_cap_threads(sim):
     state, hooks = _tracker()
     slow = fault(ttft_ms=150, tokens_per_s=1000)
     with DifyClient(sim.url, "app-sim-chat", max_concurrency=2, hooks=hooks) as client:
-        results = []
-        threads = [threading.Thread(target=lambda: results.append(client.stream_chat(Q, user=USER, headers=slow).collect())) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert len(results) == 6 and state["peak"] == 2
+        with ThreadPoolExecutor(6) as pool:  # .result() re-raises what failed in a thread
+            futures = [pool.submit(lambda: client.stream_chat(Q, user=USER, headers=slow).collect()) for _ in range(6)]
+            results = [f.result() for f in futures]
+    assert len(results) == 6 and all(r.answer for r in results) and state["peak"] == 2
 
 
 # -- text: Thai, emoji, 100 KB ----------------------------------------------------------------------------------------------------

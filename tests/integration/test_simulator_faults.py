@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
-import socket
 import statistics
-import threading
 import time
 import uuid
 
@@ -260,13 +258,9 @@ def test_concurrency_limit_answers_difys_429(sim_factory):
         assert sorted(statuses) == [200, 200, 429, 429]
         r = post(c, headers={})
         assert r.status_code == 200  # slots were released
-        limited = [s for s in statuses if s == 429]
-        assert limited
     with httpx.Client(base_url=server.url, timeout=30) as c:
-        codes = []
-        threads = [threading.Thread(target=lambda: codes.append(post(c).json())) for _ in range(3)]
-        [t.start() for t in threads]
-        [t.join() for t in threads]
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:  # .result() re-raises what failed in a thread
+            codes = [f.result() for f in [pool.submit(lambda: post(c).json()) for _ in range(3)]]
         err = next(b for b in codes if "code" in b)
         assert err["code"] == "too_many_requests" and "maximum concurrent requests" in err["message"]
 
@@ -292,6 +286,5 @@ def test_port_in_use_fails_clearly(sim):
 
     port = int(sim.url.rsplit(":", 1)[1].split("/")[0])
     r = subprocess.run([sys.executable, "-m", "lib.simulator", "--port", str(port)], capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0
-    assert socket.socket  # the running simulator still answers:
+    assert r.returncode != 0 and "address already in use" in r.stderr and str(port) in r.stderr
     assert httpx.get(f"{sim.url}/").status_code == 200

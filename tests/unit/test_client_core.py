@@ -5,6 +5,7 @@ import asyncio
 import pickle
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import orjson
@@ -19,6 +20,7 @@ from lib.dify import (
 from lib.dify.core import Call, ClientCore, Spec, parse_retry_after
 from lib.dify.stream import StreamState
 from lib.dify.errors import api_error
+from tests.support.clock import FakeClock
 
 KEY = "app-Zq9SecretKeyValue1234"
 
@@ -421,12 +423,11 @@ def test_concurrency_limit_across_threads():
             active[0] -= 1
         limit.release()
 
-    threads = [threading.Thread(target=work) for _ in range(12)]
-    for t in threads:
-        t.start()
-    go.set()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(12) as pool:  # .result() re-raises a thread's failed assertion here
+        futures = [pool.submit(work) for _ in range(12)]
+        go.set()
+        for f in futures:
+            f.result()
     assert peak[0] == 3 and limit.active == 0
 
 
@@ -444,7 +445,7 @@ async def test_concurrency_limit_shared_by_threads_and_tasks():
             active[0] -= 1
 
     def thread_work():
-        limit.acquire()
+        assert limit.acquire()
         enter()
         time.sleep(0.02)
         leave()
@@ -457,12 +458,11 @@ async def test_concurrency_limit_shared_by_threads_and_tasks():
         leave()
         limit.release()
 
-    threads = [threading.Thread(target=thread_work) for _ in range(5)]
-    for t in threads:
-        t.start()
-    await asyncio.gather(*(task_work() for _ in range(8)))
-    for t in threads:
-        await asyncio.to_thread(t.join)
+    with ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(thread_work) for _ in range(5)]
+        await asyncio.gather(*(task_work() for _ in range(8)))
+        for f in futures:
+            await asyncio.wrap_future(f)  # re-raises what failed in the thread
     assert peak[0] == 2 and limit.active == 0
 
 
@@ -480,14 +480,6 @@ async def test_concurrency_limit_timeout_and_cancellation_pass_the_slot_on():
     assert await limit.acquire_async(timeout=0.1) is True
     assert limit.acquire(timeout=0.01) is False
     limit.release()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_circuit_breaker_transitions():

@@ -19,7 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.browser import (  # noqa: E402
-    assert_no_exception, chromium, expect, open_app, start_console, start_console_simulator, wait_for_rerun,
+    assert_no_exception,
+    chromium,
+    expect,
+    open_app,
+    start_console,
+    start_console_simulator,
+    wait_for_rerun,
 )
 
 QUESTION = "สวัสดีครับ ช่วยอธิบายการสตรีมคำตอบแบบสั้น ๆ หน่อย 🙏"

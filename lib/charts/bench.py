@@ -6,7 +6,8 @@ use succeeded, measured requests only (warm-up dropped), as lib.bench.stats does
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -207,7 +208,7 @@ def sweep_curve(points: pd.DataFrame, latency: str = "ttft_ms", stats: Sequence[
         return _empty(title, "no sweep levels yet")
     pts = points.sort_values("level")
     fig = go.Figure()
-    for s, dash in zip(stats, ("solid", "dash", "dot")):
+    for s, dash in zip(stats, ("solid", "dash", "dot"), strict=False):  # three dashes: a fourth stat is not drawn
         col = f"{latency}.{s}"
         if col not in pts:
             continue

@@ -232,10 +232,9 @@ class StreamState:
 
     def _slow_frame(self, frame: bytes) -> str | None:
         """The spec-complete path: returns the data to decode, or None for a ping, comment or empty frame."""
-        sse = None
         response = httpx.Response(200, headers=_SSE_HEADERS, stream=httpx.ByteStream(frame + b"\n\n"))
-        for sse in EventSource(response).iter_sse():
-            pass  # one frame, so at most one event
+        events = list(EventSource(response).iter_sse())  # one frame, so at most one event
+        sse = events[-1] if events else None
         if sse is None:
             return None
         if not sse.data:

@@ -11,8 +11,9 @@ import ast
 import operator
 import random
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Generator
+from typing import Any
 
 from .apps import SimApp
 from .config import Latency, NodeTiming

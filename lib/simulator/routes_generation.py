@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import payloads
 from .apps import SimApp
 from .errors import (
     APP_UNAVAILABLE,
@@ -21,7 +22,6 @@ from .errors import (
     invalid_param,
     not_found,
 )
-from . import payloads
 from .generation import Generation, run_inputs
 from .server import Simulator, abort
 from .state import Conversation, Task, new_id, now, public_message
@@ -261,10 +261,20 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
             msg = store.messages.get(mid)
             history += msg["total_tokens"] if msg else 0
     gen = Generation(
-        app=app, user=user, query=query, inputs=inputs, files=files, task=task, latency=latency,
+        app=app,
+        user=user,
+        query=query,
+        inputs=inputs,
+        files=files,
+        task=task,
+        latency=latency,
         rng=request_rng(config.seed, "latency", str(next(sim.counter))),
-        seed=config.seed, conversation=conversation, history_tokens=min(history, HISTORY_TOKEN_CAP),
-        response_mode=mode, profile=profile, end_user_id=end_user["id"],
+        seed=config.seed,
+        conversation=conversation,
+        history_tokens=min(history, HISTORY_TOKEN_CAP),
+        response_mode=mode,
+        profile=profile,
+        end_user_id=end_user["id"],
         nodes=config.node_timing_for(request.headers.get("x-sim-node-overhead-ms"), request.headers.get("x-sim-node-ms")),
     )
     done = lambda g: _finish(sim, g)  # noqa: E731
@@ -351,8 +361,7 @@ def _finish(sim: Simulator, gen: Generation) -> None:
     metrics.output_tokens.labels(gen.app.mode).inc(len(gen.answer_parts))
     if gen.app.is_workflow_based:
         record = _run_record(gen)
-        record.update(inputs=orjson.dumps(run_inputs(gen, start_node=True)).decode(), _app=gen.app.key, _user=gen.user,
-                      _task=gen.task.id)
+        record.update(inputs=orjson.dumps(run_inputs(gen, start_node=True)).decode(), _app=gen.app.key, _user=gen.user, _task=gen.task.id)
         store.runs[gen.workflow_run_id] = record
     if gen.app.mode == "workflow":
         return
@@ -367,8 +376,7 @@ def _finish(sim: Simulator, gen: Generation) -> None:
         "status": "error" if gen.status == "error" else "normal",
         "error": gen.error,
         "message_files": [
-            {"id": f.get("upload_file_id") or new_id(), "type": f["type"], "url": f.get("url"), "belongs_to": "user"}
-            for f in gen.files
+            {"id": f.get("upload_file_id") or new_id(), "type": f["type"], "url": f.get("url"), "belongs_to": "user"} for f in gen.files
         ],
         "feedback": None,
         "retriever_resources": gen.retriever_resources,

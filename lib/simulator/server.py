@@ -199,7 +199,9 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         405: "The method is not allowed for the requested URL.",
     }
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-    return JSONResponse({"code": code, "message": messages.get(exc.status_code, str(exc.detail)), "status": exc.status_code}, status_code=exc.status_code)
+    return JSONResponse(
+        {"code": code, "message": messages.get(exc.status_code, str(exc.detail)), "status": exc.status_code}, status_code=exc.status_code
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

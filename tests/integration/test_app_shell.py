@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.support.procs import ROOT  # noqa: E402
+
 APP = str(ROOT / "app.py")
 PAGE_FILES = sorted((ROOT / "pages").glob("*.py"))
 PAGES = {"pages/playground.py": "Playground", "pages/benchmark.py": "Benchmark", "pages/metrics.py": "Metrics"}

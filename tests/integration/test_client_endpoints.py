@@ -4,9 +4,23 @@ from __future__ import annotations
 import pytest
 
 from lib.dify import (
-    AgentMessageEvent, AgentThoughtEvent, AppModeError, AuthenticationError, ChatResult, CompletionResult,
-    ConversationNotFoundError, InvalidParamError, MessageEndEvent, MessageEvent, NodeEvent, NotFoundError, TextChunkEvent,
-    UploadedFile, WorkflowEvent, WorkflowFinishedEvent, WorkflowResult,
+    AgentMessageEvent,
+    AgentThoughtEvent,
+    AppModeError,
+    AuthenticationError,
+    ChatResult,
+    CompletionResult,
+    ConversationNotFoundError,
+    InvalidParamError,
+    MessageEndEvent,
+    MessageEvent,
+    NodeEvent,
+    NotFoundError,
+    TextChunkEvent,
+    UploadedFile,
+    WorkflowEvent,
+    WorkflowFinishedEvent,
+    WorkflowResult,
 )
 from tests.support.client_api import api  # noqa: F401  (fixture)
 

@@ -8,20 +8,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from lib.dify import (
-    AsyncDifyClient, CircuitBreaker, CircuitOpenError, DeadlineExceededError, DifyClient, DifyConnectionError,
-    FirstEventTimeoutError, GatewayError, Hooks, IdleTimeoutError, ModelError, RateLimitError, RetryPolicy, RunFailedError, ServerError,
-    StreamError, StreamInterruptedError, Timeouts,
+    AsyncDifyClient,
+    CircuitBreaker,
+    CircuitOpenError,
+    DeadlineExceededError,
+    DifyClient,
+    DifyConnectionError,
+    FirstEventTimeoutError,
+    GatewayError,
+    Hooks,
+    IdleTimeoutError,
+    ModelError,
+    RateLimitError,
+    RetryPolicy,
+    RunFailedError,
+    ServerError,
+    StreamError,
+    StreamInterruptedError,
+    Timeouts,
 )
-from tests.support.procs import free_port
-from tests.support.clock import FakeClock
 from tests.support.client_api import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
+from tests.support.clock import FakeClock
+from tests.support.procs import free_port
 
 USER = "faults"
 Q = "Tell me about rivers"
@@ -320,7 +335,9 @@ def test_rate_limit_is_shared_by_threads(sim):
 
 async def test_async_rate_limit_across_tasks(sim):
     times = []
-    async with AsyncDifyClient(sim.url, "app-sim-chat", rate_limit=25.0, hooks=Hooks(on_request=lambda r, a: times.append(time.perf_counter()))) as client:
+    async with AsyncDifyClient(
+        sim.url, "app-sim-chat", rate_limit=25.0, hooks=Hooks(on_request=lambda r, a: times.append(time.perf_counter()))
+    ) as client:
         await asyncio.gather(*(client.info() for _ in range(40)))
     assert len(times) == 40 and measured_rate(times) == pytest.approx(25.0, rel=0.05)
 
@@ -345,6 +362,7 @@ async def test_concurrency_cap_async(sim):
     state, hooks = _tracker()
     slow = fault(ttft_ms=150, tokens_per_s=1000)
     async with AsyncDifyClient(sim.url, "app-sim-chat", max_concurrency=2, hooks=hooks) as client:
+
         async def one():
             return await client.stream_chat(Q, user=USER, headers=slow).collect()
 
@@ -489,6 +507,7 @@ async def test_cancelling_or_leaving_a_stream_releases_its_slot_and_closes_its_r
     hooks = Hooks(on_complete=lambda route, timing, error: outcomes.append(timing.outcome))
     slow = fault(ttft_ms=10, tokens_per_s=50)
     async with AsyncDifyClient(sim.url, "app-sim-chat", max_concurrency=1, hooks=hooks) as client:
+
         async def read_forever():
             async for _ in client.stream_chat(Q, user=USER, headers=slow):
                 pass
@@ -508,9 +527,11 @@ async def test_cancelling_or_leaving_a_stream_releases_its_slot_and_closes_its_r
 
 def test_leaving_a_sync_stream_early(sim):
     outcomes = []
-    with DifyClient(sim.url, "app-sim-chat", max_concurrency=1, hooks=Hooks(on_complete=lambda r, t, e: outcomes.append(t.outcome))) as client:
+    with DifyClient(
+        sim.url, "app-sim-chat", max_concurrency=1, hooks=Hooks(on_complete=lambda r, t, e: outcomes.append(t.outcome))
+    ) as client:
         with client.stream_chat(Q, user=USER) as stream:
-            for event in stream:
+            for _event in stream:
                 break
         assert client.chat(Q, user=USER, timeouts=Timeouts(total=5)).answer
     assert outcomes == ["abandoned", "ok"]

@@ -18,12 +18,23 @@ import httpx
 import pytest
 
 from lib.dify import (
-    AsyncDifyClient, CircuitBreaker, CircuitOpenError, DeadlineExceededError, DifyClient, DifyError,
-    FirstEventTimeoutError, GatewayError, InvalidRequestError, NotDifyAPIError, RetryPolicy, ServerError, Timeouts,
+    AsyncDifyClient,
+    CircuitBreaker,
+    CircuitOpenError,
+    DeadlineExceededError,
+    DifyClient,
+    DifyError,
+    FirstEventTimeoutError,
+    GatewayError,
+    InvalidRequestError,
+    NotDifyAPIError,
+    RetryPolicy,
+    ServerError,
+    Timeouts,
 )
-from tests.support.procs import free_port
-from tests.support.clock import FakeClock
 from tests.support.client_api import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
+from tests.support.clock import FakeClock
+from tests.support.procs import free_port
 
 USER = "hardening"
 Q = "Tell me about rivers"

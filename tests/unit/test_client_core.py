@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import pickle
 import threading
 import time
@@ -12,14 +13,37 @@ import orjson
 import pytest
 
 from lib.dify import (
-    AgentThoughtEvent, ApiKey, AppModeError, AuthenticationError, CircuitBreaker, ConcurrencyLimit,
-    ConversationNotFoundError, DifyConnectionError, FirstEventTimeoutError, GatewayError, Hooks, InvalidParamError,
-    MessageEndEvent, MessageEvent, NotDifyAPIError, NodeEvent, RateLimitError, RetryPolicy, ServerError, StreamError,
-    StreamInterruptedError, TextChunkEvent, Timeouts, TokenBucket, UnknownEvent, WorkflowFinishedEvent, mask,
+    AgentThoughtEvent,
+    ApiKey,
+    AppModeError,
+    AuthenticationError,
+    CircuitBreaker,
+    ConcurrencyLimit,
+    ConversationNotFoundError,
+    DifyConnectionError,
+    FirstEventTimeoutError,
+    GatewayError,
+    Hooks,
+    InvalidParamError,
+    MessageEndEvent,
+    MessageEvent,
+    NodeEvent,
+    NotDifyAPIError,
+    RateLimitError,
+    RetryPolicy,
+    ServerError,
+    StreamError,
+    StreamInterruptedError,
+    TextChunkEvent,
+    Timeouts,
+    TokenBucket,
+    UnknownEvent,
+    WorkflowFinishedEvent,
+    mask,
 )
 from lib.dify.core import Call, ClientCore, Spec, parse_retry_after
-from lib.dify.stream import StreamState
 from lib.dify.errors import api_error
+from lib.dify.stream import StreamState
 from tests.support.clock import FakeClock
 
 KEY = "app-Zq9SecretKeyValue1234"
@@ -394,7 +418,7 @@ def test_token_bucket_spacing_is_exact(fake_clock):
     bucket = TokenBucket(rate=50, burst=1)
     waits = [bucket.reserve() for _ in range(101)]
     assert waits[0] == 0 and waits[-1] == pytest.approx(100 / 50)
-    assert all(b - a == pytest.approx(0.02) for a, b in zip(waits, waits[1:]))
+    assert all(b - a == pytest.approx(0.02) for a, b in itertools.pairwise(waits))
     fake_clock.now += 10  # idle for a while: no credit beyond the burst
     assert bucket.reserve() == 0 and bucket.reserve() == pytest.approx(0.02)
 

@@ -15,19 +15,45 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 
 from lib.dify import (
-    AppInfo, AppMeta, AppModeError, AppParameters, AppSite, AsyncDifyClient, AsyncEventStream, AuthenticationError, BadRequestError,
-    ChatResult, Conversation, ConversationNotFoundError, DifyAPIError, DifyClient, EventStream, InvalidParamError,
-    Message, ModelError, NotFoundError, NumberedPage, Page, PayloadError, RetryPolicy, RunFailedError, Spec, Success,
-    UploadedFile, WorkflowResult, WorkflowRun,
+    AppInfo,
+    AppMeta,
+    AppModeError,
+    AppParameters,
+    AppSite,
+    AsyncDifyClient,
+    AsyncEventStream,
+    AuthenticationError,
+    BadRequestError,
+    ChatResult,
+    Conversation,
+    ConversationNotFoundError,
+    DifyAPIError,
+    DifyClient,
+    EventStream,
+    InvalidParamError,
+    Message,
+    ModelError,
+    NotFoundError,
+    NumberedPage,
+    Page,
+    PayloadError,
+    RetryPolicy,
+    RunFailedError,
+    Spec,
+    Success,
+    UploadedFile,
+    WorkflowResult,
+    WorkflowRun,
 )
 from lib.dify.core import ClientCore
 from lib.dify.stream import StreamState

@@ -14,6 +14,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,8 +29,11 @@ from tests.support.browser import (  # noqa: E402
     wait_for_rerun,
 )
 
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
+
 QUESTION = "สวัสดีครับ ช่วยอธิบายการสตรีมคำตอบแบบสั้น ๆ หน่อย 🙏"
-VIEWPORT = {"width": 1400, "height": 1000}
+VIEWPORT: ViewportSize = {"width": 1400, "height": 1000}
 
 
 def main() -> None:

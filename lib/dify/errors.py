@@ -270,7 +270,7 @@ _BY_STATUS: dict[int, tuple[type[DifyAPIError], str]] = {
 def api_error(status: int, code: str | None, message: str, *, route: str | None = None) -> DifyError:
     """The typed error for Dify's JSON error envelope `{code, message, status}`: a DifyAPIError, or a
     RunFailedError for a chatflow's "Run failed: ..." (a node failed, not the request)."""
-    cls, hint = _BY_CODE.get(code or "", (None, ""))  # type: ignore[assignment]
+    cls, hint = _BY_CODE.get(code or "", (None, ""))
     if cls is None:
         if status >= 500:
             cls, hint = ServerError, "Dify failed on its side; retry later, and if it persists check Dify's logs"

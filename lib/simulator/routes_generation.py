@@ -304,7 +304,7 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
         return Response(status_code=500)  # never sent: the connection is gone
     if fault is not None and fault.name == "error-event":
         raise DifyError(400, "completion_request_error", "[simulated fault] The model provider returned an error.")
-    if gen.node_failure and app.mode == "advanced-chat":  # a chatflow's failed run is an error (capture 73)
+    if gen.node_failure and app.mode == "advanced-chat" and gen.error is not None:  # a failed chatflow run is an error (capture 73)
         raise invalid_param(gen.error)
     return JSONResponse(_blocking_body(gen), media_type=JSON_UTF8)
 
@@ -323,7 +323,7 @@ def _blocking_body(gen: Generation) -> dict:
         "message_id": gen.message_id,
         "mode": gen.app.mode,
         "answer": gen.answer,
-        "metadata": gen.metadata(gen.usage),
+        "metadata": gen.metadata(gen.usage or gen.finish_usage()),
         "created_at": gen.created_at,
     }
     if gen.conversation is not None:
@@ -353,8 +353,7 @@ def _finish(sim: Simulator, gen: Generation) -> None:
     if store.tasks.pop(gen.task.id, None) is None:
         return
     store.active[gen.app.key] = max(0, store.active.get(gen.app.key, 1) - 1)
-    if gen.usage is None:
-        gen.finish_usage()
+    usage = gen.usage if gen.usage is not None else gen.finish_usage()
     metrics = sim.metrics
     metrics.active.labels(gen.app.mode).dec()
     metrics.generations.labels(gen.app.mode, gen.response_mode, gen.outcome).inc()
@@ -365,7 +364,6 @@ def _finish(sim: Simulator, gen: Generation) -> None:
         store.runs[gen.workflow_run_id] = record
     if gen.app.mode == "workflow":
         return
-    usage = gen.usage
     message = {
         "id": gen.message_id,
         "conversation_id": gen.conversation_id,

@@ -242,7 +242,8 @@ def create_app(config: SimConfig | None = None) -> CaptureTransport:
     ]
     starlette = Starlette(
         routes=routes,
-        exception_handlers={DifyError: _dify_error, HTTPException: _http_error, Exception: _unexpected},
+        # Starlette types every handler as taking any Exception; each of these takes the class it is keyed by.
+        exception_handlers={DifyError: _dify_error, HTTPException: _http_error, Exception: _unexpected},  # type: ignore[dict-item]
     )
     starlette.state.sim = sim
     return CaptureTransport(CountRequests(VersionHeaders(FaultInjection(starlette, sim), sim), sim.metrics))

@@ -166,7 +166,8 @@ class NodeEvent(WorkflowEvent):
     @classmethod
     def from_raw(cls, d: dict[str, Any]) -> NodeEvent:
         data = d.get("data") or {}
-        return cls(d["event"], d, d.get("workflow_run_id"), data, data.get("node_id"), data.get("node_type"), data.get("title"), data.get("status"))
+        return cls(d["event"], d, d.get("workflow_run_id"), data, data.get("node_id"), data.get("node_type"), data.get("title"),
+                   data.get("status"))
 
 
 @dataclass(slots=True)

@@ -287,7 +287,8 @@ class StreamState:
         if self.error is not None:
             return self.error
         node, w = self.failed_node, self.workflow
-        message = (ev.message if ev is not None else "") or (w.error if w is not None else "") or (node.data.get("error") if node else "") or ""
+        message = ((ev.message if ev is not None else "") or (w.error if w is not None else "")
+                   or (node.data.get("error") if node else "") or "")
         mode = "chatflow" if self.call.spec.stream_mode == "chat" else "workflow"
         err = E.run_failed(
             self.call.core.redact(str(message)), code=ev.code if ev is not None else None,
@@ -374,7 +375,8 @@ class StreamState:
         )
 
     def __repr__(self) -> str:
-        return f"StreamState(route={self.route!r}, events={self.events}, finished={self.finished}, answer_chars={sum(map(len, self.parts))})"
+        chars = sum(map(len, self.parts))
+        return f"StreamState(route={self.route!r}, events={self.events}, finished={self.finished}, answer_chars={chars})"
 
 
 def _unknown(d: dict[str, Any]) -> Event:

@@ -115,11 +115,14 @@ td.value { white-space: pre-wrap; word-break: break-word; max-width: 900px; }
 <h2>{{ section.title }}</h2>
 <div class="grid" style="--columns: {{ section.columns }}">
 {% for block in section.blocks %}
-<div class="{{ 'chart' if block.kind == 'chart' else 'block' }}"{% if block.kind != 'chart' and section.columns > 1 %} style="grid-column: 1 / -1"{% endif %}>
+<div class="{{ 'chart' if block.kind == 'chart' else 'block' }}"
+{%- if block.kind != 'chart' and section.columns > 1 %} style="grid-column: 1 / -1"{% endif %}>
 {% if block.kind == 'paragraph' %}
-<div class="{{ block.tone }}"><p>{{ block.text }}</p>{% if block.bullets %}<ul>{% for item in block.bullets %}<li>{{ item }}</li>{% endfor %}</ul>{% endif %}</div>
+<div class="{{ block.tone }}"><p>{{ block.text }}</p>
+{%- if block.bullets %}<ul>{% for item in block.bullets %}<li>{{ item }}</li>{% endfor %}</ul>{% endif %}</div>
 {% elif block.kind == 'facts' %}
-<table class="facts"><tbody>{% for name, value in block.pairs %}<tr><td class="name">{{ name }}</td><td class="value">{{ value }}</td></tr>{% endfor %}</tbody></table>
+<table class="facts"><tbody>
+{%- for name, value in block.pairs %}<tr><td class="name">{{ name }}</td><td class="value">{{ value }}</td></tr>{% endfor %}</tbody></table>
 {% else %}
 {{ block.html }}
 {% endif %}

@@ -246,7 +246,8 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
         raise DifyError(
             429,
             "too_many_requests",
-            f"Too many requests. Please try again later. The current maximum concurrent requests allowed for {app.id} is {config.max_active_requests}.",
+            "Too many requests. Please try again later. "
+            f"The current maximum concurrent requests allowed for {app.id} is {config.max_active_requests}.",
         )
     store.active[app.key] = active + 1
     sim.metrics.active.labels(app.mode).inc()

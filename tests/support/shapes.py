@@ -162,7 +162,8 @@ def node_types(events: list[dict]) -> list[str]:
 @dataclass(frozen=True)
 class Diff:
     capture: str
-    kind: str  # status | media-type | header | code | message | body | opening-ping | sequence | graph | node-status | only-real | only-sim | types
+    # status | media-type | header | code | message | body | opening-ping | sequence | graph | node-status | only-real | only-sim | types
+    kind: str
     detail: str
 
     def __str__(self) -> str:

@@ -230,7 +230,8 @@ async def test_slow_headers(api, sim):
     assert events[-1].event == "message_end" and stream.timing.ttfb >= 0.28 and count(sim, key) == 1
     key = new_key()  # a generation whose headers come too late is not resent
     with pytest.raises(FirstEventTimeoutError) as info:
-        await api(timeouts=Timeouts(first_event=0.1)).stream("stream_chat", Q, user=USER, headers=fault("slow-headers", key=key, delay_ms=1000))
+        slow = fault("slow-headers", key=key, delay_ms=1000)
+        await api(timeouts=Timeouts(first_event=0.1)).stream("stream_chat", Q, user=USER, headers=slow)
     assert count(sim, key) == 1 and info.value.may_have_been_processed
     key = new_key()  # a read-only call is
     info2 = await api(timeouts=Timeouts(idle=0.1)).__call__("info", headers=fault("slow-headers", key=key, times=1, delay_ms=1000))

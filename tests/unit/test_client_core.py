@@ -78,7 +78,8 @@ CHAT = [
     {"event": "message", "task_id": "t1", "id": "m1", "message_id": "m1", "conversation_id": "c1", "answer": "สวัสดี ", "created_at": 1},
     {"event": "message", "task_id": "t1", "id": "m1", "message_id": "m1", "conversation_id": "c1", "answer": "👋 hi", "created_at": 1},
     {"event": "message_end", "task_id": "t1", "id": "m1", "message_id": "m1", "conversation_id": "c1",
-     "metadata": {"usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7, "total_price": "0.0001", "currency": "USD", "latency": 0.5}}},
+     "metadata": {"usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7, "total_price": "0.0001", "currency": "USD",
+                            "latency": 0.5}}},
 ]
 
 
@@ -179,7 +180,8 @@ def test_chatflow_may_end_with_workflow_finished_and_no_message_end():
         {"event": "node_started", "task_id": "t", "workflow_run_id": run, "data": {"node_id": "llm", "node_type": "llm", "title": "LLM"}},
         {"event": "message", "task_id": "t", "message_id": "m", "conversation_id": "c", "answer": "hello"},
         {"event": "node_finished", "task_id": "t", "workflow_run_id": run, "data": {"node_id": "llm", "status": "succeeded"}},
-        {"event": "workflow_finished", "task_id": "t", "workflow_run_id": run, "data": {"status": "succeeded", "total_tokens": 9, "outputs": {}}},
+        {"event": "workflow_finished", "task_id": "t", "workflow_run_id": run,
+         "data": {"status": "succeeded", "total_tokens": 9, "outputs": {}}},
     ])
     events = feed_all(state, [body])
     state.eof()
@@ -192,7 +194,8 @@ def test_chatflow_may_end_with_workflow_finished_and_no_message_end():
 def test_message_end_before_or_after_workflow_finished_both_end_cleanly():
     for order in (("message_end", "workflow_finished"), ("workflow_finished", "message_end")):
         state = stream_state()
-        evs = {"message_end": CHAT[2], "workflow_finished": {"event": "workflow_finished", "workflow_run_id": "r", "data": {"status": "succeeded"}}}
+        finished = {"event": "workflow_finished", "workflow_run_id": "r", "data": {"status": "succeeded"}}
+        evs = {"message_end": CHAT[2], "workflow_finished": finished}
         feed_all(state, [frame(CHAT[0])] + [frame(evs[name]) for name in order])
         state.eof()
         assert state.usage.total_tokens == 7
@@ -205,7 +208,8 @@ def test_workflow_stream_result_and_text_chunks():
         {"event": "text_chunk", "task_id": "t", "workflow_run_id": "r", "data": {"text": "one "}},
         {"event": "text_chunk", "task_id": "t", "workflow_run_id": "r", "data": {"text": "two"}},
         {"event": "workflow_finished", "task_id": "t", "workflow_run_id": "r",
-         "data": {"id": "r", "workflow_id": "w", "status": "succeeded", "outputs": {"text": "one two"}, "total_steps": 3, "elapsed_time": 0.1}},
+         "data": {"id": "r", "workflow_id": "w", "status": "succeeded", "outputs": {"text": "one two"}, "total_steps": 3,
+                  "elapsed_time": 0.1}},
     ])
     events = feed_all(state, [body])
     state.eof()
@@ -219,7 +223,8 @@ def test_workflow_stream_result_and_text_chunks():
 def test_agent_thought_and_message_replace():
     state = stream_state()
     events = feed_all(state, [
-        frame({"event": "agent_thought", "id": "a", "position": 1, "thought": "use calc", "tool": "calculator", "tool_input": "{}", "message_files": []}),
+        frame({"event": "agent_thought", "id": "a", "position": 1, "thought": "use calc", "tool": "calculator", "tool_input": "{}",
+               "message_files": []}),
         frame({"event": "agent_message", "message_id": "m", "answer": "bad words"}),
         frame({"event": "message_replace", "answer": "[moderated]", "reason": "policy"}),
         frame(CHAT[2]),

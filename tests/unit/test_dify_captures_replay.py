@@ -481,7 +481,8 @@ def _failed_blocking_workflow(out: Outcome, cap: Capture) -> None:
 
 def _failed_blocking_chatflow(out: Outcome, cap: Capture) -> None:
     message = dify_message(cap)
-    err = is_error(out, RunFailedError, code="invalid_param", status=400, says=("The chatflow run failed", message.removeprefix("Run failed: ")))
+    says = ("The chatflow run failed", message.removeprefix("Run failed: "))
+    err = is_error(out, RunFailedError, code="invalid_param", status=400, says=says)
     assert not isinstance(err, InvalidParamError) and err.message == message
 
 

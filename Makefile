@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv install install-dev system-deps run test
+.PHONY: venv install install-dev system-deps run test test-unit lint
 
 venv: $(BIN)/python
 install: $(VENV)/.installed
@@ -34,3 +34,12 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fast tier: pure functions, parsers, captures replayed through MockTransport. No Debian packages needed.
+test-unit: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# Not yet part of `make test`: some areas are not clean yet (issue 11).
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy lib

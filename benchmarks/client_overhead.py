@@ -22,9 +22,10 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -288,8 +289,8 @@ def print_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 def micro() -> None:
-    from pydantic import BaseModel, ConfigDict
     from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+    from pydantic import BaseModel, ConfigDict
 
     from lib.dify.core import ClientCore, Spec
     from lib.dify.events import parse_event
@@ -358,9 +359,9 @@ def main() -> int:
     server = None
     url = args.url
     if url is None:
-        from tests.support.procs import start_simulator  # the same helper the tests use
-
         import tempfile
+
+        from tests.support.procs import start_simulator  # the same helper the tests use
 
         server = start_simulator(Path(tempfile.mkdtemp()), "--fast", "--seed", "1")
         url = server.url

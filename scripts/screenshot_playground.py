@@ -14,16 +14,26 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.browser import (  # noqa: E402
-    assert_no_exception, chromium, expect, open_app, start_console, start_console_simulator, wait_for_rerun,
+    assert_no_exception,
+    chromium,
+    expect,
+    open_app,
+    start_console,
+    start_console_simulator,
+    wait_for_rerun,
 )
 
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
+
 QUESTION = "สวัสดีครับ ช่วยอธิบายการสตรีมคำตอบแบบสั้น ๆ หน่อย 🙏"
-VIEWPORT = {"width": 1400, "height": 1000}
+VIEWPORT: ViewportSize = {"width": 1400, "height": 1000}
 
 
 def main() -> None:

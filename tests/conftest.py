@@ -1,7 +1,8 @@
-"""Shared fixtures: real servers on free ports."""
+"""Shared fixtures: real servers on free ports; the tier markers, applied by directory."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,26 @@ import pytest
 os.environ.setdefault("CONSOLE_METRICS_PORT", "0")
 
 from tests.support.procs import Server, start_simulator
+
+# Each test's tier is its directory (tests/unit, tests/integration, tests/browser), marked so `-m "not browser"` works.
+TIERS = ("unit", "integration", "browser")
+# Fixtures that start servers, processes or Chromium: a unit test taking one belongs in another tier.
+SERVING_FIXTURES = {"sim", "sim_factory", "console_sim", "console", "fresh_console", "browser", "page"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    misplaced = []
+    for item in items:
+        tier = item.path.relative_to(tests_dir).parts[0] if item.path.is_relative_to(tests_dir) else None
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: every test lives in one of tests/{{{','.join(TIERS)}}}/; move it there.")
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier == "unit" and SERVING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            misplaced.append(item.nodeid)
+    if misplaced:
+        raise pytest.UsageError("unit tests must not start servers; move these to tests/integration/: " + ", ".join(misplaced))
+
 
 # The simulator's documented demo keys, one app of each mode.
 KEYS = {

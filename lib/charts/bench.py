@@ -6,7 +6,8 @@ use succeeded, measured requests only (warm-up dropped), as lib.bench.stats does
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,9 @@ def _values(df: pd.DataFrame, metric: str, by: str | None) -> pd.DataFrame:
     return long.dropna(subset=["value"])
 
 
-def _latency_values(df: pd.DataFrame, metric: str, by: str | None, title: str | None, kind: str) -> tuple[str, str, str | None, pd.DataFrame]:
+def _latency_values(
+    df: pd.DataFrame, metric: str, by: str | None, title: str | None, kind: str
+) -> tuple[str, str, str | None, pd.DataFrame]:
     """What a latency histogram and CDF both start from: the axis label, the title, the grouping, the values."""
     label = LATENCY_LABELS.get(metric, metric)
     ok = _measured_ok(df)
@@ -131,7 +134,8 @@ def latency_over_time(df: pd.DataFrame, metrics: Sequence[str] = ("ttft_ms", "e2
                                          legendgroup=label, showlegend=False))
         bad = g[~g["ok"].astype(bool)]
         if not bad.empty:
-            fig.add_trace(go.Scatter(x=bad["t_end"] / 1000.0, y=[0] * len(bad), mode="markers", name="failed" + (f" · {name}" if name is not None else ""),
+            failed = "failed" + (f" · {name}" if name is not None else "")
+            fig.add_trace(go.Scatter(x=bad["t_end"] / 1000.0, y=[0] * len(bad), mode="markers", name=failed,
                                      marker=dict(symbol="x", color="#d62728", size=8),
                                      text=bad["error_class"], hovertemplate="%{text}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="seconds since start (answer ended)", yaxis_title="ms", **_LAYOUT)
@@ -160,7 +164,8 @@ def throughput_over_time(df: pd.DataFrame, bin_s: float = 1.0, by: str | None = 
         color = palette[i % len(palette)]
         fig.add_trace(go.Scatter(x=g["t"], y=g["succeeded"], name="succeeded req/s" + suffix, mode="lines+markers", line=dict(color=color)))
         if g["failed"].any():
-            fig.add_trace(go.Scatter(x=g["t"], y=g["failed"], name="failed req/s" + suffix, mode="lines", line=dict(color=color, dash="dot")))
+            fig.add_trace(go.Scatter(x=g["t"], y=g["failed"], name="failed req/s" + suffix, mode="lines",
+                                     line=dict(color=color, dash="dot")))
         fig.add_trace(go.Scatter(x=g["t"], y=g["tokens"], name="output tokens/s" + suffix, mode="lines", yaxis="y2",
                                  line=dict(color=color, dash="dash")))
     fig.update_layout(title=title, xaxis_title="seconds since start", yaxis_title="requests/s",
@@ -185,7 +190,9 @@ def errors_by_class(df: pd.DataFrame, by: str | None = "run") -> go.Figure:
     return fig
 
 
-def percentile_bars(summaries: dict[str, dict[str, Any]], metric: str = "ttft_ms", stats: Sequence[str] = ("p50", "p90", "p95", "p99")) -> go.Figure:
+def percentile_bars(
+    summaries: dict[str, dict[str, Any]], metric: str = "ttft_ms", stats: Sequence[str] = ("p50", "p90", "p95", "p99")
+) -> go.Figure:
     """One latency's percentiles, grouped by run: the comparison view."""
     label = LATENCY_LABELS.get(metric, metric)
     rows = [{"run": run, "stat": s, "value": (summ.get(metric) or {}).get(s)} for run, summ in summaries.items() for s in stats]
@@ -207,7 +214,7 @@ def sweep_curve(points: pd.DataFrame, latency: str = "ttft_ms", stats: Sequence[
         return _empty(title, "no sweep levels yet")
     pts = points.sort_values("level")
     fig = go.Figure()
-    for s, dash in zip(stats, ("solid", "dash", "dot")):
+    for s, dash in zip(stats, ("solid", "dash", "dot"), strict=False):  # three dashes: a fourth stat is not drawn
         col = f"{latency}.{s}"
         if col not in pts:
             continue

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-_AXIS = {
+_AXIS: dict[str, dict[str, Any]] = {
     "s": dict(title="seconds", tickformat=".3~s", ticksuffix="s"),
     "ratio": dict(title="share", tickformat=".1%", rangemode="tozero"),
     "req/s": dict(title="requests/s", rangemode="tozero"),

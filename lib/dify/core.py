@@ -277,7 +277,8 @@ class Call:
 
     def _unsendable(self, exc: Exception) -> E.DifyError:
         spec = self.spec
-        where = _lone_surrogate(spec.json) or _lone_surrogate(spec.params) or _lone_surrogate(spec.data) or _lone_surrogate(self.options.get("headers"))
+        where = (_lone_surrogate(spec.json) or _lone_surrogate(spec.params) or _lone_surrogate(spec.data)
+                 or _lone_surrogate(self.options.get("headers")))
         if where:
             return E.lone_surrogate(spec.route, where)
         return E.unencodable(spec.route, self.core.redact(str(exc)))

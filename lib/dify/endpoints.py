@@ -92,7 +92,8 @@ def _completion_result(d: dict[str, Any]) -> CompletionResult:
 def _workflow_result(d: dict[str, Any]) -> WorkflowResult:
     data = dict(d.get("data") or {})
     data.pop("id", None)
-    return WorkflowResult.model_validate({**data, "task_id": d.get("task_id"), "workflow_run_id": d.get("workflow_run_id") or (d.get("data") or {}).get("id")})
+    run_id = d.get("workflow_run_id") or (d.get("data") or {}).get("id")
+    return WorkflowResult.model_validate({**data, "task_id": d.get("task_id"), "workflow_run_id": run_id})
 
 
 class Endpoints:
@@ -121,7 +122,8 @@ class Endpoints:
         return self._call(Spec("GET", "/site", "GET /site", parse=AppSite.model_validate, idempotent=True), options)
 
     def end_user(self, end_user_id: str, **options: Unpack[CallOptions]) -> EndUser:
-        return self._call(Spec("GET", f"/end-users/{_id(end_user_id)}", "GET /end-users/{id}", parse=EndUser.model_validate, idempotent=True), options)
+        spec = Spec("GET", f"/end-users/{_id(end_user_id)}", "GET /end-users/{id}", parse=EndUser.model_validate, idempotent=True)
+        return self._call(spec, options)
 
     # -- chat, agent and chatflow apps ---------------------------------------------------------------------
 
@@ -153,7 +155,8 @@ class Endpoints:
 
     # -- completion apps ---------------------------------------------------------------------------------------
 
-    def _completion_spec(self, inputs: dict | None, user: str, query: str | None, files: Sequence[FileInput] | None, streaming: bool) -> Spec:
+    def _completion_spec(self, inputs: dict | None, user: str, query: str | None, files: Sequence[FileInput] | None,
+                         streaming: bool) -> Spec:
         body = drop_none({"inputs": inputs or {}, "user": user, "query": query, "files": _files(files),
                           "response_mode": "streaming" if streaming else "blocking"})
         return Spec("POST", "/completion-messages", "POST /completion-messages", json=body, parse=_completion_result,
@@ -174,10 +177,14 @@ class Endpoints:
 
     # -- workflow apps -------------------------------------------------------------------------------------------
 
-    def _workflow_spec(self, inputs: dict | None, user: str, files: Sequence[FileInput] | None, workflow_id: str | None, streaming: bool) -> Spec:
+    def _workflow_spec(self, inputs: dict | None, user: str, files: Sequence[FileInput] | None, workflow_id: str | None,
+                       streaming: bool) -> Spec:
         body = drop_none({"inputs": inputs or {}, "user": user, "files": _files(files),
                           "response_mode": "streaming" if streaming else "blocking"})
-        path, route = (f"/workflows/{_id(workflow_id)}/run", "POST /workflows/{workflow_id}/run") if workflow_id else ("/workflows/run", "POST /workflows/run")
+        if workflow_id:
+            path, route = f"/workflows/{_id(workflow_id)}/run", "POST /workflows/{workflow_id}/run"
+        else:
+            path, route = "/workflows/run", "POST /workflows/run"
         return Spec("POST", path, route, json=body, parse=_workflow_result, generation=True,
                     kind="stream" if streaming else "json", stream_mode="workflow", user=user)
 
@@ -218,7 +225,8 @@ class Endpoints:
     def stream_workflow_events(self, workflow_run_id: str, *, user: str, include_state_snapshot: bool | None = None,
                                continue_on_pause: bool | None = None, **options: Unpack[CallOptions]) -> Any:
         """GET /workflow/{id}/events (Dify >= 1.13): re-open a workflow/chatflow run's event stream."""
-        params = drop_none({"user": user, "include_state_snapshot": _flag(include_state_snapshot), "continue_on_pause": _flag(continue_on_pause)})
+        params = drop_none({"user": user, "include_state_snapshot": _flag(include_state_snapshot),
+                            "continue_on_pause": _flag(continue_on_pause)})
         return self._stream(Spec("GET", f"/workflow/{_id(workflow_run_id)}/events", "GET /workflow/{id}/events", params=params,
                                  kind="stream", stream_mode="workflow", idempotent=True, user=user), options)
 
@@ -228,13 +236,16 @@ class Endpoints:
                  **options: Unpack[CallOptions]) -> Page[Message]:
         """GET /messages: one page of a conversation's history, oldest first."""
         params = drop_none({"conversation_id": conversation_id, "user": user, "first_id": first_id, "limit": limit})
-        return self._call(Spec("GET", "/messages", "GET /messages", params=params, parse=Page[Message].model_validate, idempotent=True), options)
+        spec = Spec("GET", "/messages", "GET /messages", params=params, parse=Page[Message].model_validate, idempotent=True)
+        return self._call(spec, options)
 
     def conversations(self, *, user: str, last_id: str | None = None, limit: int | None = None,
                       sort_by: Literal["created_at", "-created_at", "updated_at", "-updated_at"] | None = None,
                       **options: Unpack[CallOptions]) -> Page[Conversation]:
         params = drop_none({"user": user, "last_id": last_id, "limit": limit, "sort_by": sort_by})
-        return self._call(Spec("GET", "/conversations", "GET /conversations", params=params, parse=Page[Conversation].model_validate, idempotent=True), options)
+        spec = Spec("GET", "/conversations", "GET /conversations", params=params, parse=Page[Conversation].model_validate,
+                    idempotent=True)
+        return self._call(spec, options)
 
     def delete_conversation(self, conversation_id: str, *, user: str, **options: Unpack[CallOptions]) -> Success:
         return self._call(Spec("DELETE", f"/conversations/{_id(conversation_id)}", "DELETE /conversations/{id}",
@@ -326,7 +337,8 @@ class Endpoints:
 
     def annotation_reply(self, action: Literal["enable", "disable"], *, embedding_provider_name: str, embedding_model_name: str,
                          score_threshold: float, **options: Unpack[CallOptions]) -> AnnotationJob:
-        body = {"embedding_provider_name": embedding_provider_name, "embedding_model_name": embedding_model_name, "score_threshold": score_threshold}
+        body = {"embedding_provider_name": embedding_provider_name, "embedding_model_name": embedding_model_name,
+                "score_threshold": score_threshold}
         return self._call(Spec("POST", f"/apps/annotation-reply/{_id(action)}", "POST /apps/annotation-reply/{action}",
                                json=body, parse=AnnotationJob.model_validate), options)
 

@@ -237,7 +237,8 @@ _BY_CODE: dict[str, tuple[type[DifyAPIError], str]] = {
     "not_chat_app": (AppModeError, MODE_HINT),
     "not_workflow_app": (AppModeError, MODE_HINT),
     "not_completion_app": (AppModeError, MODE_HINT),
-    "app_unavailable": (AppModeError, "Check the app's configuration in Dify (model, published workflow); if it is not a text generator: " + MODE_HINT),
+    "app_unavailable": (AppModeError, "Check the app's configuration in Dify (model, published workflow); "
+                                      "if it is not a text generator: " + MODE_HINT),
     "conversation_completed": (ConversationCompletedError, "Start a new conversation (send no conversation_id)"),
     "provider_not_initialize": (ModelError, "Configure the model provider's credentials in Dify: Settings, Model Provider"),
     "provider_quota_exceeded": (ModelError, "The model provider's quota is used up: add credit or switch provider in Dify"),
@@ -245,7 +246,8 @@ _BY_CODE: dict[str, tuple[type[DifyAPIError], str]] = {
     "completion_request_error": (ModelError, "The model failed; retry later or check the provider's status"),
     "unauthorized": (AuthenticationError, API_KEY_HINT),
     "forbidden": (PermissionDeniedError, "The app was deleted, is disabled, or its API access is switched off: check it in Dify"),
-    "too_many_requests": (RateLimitError, "The app is at its concurrency limit: send fewer requests at once, or raise the app's limit in Dify"),
+    "too_many_requests": (RateLimitError, "The app is at its concurrency limit: send fewer requests at once, "
+                                          "or raise the app's limit in Dify"),
     "rate_limit_error": (RateLimitError, "The model provider (or the Dify Cloud plan) is rate limiting: slow down and retry later"),
     "file_too_large": (PayloadError, "Send a smaller file (defaults: 15 MB documents, 10 MB images)"),
     "audio_too_large": (PayloadError, "Send a shorter audio file (max 30 MB)"),
@@ -270,7 +272,7 @@ _BY_STATUS: dict[int, tuple[type[DifyAPIError], str]] = {
 def api_error(status: int, code: str | None, message: str, *, route: str | None = None) -> DifyError:
     """The typed error for Dify's JSON error envelope `{code, message, status}`: a DifyAPIError, or a
     RunFailedError for a chatflow's "Run failed: ..." (a node failed, not the request)."""
-    cls, hint = _BY_CODE.get(code or "", (None, ""))  # type: ignore[assignment]
+    cls, hint = _BY_CODE.get(code or "", (None, ""))
     if cls is None:
         if status >= 500:
             cls, hint = ServerError, "Dify failed on its side; retry later, and if it persists check Dify's logs"
@@ -422,7 +424,8 @@ def not_dify_answer(status: int, reason: str, snippet: str, route: str, base_url
     """An HTTP error whose body is not Dify's JSON envelope: a proxy's page, a plain-text 429, or not a Dify API."""
     what = f"{status} {reason}" + (f" ({snippet})" if snippet else "")
     if status == 429:
-        return RateLimitError(f"Too many requests: {what}", hint="Slow down and retry later", status=status, code="too_many_requests", message=snippet, route=route)
+        return RateLimitError(f"Too many requests: {what}", hint="Slow down and retry later", status=status, code="too_many_requests",
+                              message=snippet, route=route)
     if status in (502, 503, 504):
         return GatewayError(
             f"Dify, or a proxy in front of it, answered {what} on {route}",
@@ -431,7 +434,8 @@ def not_dify_answer(status: int, reason: str, snippet: str, route: str, base_url
     if status == 413:
         return PayloadError(
             f"The request is too large for a proxy in front of Dify: {what}",
-            hint="Send a smaller body or file, or raise the proxy's limit (nginx client_max_body_size)", status=status, message=snippet, route=route,
+            hint="Send a smaller body or file, or raise the proxy's limit (nginx client_max_body_size)",
+            status=status, message=snippet, route=route,
         )
     return NotDifyAPIError(
         f"{base_url} answered {what} with {ctype or 'no content type'} instead of Dify's JSON",

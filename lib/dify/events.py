@@ -166,7 +166,8 @@ class NodeEvent(WorkflowEvent):
     @classmethod
     def from_raw(cls, d: dict[str, Any]) -> NodeEvent:
         data = d.get("data") or {}
-        return cls(d["event"], d, d.get("workflow_run_id"), data, data.get("node_id"), data.get("node_type"), data.get("title"), data.get("status"))
+        return cls(d["event"], d, d.get("workflow_run_id"), data, data.get("node_id"), data.get("node_type"), data.get("title"),
+                   data.get("status"))
 
 
 @dataclass(slots=True)
@@ -208,8 +209,16 @@ class WorkflowFinishedEvent(WorkflowEvent):
     def from_raw(cls, d: dict[str, Any]) -> WorkflowFinishedEvent:
         data = d.get("data") or {}
         return cls(
-            d["event"], d, d.get("workflow_run_id"), data, data.get("status"), data.get("outputs") or {},
-            data.get("error"), data.get("elapsed_time"), data.get("total_tokens"), data.get("total_steps"),
+            d["event"],
+            d,
+            d.get("workflow_run_id"),
+            data,
+            data.get("status"),
+            data.get("outputs") or {},
+            data.get("error"),
+            data.get("elapsed_time"),
+            data.get("total_tokens"),
+            data.get("total_steps"),
         )
 
 
@@ -231,9 +240,20 @@ def _unknown(d: dict[str, Any]) -> Event:
 
 
 _WORKFLOW_NAMES = (
-    "workflow_started", "iteration_started", "iteration_next", "iteration_completed", "loop_started",
-    "loop_next", "loop_completed", "parallel_branch_started", "parallel_branch_finished", "agent_log",
-    "human_input_required", "workflow_paused", "human_input_form_filled", "human_input_form_timeout",
+    "workflow_started",
+    "iteration_started",
+    "iteration_next",
+    "iteration_completed",
+    "loop_started",
+    "loop_next",
+    "loop_completed",
+    "parallel_branch_started",
+    "parallel_branch_finished",
+    "agent_log",
+    "human_input_required",
+    "workflow_paused",
+    "human_input_form_filled",
+    "human_input_form_timeout",
 )
 
 PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {

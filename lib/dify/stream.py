@@ -232,10 +232,9 @@ class StreamState:
 
     def _slow_frame(self, frame: bytes) -> str | None:
         """The spec-complete path: returns the data to decode, or None for a ping, comment or empty frame."""
-        sse = None
         response = httpx.Response(200, headers=_SSE_HEADERS, stream=httpx.ByteStream(frame + b"\n\n"))
-        for sse in EventSource(response).iter_sse():
-            pass  # one frame, so at most one event
+        events = list(EventSource(response).iter_sse())  # one frame, so at most one event
+        sse = events[-1] if events else None
         if sse is None:
             return None
         if not sse.data:
@@ -288,7 +287,8 @@ class StreamState:
         if self.error is not None:
             return self.error
         node, w = self.failed_node, self.workflow
-        message = (ev.message if ev is not None else "") or (w.error if w is not None else "") or (node.data.get("error") if node else "") or ""
+        message = ((ev.message if ev is not None else "") or (w.error if w is not None else "")
+                   or (node.data.get("error") if node else "") or "")
         mode = "chatflow" if self.call.spec.stream_mode == "chat" else "workflow"
         err = E.run_failed(
             self.call.core.redact(str(message)), code=ev.code if ev is not None else None,
@@ -375,7 +375,8 @@ class StreamState:
         )
 
     def __repr__(self) -> str:
-        return f"StreamState(route={self.route!r}, events={self.events}, finished={self.finished}, answer_chars={sum(map(len, self.parts))})"
+        chars = sum(map(len, self.parts))
+        return f"StreamState(route={self.route!r}, events={self.events}, finished={self.finished}, answer_chars={chars})"
 
 
 def _unknown(d: dict[str, Any]) -> Event:

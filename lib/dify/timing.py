@@ -95,9 +95,9 @@ class Timing:
         if name == "node_started":
             if nodes is None:
                 nodes = self.nodes = []
-            span = NodeSpan.started_from(data, now)
-            nodes.append(span)
-            return span
+            started = NodeSpan.started_from(data, now)
+            nodes.append(started)
+            return started
         span = self._open_span(data)
         if span is None:  # a node_finished without its node_started (joined late): a zero-length span
             if name != "node_finished":

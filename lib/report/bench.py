@@ -8,8 +8,9 @@ extra header values are masked (they may carry a token), except the simulator's 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd

@@ -2,7 +2,8 @@
 percent changes. The Benchmark page and the HTML reports show the same tables, so they share these."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 

@@ -8,9 +8,10 @@ Nothing here knows about benchmarks: an eval run's report is built from the same
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 import jinja2
 import pandas as pd
@@ -52,7 +53,7 @@ class Chart:
     height_px: int = 420
 
 
-Block = Union[Paragraph, Table, Facts, Chart]
+Block = Paragraph | Table | Facts | Chart
 
 
 @dataclass
@@ -114,11 +115,14 @@ td.value { white-space: pre-wrap; word-break: break-word; max-width: 900px; }
 <h2>{{ section.title }}</h2>
 <div class="grid" style="--columns: {{ section.columns }}">
 {% for block in section.blocks %}
-<div class="{{ 'chart' if block.kind == 'chart' else 'block' }}"{% if block.kind != 'chart' and section.columns > 1 %} style="grid-column: 1 / -1"{% endif %}>
+<div class="{{ 'chart' if block.kind == 'chart' else 'block' }}"
+{%- if block.kind != 'chart' and section.columns > 1 %} style="grid-column: 1 / -1"{% endif %}>
 {% if block.kind == 'paragraph' %}
-<div class="{{ block.tone }}"><p>{{ block.text }}</p>{% if block.bullets %}<ul>{% for item in block.bullets %}<li>{{ item }}</li>{% endfor %}</ul>{% endif %}</div>
+<div class="{{ block.tone }}"><p>{{ block.text }}</p>
+{%- if block.bullets %}<ul>{% for item in block.bullets %}<li>{{ item }}</li>{% endfor %}</ul>{% endif %}</div>
 {% elif block.kind == 'facts' %}
-<table class="facts"><tbody>{% for name, value in block.pairs %}<tr><td class="name">{{ name }}</td><td class="value">{{ value }}</td></tr>{% endfor %}</tbody></table>
+<table class="facts"><tbody>
+{%- for name, value in block.pairs %}<tr><td class="name">{{ name }}</td><td class="value">{{ value }}</td></tr>{% endfor %}</tbody></table>
 {% else %}
 {{ block.html }}
 {% endif %}
@@ -137,7 +141,7 @@ td.value { white-space: pre-wrap; word-break: break-word; max-width: 900px; }
 def render(report: Report, *, now: dt.datetime | None = None) -> str:
     """The report as one HTML string (UTF-8 text, plotly.js included once)."""
     sections = [{"title": s.title, "columns": s.columns, "blocks": [_block(b) for b in s.blocks]} for s in report.sections]
-    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    when = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     view = {"title": report.title, "subtitle": report.subtitle, "generator": report.generator, "sections": sections}
     return _PAGE.render(report=view, generated=when, plotlyjs=Markup(get_plotlyjs()))
 
@@ -155,12 +159,19 @@ def _block(block: Block) -> dict[str, Any]:
         return {"kind": "facts", "pairs": [(str(k), value_text(v)) for k, v in block.items.items()], "caption": block.caption}
     if isinstance(block, Table):
         # pandas escapes the cells (escape=True); the markup it writes is trusted.
-        html = block.frame.to_html(index=block.index, escape=True, na_rep="–", border=0,
-                                    classes="data numeric" if block.numeric else "data")
+        html = block.frame.to_html(
+            index=block.index, escape=True, na_rep="–", border=0, classes="data numeric" if block.numeric else "data"
+        )
         return {"kind": "table", "html": Markup(html), "caption": block.caption}
     if isinstance(block, Chart):
-        html = pio.to_html(block.figure, include_plotlyjs=False, full_html=False, default_width="100%",
-                           default_height=f"{block.height_px}px", config={"displaylogo": False, "responsive": True})
+        html = pio.to_html(
+            block.figure,
+            include_plotlyjs=False,
+            full_html=False,
+            default_width="100%",
+            default_height=f"{block.height_px}px",
+            config={"displaylogo": False, "responsive": True},
+        )
         return {"kind": "chart", "html": Markup(html), "caption": block.caption}
     raise TypeError(f"a report block is a Paragraph, Table, Facts or Chart, not {type(block).__name__}")
 

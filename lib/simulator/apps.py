@@ -159,7 +159,8 @@ APPS: dict[str, SimApp] = {
                 _field("text-input", "name", "Your name", required=False, max_length=48),
                 _field("select", "tone", "Tone", required=False, options=TONES, default="Friendly"),
             ],
-            opening_statement="Hi! I'm a simulated Dify chatbot. Ask me anything: I answer in your language, and every answer shows its latency and cost.",
+            opening_statement="Hi! I'm a simulated Dify chatbot. Ask me anything: "
+                              "I answer in your language, and every answer shows its latency and cost.",
             suggested_questions=("What can you do?", "Explain streaming in one paragraph.", "สวัสดีครับ คุณช่วยอะไรได้บ้าง"),
             suggested_after_answer=True,
             speech_to_text=True,

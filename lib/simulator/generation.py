@@ -11,8 +11,9 @@ import ast
 import operator
 import random
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Generator
+from typing import Any
 
 from .apps import SimApp
 from .config import Latency, NodeTiming
@@ -305,7 +306,9 @@ def _overhead(gen: Generation) -> float:
     return gen.latency.spread(gen.nodes.overhead_s, gen.rng)
 
 
-def _run_nodes(gen: Generation, nodes: list[tuple[str, str, str, float]], llm_event: str, t: float = 0.0) -> Generator:
+def _run_nodes(
+    gen: Generation, nodes: list[tuple[str, str, str, float]], llm_event: str, t: float = 0.0
+) -> Generator[tuple[float, dict], bool, float]:
     """Start/finish each node in turn from offset `t`; the LLM node streams the answer. Returns the end offset.
 
     Nodes take NodeTiming's `step_s`, Knowledge Retrieval its share of the TTFT, the LLM node from its
@@ -425,6 +428,7 @@ def _chatflow(gen: Generation) -> Script:
     status, error = _run_end(gen)
     if status == "failed":  # Dify: workflow_finished failed, then an error event, no message_end
         yield t, workflow_finished(gen, status, error)
+        assert gen.error is not None  # _run_end set it with the failed status
         yield t, gen.error_event("invalid_param", 400, gen.error)
         return
     if gen.profile.message_end_last:

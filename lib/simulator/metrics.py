@@ -29,13 +29,24 @@ class SimMetrics:
         r = self.registry
         self.requests = Counter("dify_sim_http_requests", "HTTP requests served, by route and status class",
                                 ["endpoint", "method", "status_class"], registry=r)
-        self.duration = Histogram("dify_sim_http_request_duration_seconds", "Time from request to the end of its response (streams included)",
-                                  ["endpoint"], buckets=LLM_LATENCY_BUCKETS, registry=r)
+        self.duration = Histogram(
+            "dify_sim_http_request_duration_seconds",
+            "Time from request to the end of its response (streams included)",
+            ["endpoint"],
+            buckets=LLM_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.active = Gauge("dify_sim_active_generations", "Generations in flight", ["app_mode"], registry=r)
-        self.generations = Counter("dify_sim_generations", "Generations finished, by outcome",
-                                   ["app_mode", "response_mode", "outcome"], registry=r)
-        self.ttft = Histogram("dify_sim_ttft_seconds", "Time from request to the first content event sent",
-                              ["app_mode"], buckets=LLM_LATENCY_BUCKETS, registry=r)
+        self.generations = Counter(
+            "dify_sim_generations", "Generations finished, by outcome", ["app_mode", "response_mode", "outcome"], registry=r
+        )
+        self.ttft = Histogram(
+            "dify_sim_ttft_seconds",
+            "Time from request to the first content event sent",
+            ["app_mode"],
+            buckets=LLM_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.output_tokens = Counter("dify_sim_output_tokens", "Completion tokens generated", ["app_mode"], registry=r)
         self.faults = Counter("dify_sim_faults_injected", "Faults injected, by kind", ["fault"], registry=r)
 

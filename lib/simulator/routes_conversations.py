@@ -113,8 +113,8 @@ def routes(sim: Simulator) -> list[Route]:
         if not app.is_chat_family:
             raise NOT_CHAT_APP
         auto = bool(body.get("auto_generate", False))
-        name = body.get("name")
-        if not auto and (not isinstance(name, str) or not name.strip()):
+        given = body.get("name")
+        if not auto and (not isinstance(given, str) or not given.strip()):
             raise invalid_param("name is required when auto_generate is false")
         conv = store.conversation(app, user, str(request.path_params["conversation_id"]))
         if conv is None:
@@ -122,6 +122,8 @@ def routes(sim: Simulator) -> list[Route]:
         if auto:
             first = store.messages.get(conv.message_ids[0]) if conv.message_ids else None
             name = " ".join((first["query"] if first else "New conversation").split())[:40]
+        else:
+            name = str(given)  # a non-blank str, checked above
         conv.name = name.strip()[:255]
         conv.updated_at = now()
         return JSONResponse(conv.public())
@@ -157,7 +159,8 @@ def routes(sim: Simulator) -> list[Route]:
         if var is None:
             raise not_found("Conversation Variable Not Exists.")
         value = body.get("value")
-        expected = {"string": str, "number": (int, float), "object": dict, "array[string]": list}[var["value_type"]]
+        types: dict[str, type | tuple[type, ...]] = {"string": str, "number": (int, float), "object": dict, "array[string]": list}
+        expected = types[var["value_type"]]
         if not isinstance(value, expected) or isinstance(value, bool):
             raise bad_request(f"Type mismatch: variable '{var['name']}' expects {var['value_type']}.")
         var.update(value=value, updated_at=now())

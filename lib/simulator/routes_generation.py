@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import payloads
 from .apps import SimApp
 from .errors import (
     APP_UNAVAILABLE,
@@ -21,7 +22,6 @@ from .errors import (
     invalid_param,
     not_found,
 )
-from . import payloads
 from .generation import Generation, run_inputs
 from .server import Simulator, abort
 from .state import Conversation, Task, new_id, now, public_message
@@ -246,7 +246,8 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
         raise DifyError(
             429,
             "too_many_requests",
-            f"Too many requests. Please try again later. The current maximum concurrent requests allowed for {app.id} is {config.max_active_requests}.",
+            "Too many requests. Please try again later. "
+            f"The current maximum concurrent requests allowed for {app.id} is {config.max_active_requests}.",
         )
     store.active[app.key] = active + 1
     sim.metrics.active.labels(app.mode).inc()
@@ -261,10 +262,20 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
             msg = store.messages.get(mid)
             history += msg["total_tokens"] if msg else 0
     gen = Generation(
-        app=app, user=user, query=query, inputs=inputs, files=files, task=task, latency=latency,
+        app=app,
+        user=user,
+        query=query,
+        inputs=inputs,
+        files=files,
+        task=task,
+        latency=latency,
         rng=request_rng(config.seed, "latency", str(next(sim.counter))),
-        seed=config.seed, conversation=conversation, history_tokens=min(history, HISTORY_TOKEN_CAP),
-        response_mode=mode, profile=profile, end_user_id=end_user["id"],
+        seed=config.seed,
+        conversation=conversation,
+        history_tokens=min(history, HISTORY_TOKEN_CAP),
+        response_mode=mode,
+        profile=profile,
+        end_user_id=end_user["id"],
         nodes=config.node_timing_for(request.headers.get("x-sim-node-overhead-ms"), request.headers.get("x-sim-node-ms")),
     )
     done = lambda g: _finish(sim, g)  # noqa: E731
@@ -294,7 +305,7 @@ async def _generate(sim, request, app, user, query, inputs, files, mode, convers
         return Response(status_code=500)  # never sent: the connection is gone
     if fault is not None and fault.name == "error-event":
         raise DifyError(400, "completion_request_error", "[simulated fault] The model provider returned an error.")
-    if gen.node_failure and app.mode == "advanced-chat":  # a chatflow's failed run is an error (capture 73)
+    if gen.node_failure and app.mode == "advanced-chat" and gen.error is not None:  # a failed chatflow run is an error (capture 73)
         raise invalid_param(gen.error)
     return JSONResponse(_blocking_body(gen), media_type=JSON_UTF8)
 
@@ -313,7 +324,7 @@ def _blocking_body(gen: Generation) -> dict:
         "message_id": gen.message_id,
         "mode": gen.app.mode,
         "answer": gen.answer,
-        "metadata": gen.metadata(gen.usage),
+        "metadata": gen.metadata(gen.usage or gen.finish_usage()),
         "created_at": gen.created_at,
     }
     if gen.conversation is not None:
@@ -343,20 +354,17 @@ def _finish(sim: Simulator, gen: Generation) -> None:
     if store.tasks.pop(gen.task.id, None) is None:
         return
     store.active[gen.app.key] = max(0, store.active.get(gen.app.key, 1) - 1)
-    if gen.usage is None:
-        gen.finish_usage()
+    usage = gen.usage if gen.usage is not None else gen.finish_usage()
     metrics = sim.metrics
     metrics.active.labels(gen.app.mode).dec()
     metrics.generations.labels(gen.app.mode, gen.response_mode, gen.outcome).inc()
     metrics.output_tokens.labels(gen.app.mode).inc(len(gen.answer_parts))
     if gen.app.is_workflow_based:
         record = _run_record(gen)
-        record.update(inputs=orjson.dumps(run_inputs(gen, start_node=True)).decode(), _app=gen.app.key, _user=gen.user,
-                      _task=gen.task.id)
+        record.update(inputs=orjson.dumps(run_inputs(gen, start_node=True)).decode(), _app=gen.app.key, _user=gen.user, _task=gen.task.id)
         store.runs[gen.workflow_run_id] = record
     if gen.app.mode == "workflow":
         return
-    usage = gen.usage
     message = {
         "id": gen.message_id,
         "conversation_id": gen.conversation_id,
@@ -367,8 +375,7 @@ def _finish(sim: Simulator, gen: Generation) -> None:
         "status": "error" if gen.status == "error" else "normal",
         "error": gen.error,
         "message_files": [
-            {"id": f.get("upload_file_id") or new_id(), "type": f["type"], "url": f.get("url"), "belongs_to": "user"}
-            for f in gen.files
+            {"id": f.get("upload_file_id") or new_id(), "type": f["type"], "url": f.get("url"), "belongs_to": "user"} for f in gen.files
         ],
         "feedback": None,
         "retriever_resources": gen.retriever_resources,

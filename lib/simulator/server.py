@@ -85,7 +85,8 @@ class Simulator:
 
 
 def _error_page(status: int, title: str) -> Response:
-    body = f"<html>\r\n<head><title>{status} {title}</title></head>\r\n<body>\r\n<center><h1>{status} {title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    body = (f"<html>\r\n<head><title>{status} {title}</title></head>\r\n<body>\r\n<center><h1>{status} {title}</h1></center>\r\n"
+            "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
     return Response(body, status_code=status, media_type="text/html")
 
 
@@ -199,7 +200,9 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         405: "The method is not allowed for the requested URL.",
     }
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-    return JSONResponse({"code": code, "message": messages.get(exc.status_code, str(exc.detail)), "status": exc.status_code}, status_code=exc.status_code)
+    return JSONResponse(
+        {"code": code, "message": messages.get(exc.status_code, str(exc.detail)), "status": exc.status_code}, status_code=exc.status_code
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -240,7 +243,8 @@ def create_app(config: SimConfig | None = None) -> CaptureTransport:
     ]
     starlette = Starlette(
         routes=routes,
-        exception_handlers={DifyError: _dify_error, HTTPException: _http_error, Exception: _unexpected},
+        # Starlette types every handler as taking any Exception; each of these takes the class it is keyed by.
+        exception_handlers={DifyError: _dify_error, HTTPException: _http_error, Exception: _unexpected},  # type: ignore[dict-item]
     )
     starlette.state.sim = sim
     return CaptureTransport(CountRequests(VersionHeaders(FaultInjection(starlette, sim), sim), sim.metrics))

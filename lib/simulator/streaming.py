@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 from starlette.responses import StreamingResponse
@@ -134,7 +134,7 @@ class SSEResponse(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, content: AsyncIterator[bytes], transport_of: Callable[[], object | None]):
+    def __init__(self, content: AsyncIterator[bytes], transport_of: Callable[[], asyncio.Transport | None]):
         super().__init__(content, media_type="text/event-stream; charset=utf-8")
         self._transport_of = transport_of
 

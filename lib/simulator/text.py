@@ -9,6 +9,7 @@ import hashlib
 import random
 import re
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TypedDict
 
 # Pieces as a model streams them: a word with its leading space, or one or two characters of a
 # script without spaces (Thai, CJK) or of punctuation and emoji. "".join(tokenize(s)) == s.
@@ -42,7 +43,20 @@ def detect_script(text: str) -> str:
     return best if counts[best] else "latin"
 
 
-_PHRASES = {
+class Phrases(TypedDict):
+    """One script's answer pieces: format strings, the bank of sentences to sample, the separator."""
+
+    asked: str
+    intro: str
+    inputs: str
+    no_inputs: str
+    files: str
+    turn: str
+    bank: list[str]
+    sep: str
+
+
+_PHRASES: dict[str, Phrases] = {
     "latin": {
         "asked": 'You asked: "{q}".',
         "intro": "Here is a simulated answer from {app}, so the console works without a Dify account.",

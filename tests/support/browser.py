@@ -30,7 +30,7 @@ import pytest
 from tests.support.procs import Server, free_port, start_process, start_simulator
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page
+    from playwright.sync_api import Browser, Locator, Page, ViewportSize
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,7 +46,7 @@ CHROMIUM_ARGS = [
 ]
 # Slow enough that streaming is visible in the browser (tokens arrive one by one), exact timing.
 SIMULATOR_FLAGS = ("--ttft-ms", "200", "--tokens-per-s", "60", "--jitter", "0")
-VIEWPORT = {"width": 1366, "height": 900}  # wide enough that the sidebar starts expanded
+VIEWPORT: ViewportSize = {"width": 1366, "height": 900}  # wide enough that the sidebar starts expanded
 
 # Generous: the machine is small and shared. These bound waits for conditions, they are never slept.
 TIMEOUT_MS = 60_000

@@ -12,8 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.support.gateway import CALLER_KEY, start_gateway
+from tests.support.procs import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PAGE_FILES = sorted((ROOT / "pages").glob("*.py"))
 PAGES = {"pages/playground.py": "Playground", "pages/benchmark.py": "Benchmark", "pages/metrics.py": "Metrics", "pages/evals.py": "Evals"}

@@ -10,16 +10,33 @@ import logging
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from lib.dify import (
-    AsyncDifyClient, CircuitBreaker, CircuitOpenError, DeadlineExceededError, DifyClient, DifyConnectionError,
-    FirstEventTimeoutError, GatewayError, Hooks, IdleTimeoutError, ModelError, RateLimitError, RetryPolicy, RunFailedError, ServerError,
-    StreamError, StreamInterruptedError, Timeouts,
+    AsyncDifyClient,
+    CircuitBreaker,
+    CircuitOpenError,
+    DeadlineExceededError,
+    DifyClient,
+    DifyConnectionError,
+    FirstEventTimeoutError,
+    GatewayError,
+    Hooks,
+    IdleTimeoutError,
+    ModelError,
+    RateLimitError,
+    RetryPolicy,
+    RunFailedError,
+    ServerError,
+    StreamError,
+    StreamInterruptedError,
+    Timeouts,
 )
+from tests.support.client_api import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
+from tests.support.clock import FakeClock
 from tests.support.procs import free_port
-from tests.test_client_support import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
 
 USER = "faults"
 Q = "Tell me about rivers"
@@ -213,7 +230,8 @@ async def test_slow_headers(api, sim):
     assert events[-1].event == "message_end" and stream.timing.ttfb >= 0.28 and count(sim, key) == 1
     key = new_key()  # a generation whose headers come too late is not resent
     with pytest.raises(FirstEventTimeoutError) as info:
-        await api(timeouts=Timeouts(first_event=0.1)).stream("stream_chat", Q, user=USER, headers=fault("slow-headers", key=key, delay_ms=1000))
+        slow = fault("slow-headers", key=key, delay_ms=1000)
+        await api(timeouts=Timeouts(first_event=0.1)).stream("stream_chat", Q, user=USER, headers=slow)
     assert count(sim, key) == 1 and info.value.may_have_been_processed
     key = new_key()  # a read-only call is
     info2 = await api(timeouts=Timeouts(idle=0.1)).__call__("info", headers=fault("slow-headers", key=key, times=1, delay_ms=1000))
@@ -244,7 +262,8 @@ async def test_total_deadline(api, sim):
 
 async def test_circuit_breaker_opens_fails_fast_probes_and_closes(api, sim):
     changes: list[tuple[str, str]] = []
-    breaker = CircuitBreaker(failure_threshold=2, recovery_time=0.5)
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=2, recovery_time=30, clock=clock)
     a = api(breaker=breaker, retry=RetryPolicy(max_attempts=1), hooks=Hooks(on_breaker_change=lambda o, n: changes.append((o, n))))
     key = new_key()
     for _ in range(2):
@@ -254,12 +273,16 @@ async def test_circuit_breaker_opens_fails_fast_probes_and_closes(api, sim):
     with pytest.raises(CircuitOpenError) as info:
         await a("info", headers=fault(key=key))
     assert count(sim, key) == 2  # failed fast: nothing sent
-    assert "not calling it until" in str(info.value) and 0 < info.value.retry_after <= 0.5
-    await asyncio.sleep(0.55)
+    assert "not calling it until" in str(info.value) and info.value.retry_after == pytest.approx(30)
+    clock.now += 29
+    with pytest.raises(CircuitOpenError) as info:  # still open a second before the recovery time
+        await a("info", headers=fault(key=key))
+    assert info.value.retry_after == pytest.approx(1) and count(sim, key) == 2
+    clock.now += 1
     with pytest.raises(ServerError):  # the half-open probe fails: open again
         await a("info", headers=fault("500", key=key))
     assert breaker.state == "open"
-    await asyncio.sleep(0.55)
+    clock.now += 30
     assert (await a("info", headers=fault(key=key))).mode == "chat"  # the probe succeeds
     assert breaker.state == "closed" and count(sim, key) == 4
     assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "open"), ("open", "half_open"), ("half_open", "closed")]
@@ -304,18 +327,18 @@ def test_rate_limit_is_shared_by_threads(sim):
             times.append(time.perf_counter())
 
     with DifyClient(sim.url, "app-sim-chat", rate_limit=25.0, hooks=Hooks(on_request=on_request)) as client:
-        threads = [threading.Thread(target=lambda: [client.info() for _ in range(10)]) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with ThreadPoolExecutor(4) as pool:  # .result() re-raises what failed in a thread
+            for f in [pool.submit(lambda: [client.info() for _ in range(10)]) for _ in range(4)]:
+                f.result()
     assert len(times) == 40
     assert measured_rate(times) == pytest.approx(25.0, rel=0.05)
 
 
 async def test_async_rate_limit_across_tasks(sim):
     times = []
-    async with AsyncDifyClient(sim.url, "app-sim-chat", rate_limit=25.0, hooks=Hooks(on_request=lambda r, a: times.append(time.perf_counter()))) as client:
+    async with AsyncDifyClient(
+        sim.url, "app-sim-chat", rate_limit=25.0, hooks=Hooks(on_request=lambda r, a: times.append(time.perf_counter()))
+    ) as client:
         await asyncio.gather(*(client.info() for _ in range(40)))
     assert len(times) == 40 and measured_rate(times) == pytest.approx(25.0, rel=0.05)
 
@@ -340,6 +363,7 @@ async def test_concurrency_cap_async(sim):
     state, hooks = _tracker()
     slow = fault(ttft_ms=150, tokens_per_s=1000)
     async with AsyncDifyClient(sim.url, "app-sim-chat", max_concurrency=2, hooks=hooks) as client:
+
         async def one():
             return await client.stream_chat(Q, user=USER, headers=slow).collect()
 
@@ -353,13 +377,10 @@ def test_concurrency_cap_threads(sim):
     state, hooks = _tracker()
     slow = fault(ttft_ms=150, tokens_per_s=1000)
     with DifyClient(sim.url, "app-sim-chat", max_concurrency=2, hooks=hooks) as client:
-        results = []
-        threads = [threading.Thread(target=lambda: results.append(client.stream_chat(Q, user=USER, headers=slow).collect())) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert len(results) == 6 and state["peak"] == 2
+        with ThreadPoolExecutor(6) as pool:  # .result() re-raises what failed in a thread
+            futures = [pool.submit(lambda: client.stream_chat(Q, user=USER, headers=slow).collect()) for _ in range(6)]
+            results = [f.result() for f in futures]
+    assert len(results) == 6 and all(r.answer for r in results) and state["peak"] == 2
 
 
 # -- text: Thai, emoji, 100 KB ----------------------------------------------------------------------------------------------------
@@ -487,6 +508,7 @@ async def test_cancelling_or_leaving_a_stream_releases_its_slot_and_closes_its_r
     hooks = Hooks(on_complete=lambda route, timing, error: outcomes.append(timing.outcome))
     slow = fault(ttft_ms=10, tokens_per_s=50)
     async with AsyncDifyClient(sim.url, "app-sim-chat", max_concurrency=1, hooks=hooks) as client:
+
         async def read_forever():
             async for _ in client.stream_chat(Q, user=USER, headers=slow):
                 pass
@@ -506,9 +528,11 @@ async def test_cancelling_or_leaving_a_stream_releases_its_slot_and_closes_its_r
 
 def test_leaving_a_sync_stream_early(sim):
     outcomes = []
-    with DifyClient(sim.url, "app-sim-chat", max_concurrency=1, hooks=Hooks(on_complete=lambda r, t, e: outcomes.append(t.outcome))) as client:
+    with DifyClient(
+        sim.url, "app-sim-chat", max_concurrency=1, hooks=Hooks(on_complete=lambda r, t, e: outcomes.append(t.outcome))
+    ) as client:
         with client.stream_chat(Q, user=USER) as stream:
-            for event in stream:
+            for _event in stream:
                 break
         assert client.chat(Q, user=USER, timeouts=Timeouts(total=5)).answer
     assert outcomes == ["abandoned", "ok"]

@@ -18,11 +18,23 @@ import httpx
 import pytest
 
 from lib.dify import (
-    AsyncDifyClient, CircuitBreaker, CircuitOpenError, DeadlineExceededError, DifyClient, DifyError,
-    FirstEventTimeoutError, GatewayError, InvalidRequestError, NotDifyAPIError, RetryPolicy, ServerError, Timeouts,
+    AsyncDifyClient,
+    CircuitBreaker,
+    CircuitOpenError,
+    DeadlineExceededError,
+    DifyClient,
+    DifyError,
+    FirstEventTimeoutError,
+    GatewayError,
+    InvalidRequestError,
+    NotDifyAPIError,
+    RetryPolicy,
+    ServerError,
+    Timeouts,
 )
+from tests.support.client_api import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
+from tests.support.clock import FakeClock
 from tests.support.procs import free_port
-from tests.test_client_support import FAST_RETRY, api, count, fault, new_key  # noqa: F401  (api is a fixture)
 
 USER = "hardening"
 Q = "Tell me about rivers"
@@ -110,12 +122,13 @@ async def test_one_call_and_its_retries_are_one_failure_for_the_breaker(api, sim
 
 
 async def test_the_half_open_message_says_a_probe_is_in_flight(api, sim):
-    breaker = CircuitBreaker(failure_threshold=1, recovery_time=0.4)
+    clock = FakeClock()  # frozen: the probe in flight cannot expire while the test looks at it
+    breaker = CircuitBreaker(failure_threshold=1, recovery_time=30, clock=clock)
     a = api(breaker=breaker, retry=RetryPolicy(max_attempts=1))
     with pytest.raises(ServerError):
         await a("info", headers=fault("500"))
     assert breaker.state == "open"
-    await asyncio.sleep(0.45)
+    clock.now += 30
     probe_key = new_key()
     probe = asyncio.ensure_future(a("info", headers=fault("slow-headers", key=probe_key, delay_ms=1500)))
     if not a.is_async:  # the sync client blocks: await it from a thread

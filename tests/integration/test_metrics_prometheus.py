@@ -23,7 +23,7 @@ from tests.support.gateway import CALLER_KEY, OTHER_KEY, start_gateway
 from tests.support.procs import free_port, start_simulator
 from tests.support.prometheus import start_prometheus
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 TARGET = "Gateway demo"
 JOBS = ("console", "gateway", "simulator")

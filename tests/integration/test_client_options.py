@@ -26,7 +26,7 @@ from lib.dify.core import ClientCore
 from lib.dify.keys import ApiKey, redact
 from lib.settings import mask_key
 from tests.conftest import KEYS
-from tests.test_client_support import count, fault, new_key
+from tests.support.client_api import count, fault, new_key
 
 PKG = Path(dify.__file__).parent
 QUICK = {"base": 0.01, "cap": 0.01}

@@ -13,8 +13,8 @@ import yaml
 
 from lib.metrics.grafana import GRAFANA_SELECTOR, GRAFANA_WINDOW
 from lib.metrics.panels import PANELS, render
+from tests.support.procs import ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
 
 

@@ -115,7 +115,8 @@ def test_malformed_bodies_are_400s_never_500s(client, content, ctype, status, co
         ({"user": "u", "inputs": {"tone": "Angry"}, "query": "hi"}, None),
         ({"user": "u", "inputs": {"name": "x" * 49}, "query": "hi"}, None),
         ({"user": "u", "query": "hi"}, None),
-        ({"user": "u", "inputs": {}, "query": "hi", "files": [{"type": "image", "transfer_method": "local_file", "upload_file_id": "nope"}]}, None),
+        ({"user": "u", "inputs": {}, "query": "hi",
+          "files": [{"type": "image", "transfer_method": "local_file", "upload_file_id": "nope"}]}, None),
     ],
 )
 def test_chat_validation_errors(client, body, message):
@@ -138,7 +139,8 @@ def test_chat_blocking_answers_with_usage(client):
 
 
 def test_chat_stream_frames_and_usage_match_the_text(client):
-    r = stream(client, "/chat-messages", "app-sim-chat", {"query": "Tell me about SSE", "user": user(), "inputs": {}, "response_mode": "streaming"})
+    r = stream(client, "/chat-messages", "app-sim-chat",
+               {"query": "Tell me about SSE", "user": user(), "inputs": {}, "response_mode": "streaming"})
     assert r.status == 200 and r.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert "content-length" not in r.headers
     assert r.names[-1] == "message_end" and set(r.names[:-1]) == {"message"}
@@ -153,7 +155,8 @@ def test_chat_stream_frames_and_usage_match_the_text(client):
 def test_blocking_and_streaming_give_the_same_answer(client):
     u = user()
     blocking = chat(client, query="Same question", u=u)
-    streamed = stream(client, "/chat-messages", "app-sim-chat", {"query": "Same question", "user": u, "inputs": {}, "response_mode": "streaming"})
+    streamed = stream(client, "/chat-messages", "app-sim-chat",
+                      {"query": "Same question", "user": u, "inputs": {}, "response_mode": "streaming"})
     assert streamed.text() == blocking["answer"]
 
 
@@ -165,7 +168,8 @@ def test_answers_respond_to_inputs(client):
 def test_agent_streams_thoughts_and_refuses_blocking(client):
     assert_error(client.post("/chat-messages", json={"query": "hi", "user": "u", "inputs": {}}, headers=auth("app-sim-agent")),
                  400, "invalid_param", "Agent Chat App does not support blocking mode")
-    r = stream(client, "/chat-messages", "app-sim-agent", {"query": "What is 17 * 23?", "user": user(), "inputs": {}, "response_mode": "streaming"})
+    r = stream(client, "/chat-messages", "app-sim-agent",
+               {"query": "What is 17 * 23?", "user": user(), "inputs": {}, "response_mode": "streaming"})
     assert r.names[0] == "agent_thought" and r.names[-1] == "message_end"
     assert "agent_message" in r.names and "message" not in r.names
     thoughts = [e for e in r.events if e["event"] == "agent_thought"]
@@ -174,7 +178,8 @@ def test_agent_streams_thoughts_and_refuses_blocking(client):
 
 
 def test_advanced_chat_runs_nodes_and_opens_with_a_ping(client):
-    r = stream(client, "/chat-messages", "app-sim-advanced-chat", {"query": "hello", "user": user(), "inputs": {}, "response_mode": "streaming"})
+    r = stream(client, "/chat-messages", "app-sim-advanced-chat",
+               {"query": "hello", "user": user(), "inputs": {}, "response_mode": "streaming"})
     assert r.frames[0].kind == "ping"
     names = r.names
     assert names[0] == "workflow_started" and names[-2:] == ["message_end", "workflow_finished"]
@@ -219,7 +224,8 @@ def test_workflow_blocking_and_streaming(client):
     assert r.status_code == 200 and body["data"]["status"] == "succeeded"
     assert body["workflow_run_id"] == body["data"]["id"] and "rate limits" in body["data"]["outputs"]["text"]
     assert body["data"]["total_tokens"] > 0 and body["data"]["total_steps"] == 4
-    s = stream(client, "/workflows/run", "app-sim-workflow", {"inputs": {"topic": "rate limits"}, "user": "u", "response_mode": "streaming"})
+    s = stream(client, "/workflows/run", "app-sim-workflow",
+               {"inputs": {"topic": "rate limits"}, "user": "u", "response_mode": "streaming"})
     assert s.frames[0].kind == "ping" and s.names[0] == "workflow_started" and s.names[-1] == "workflow_finished"
     assert "text_chunk" in s.names and s.text("text_chunk") == s.events[-1]["data"]["outputs"]["text"]
     for e in s.events:
@@ -232,9 +238,12 @@ def test_workflow_by_id_and_unknown_run(client):
     wf = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c05"
     r = client.post(f"/workflows/{wf}/run", json={"inputs": {"topic": "x"}, "user": "u"}, headers=auth("app-sim-workflow"))
     assert r.status_code == 200
-    assert_error(client.post(f"/workflows/{uuid.uuid4()}/run", json={"inputs": {"topic": "x"}, "user": "u"}, headers=auth("app-sim-workflow")), 404, "not_found")
-    assert_error(client.post("/workflows/draft/run", json={"inputs": {"topic": "x"}, "user": "u"}, headers=auth("app-sim-workflow")), 400, "bad_request")
-    assert_error(client.get(f"/workflows/run/{uuid.uuid4()}", headers=auth("app-sim-workflow")), 404, "not_found", "Workflow run not found.")
+    assert_error(client.post(f"/workflows/{uuid.uuid4()}/run", json={"inputs": {"topic": "x"}, "user": "u"},
+                             headers=auth("app-sim-workflow")), 404, "not_found")
+    assert_error(client.post("/workflows/draft/run", json={"inputs": {"topic": "x"}, "user": "u"}, headers=auth("app-sim-workflow")), 400,
+                 "bad_request")
+    assert_error(client.get(f"/workflows/run/{uuid.uuid4()}", headers=auth("app-sim-workflow")), 404, "not_found",
+                 "Workflow run not found.")
 
 
 def test_workflow_logs_paginate_and_filter(client):
@@ -244,7 +253,8 @@ def test_workflow_logs_paginate_and_filter(client):
     r = client.get("/workflows/logs", params={"limit": 2, "created_by_end_user_session_id": u}, headers=auth("app-sim-workflow")).json()
     assert r["total"] == 3 and r["has_more"] and len(r["data"]) == 2
     assert r["data"][0]["workflow_run"]["status"] == "succeeded"
-    r = client.get("/workflows/logs", params={"keyword": "gamma", "created_by_end_user_session_id": u}, headers=auth("app-sim-workflow")).json()
+    r = client.get("/workflows/logs", params={"keyword": "gamma", "created_by_end_user_session_id": u},
+                   headers=auth("app-sim-workflow")).json()
     assert r["total"] == 1
     assert_error(client.get("/workflows/logs", params={"status": "weird"}, headers=auth("app-sim-workflow")), 400, "invalid_param")
 
@@ -254,7 +264,8 @@ def test_thai_query_gets_a_thai_answer(client):
     body = chat(client, query="สวัสดีครับ ช่วยอธิบายเรื่องการสตรีมหน่อย", u=user())
     thai = sum(1 for ch in body["answer"] if "\u0e00" <= ch <= "\u0e7f")
     assert thai > len(body["answer"]) * 0.5
-    r = stream(client, "/chat-messages", "app-sim-chat", {"query": "สวัสดีครับ 🙏🏽 ทดสอบ", "user": user(), "inputs": {}, "response_mode": "streaming"})
+    r = stream(client, "/chat-messages", "app-sim-chat",
+               {"query": "สวัสดีครับ 🙏🏽 ทดสอบ", "user": user(), "inputs": {}, "response_mode": "streaming"})
     assert "🙏🏽" in r.text() and "สวัสดีครับ" in r.text()
 
 
@@ -293,13 +304,16 @@ def test_conversation_lifecycle(client):
     assert auto.json()["name"] == "first question"
     assert_error(client.post(f"/conversations/{cid}/name", json={"user": u}, headers=auth("app-sim-chat")), 400, "invalid_param")
     # Conversations belong to one user: another user cannot see or continue it.
-    assert_error(client.post("/chat-messages", json={"query": "x", "user": "mallory", "inputs": {}, "conversation_id": cid}, headers=auth("app-sim-chat")),
+    assert_error(client.post("/chat-messages", json={"query": "x", "user": "mallory", "inputs": {}, "conversation_id": cid},
+                             headers=auth("app-sim-chat")),
                  404, "not_found", "Conversation Not Exists.")
     assert client.get("/conversations", params={"user": "mallory"}, headers=auth("app-sim-chat")).json()["data"] == []
     r = client.request("DELETE", f"/conversations/{cid}", json={"user": u}, headers=auth("app-sim-chat"))
     assert r.status_code == 204 and r.content == b""
-    assert_error(client.request("DELETE", f"/conversations/{cid}", json={"user": u}, headers=auth("app-sim-chat")), 404, "not_found", "Conversation Not Exists.")
-    assert_error(client.get("/messages", params={"conversation_id": cid, "user": u}, headers=auth("app-sim-chat")), 404, "not_found", "Conversation Not Exists.")
+    assert_error(client.request("DELETE", f"/conversations/{cid}", json={"user": u}, headers=auth("app-sim-chat")), 404, "not_found",
+                 "Conversation Not Exists.")
+    assert_error(client.get("/messages", params={"conversation_id": cid, "user": u}, headers=auth("app-sim-chat")), 404, "not_found",
+                 "Conversation Not Exists.")
 
 
 def test_message_history_pages_backwards(client):
@@ -311,13 +325,17 @@ def test_message_history_pages_backwards(client):
     assert [m["query"] for m in page["data"]] == ["q3", "q4"] and page["has_more"]
     m = page["data"][-1]
     assert m["answer"] and m["total_tokens"] == m["message_tokens"] + m["answer_tokens"] and m["feedback"] is None
-    page2 = client.get("/messages", params={"conversation_id": cid, "user": u, "limit": 2, "first_id": page["data"][0]["id"]}, headers=auth("app-sim-chat")).json()
+    page2 = client.get("/messages", params={"conversation_id": cid, "user": u, "limit": 2, "first_id": page["data"][0]["id"]},
+                       headers=auth("app-sim-chat")).json()
     assert [m["query"] for m in page2["data"]] == ["q1", "q2"] and page2["has_more"]
-    page3 = client.get("/messages", params={"conversation_id": cid, "user": u, "limit": 2, "first_id": page2["data"][0]["id"]}, headers=auth("app-sim-chat")).json()
+    page3 = client.get("/messages", params={"conversation_id": cid, "user": u, "limit": 2, "first_id": page2["data"][0]["id"]},
+                       headers=auth("app-sim-chat")).json()
     assert [m["query"] for m in page3["data"]] == ["q0"] and not page3["has_more"]
-    assert_error(client.get("/messages", params={"conversation_id": cid, "user": u, "first_id": str(uuid.uuid4())}, headers=auth("app-sim-chat")),
+    assert_error(client.get("/messages", params={"conversation_id": cid, "user": u, "first_id": str(uuid.uuid4())},
+                            headers=auth("app-sim-chat")),
                  404, "not_found", "First Message Not Exists.")
-    assert_error(client.get("/messages", params={"conversation_id": cid, "user": u, "limit": 101}, headers=auth("app-sim-chat")), 400, "invalid_param")
+    assert_error(client.get("/messages", params={"conversation_id": cid, "user": u, "limit": 101}, headers=auth("app-sim-chat")), 400,
+                 "invalid_param")
 
 
 def test_conversation_list_pages_with_last_id_and_sorts(client):
@@ -349,12 +367,15 @@ def test_feedback_and_app_feedbacks(client):
     feedbacks = client.get("/app/feedbacks", headers=auth("app-sim-chat")).json()["data"]
     assert any(f["message_id"] == mid and f["rating"] == "like" for f in feedbacks)
     assert client.post(f"/messages/{mid}/feedbacks", json={"rating": None, "user": u}, headers=auth("app-sim-chat")).status_code == 200
-    assert_error(client.post(f"/messages/{mid}/feedbacks", json={"rating": None, "user": u}, headers=auth("app-sim-chat")), 400, "invalid_param")
+    assert_error(client.post(f"/messages/{mid}/feedbacks", json={"rating": None, "user": u}, headers=auth("app-sim-chat")), 400,
+                 "invalid_param")
     assert_error(client.post(f"/messages/{mid}/feedbacks", json={"rating": "like", "user": "other"}, headers=auth("app-sim-chat")),
                  404, "not_found", "Message Not Exists.")
     # Completion messages take feedback too.
-    cm = client.post("/completion-messages", json={"inputs": {"topic": "x", "style": "Tweet"}, "user": u}, headers=auth("app-sim-completion")).json()
-    assert client.post(f"/messages/{cm['id']}/feedbacks", json={"rating": "dislike", "user": u}, headers=auth("app-sim-completion")).status_code == 200
+    cm = client.post("/completion-messages", json={"inputs": {"topic": "x", "style": "Tweet"}, "user": u},
+                     headers=auth("app-sim-completion")).json()
+    assert client.post(f"/messages/{cm['id']}/feedbacks", json={"rating": "dislike", "user": u},
+                       headers=auth("app-sim-completion")).status_code == 200
 
 
 def test_suggested_questions(client):
@@ -373,10 +394,13 @@ def test_conversation_variables(client):
     cid = chat(client, key="app-sim-advanced-chat", query="remember me", u=u)["conversation_id"]
     data = client.get(f"/conversations/{cid}/variables", params={"user": u}, headers=auth("app-sim-advanced-chat")).json()["data"]
     var = next(v for v in data if v["name"] == "last_topic")
-    r = client.put(f"/conversations/{cid}/variables/{var['id']}", json={"value": "caching", "user": u}, headers=auth("app-sim-advanced-chat"))
+    r = client.put(f"/conversations/{cid}/variables/{var['id']}", json={"value": "caching", "user": u},
+                   headers=auth("app-sim-advanced-chat"))
     assert r.status_code == 200 and r.json()["value"] == "caching"
-    assert_error(client.put(f"/conversations/{cid}/variables/{var['id']}", json={"value": 3, "user": u}, headers=auth("app-sim-advanced-chat")), 400, "bad_request")
-    assert_error(client.put(f"/conversations/{cid}/variables/{uuid.uuid4()}", json={"value": "x", "user": u}, headers=auth("app-sim-advanced-chat")),
+    assert_error(client.put(f"/conversations/{cid}/variables/{var['id']}", json={"value": 3, "user": u},
+                            headers=auth("app-sim-advanced-chat")), 400, "bad_request")
+    assert_error(client.put(f"/conversations/{cid}/variables/{uuid.uuid4()}", json={"value": "x", "user": u},
+                            headers=auth("app-sim-advanced-chat")),
                  404, "not_found", "Conversation Variable Not Exists.")
 
 
@@ -388,7 +412,8 @@ def test_annotations_crud(client):
     assert any(a["id"] == aid for a in client.get("/apps/annotations", params={"keyword": "Q?"}, headers=h).json()["data"])
     assert client.put(f"/apps/annotations/{aid}", json={"question": "Q2", "answer": "A2"}, headers=h).json()["question"] == "Q2"
     assert client.delete(f"/apps/annotations/{aid}", headers=h).status_code == 204
-    job = client.post("/apps/annotation-reply/enable", json={"embedding_provider_name": "p", "embedding_model_name": "m", "score_threshold": 0.9}, headers=h).json()
+    job = client.post("/apps/annotation-reply/enable",
+                      json={"embedding_provider_name": "p", "embedding_model_name": "m", "score_threshold": 0.9}, headers=h).json()
     status = client.get(f"/apps/annotation-reply/enable/status/{job['job_id']}", headers=h).json()
     assert status["job_status"] == "completed"
 
@@ -436,7 +461,8 @@ def test_upload_then_reference_a_file(client):
     assert f["name"] == "cat.png" and f["size"] == len(PNG) and f["extension"] == "png" and f["mime_type"] == "image/png"
     preview = client.get(f"/files/{f['id']}/preview", headers=auth("app-sim-chat"))
     assert preview.content == PNG and preview.headers["content-type"] == "image/png"
-    body = chat(client, query="What is in this picture?", u=u, files=[{"type": "image", "transfer_method": "local_file", "upload_file_id": f["id"]}])
+    body = chat(client, query="What is in this picture?", u=u,
+                files=[{"type": "image", "transfer_method": "local_file", "upload_file_id": f["id"]}])
     assert "cat.png" in body["answer"]
     history = client.get("/messages", params={"conversation_id": body["conversation_id"], "user": u}, headers=auth("app-sim-chat")).json()
     assert history["data"][0]["message_files"][0]["id"] == f["id"]
@@ -446,11 +472,16 @@ def test_upload_then_reference_a_file(client):
 
 def test_upload_errors(client):
     h = auth("app-sim-chat")
-    assert_error(client.post("/files/upload", data={"user": "u"}, files={"other": ("a.txt", b"x", "text/plain")}, headers=h), 400, "no_file_uploaded")
-    assert_error(client.post("/files/upload", files=[("file", ("a.txt", b"x", "text/plain")), ("file", ("b.txt", b"y", "text/plain"))], headers=h), 400, "too_many_files")
-    assert_error(client.post("/files/upload", files={"file": ("run.exe", b"MZ", "application/octet-stream")}, headers=h), 400, "invalid_param")
-    assert_error(client.post("/files/upload", files={"file": ("big.png", b"\0" * (10 * 1024 * 1024 + 1), "image/png")}, headers=h), 413, "file_too_large")
-    assert_error(client.post("/files/upload", content=b"not multipart", headers={**h, "Content-Type": "text/plain"}), 400, "no_file_uploaded")
+    assert_error(client.post("/files/upload", data={"user": "u"}, files={"other": ("a.txt", b"x", "text/plain")}, headers=h), 400,
+                 "no_file_uploaded")
+    assert_error(client.post("/files/upload", files=[("file", ("a.txt", b"x", "text/plain")), ("file", ("b.txt", b"y", "text/plain"))],
+                             headers=h), 400, "too_many_files")
+    assert_error(client.post("/files/upload", files={"file": ("run.exe", b"MZ", "application/octet-stream")}, headers=h), 400,
+                 "invalid_param")
+    assert_error(client.post("/files/upload", files={"file": ("big.png", b"\0" * (10 * 1024 * 1024 + 1), "image/png")}, headers=h), 413,
+                 "file_too_large")
+    assert_error(client.post("/files/upload", content=b"not multipart", headers={**h, "Content-Type": "text/plain"}), 400,
+                 "no_file_uploaded")
 
 
 def test_audio_round_trip(client):
@@ -459,10 +490,13 @@ def test_audio_round_trip(client):
     audio = client.post("/text-to-audio", json={"message_id": mid, "user": u}, headers=auth("app-sim-chat"))
     assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mpeg"
     assert audio.content[:2] == b"\xff\xfb" and len(audio.content) % 417 == 0
-    text = client.post("/audio-to-text", files={"file": ("hello.mp3", audio.content, "audio/mp3")}, data={"user": u}, headers=auth("app-sim-chat"))
+    text = client.post("/audio-to-text", files={"file": ("hello.mp3", audio.content, "audio/mp3")}, data={"user": u},
+                       headers=auth("app-sim-chat"))
     assert text.status_code == 200 and "hello.mp3" in text.json()["text"]
-    assert_error(client.post("/audio-to-text", files={"file": ("a.mp3", b"x", "audio/mpeg")}, headers=auth("app-sim-chat")), 415, "unsupported_audio_type")
-    assert_error(client.post("/audio-to-text", files={"file": ("a.mp3", b"x", "audio/mp3")}, headers=auth("app-sim-completion")), 400, "speech_to_text_disabled")
+    assert_error(client.post("/audio-to-text", files={"file": ("a.mp3", b"x", "audio/mpeg")}, headers=auth("app-sim-chat")), 415,
+                 "unsupported_audio_type")
+    assert_error(client.post("/audio-to-text", files={"file": ("a.mp3", b"x", "audio/mp3")}, headers=auth("app-sim-completion")), 400,
+                 "speech_to_text_disabled")
     assert_error(client.post("/text-to-audio", json={"user": u}, headers=auth("app-sim-chat")), 400, "invalid_param")
 
 
@@ -478,7 +512,8 @@ def test_resume_a_finished_workflow_stream(client):
 
 def test_end_user_from_an_upload(client):
     u = user()
-    f = client.post("/files/upload", files={"file": ("notes.txt", "สวัสดี 👋".encode(), "text/plain")}, data={"user": u}, headers=auth("app-sim-chat")).json()
+    f = client.post("/files/upload", files={"file": ("notes.txt", "สวัสดี 👋".encode(), "text/plain")}, data={"user": u},
+                    headers=auth("app-sim-chat")).json()
     eu = client.get(f"/end-users/{f['created_by']}", headers=auth("app-sim-chat"))
     assert eu.status_code == 200 and eu.json()["session_id"] == u and eu.json()["type"] == "service-api"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_api_tour.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_api_tour.ipynb"
 
 
 def test_api_tour_notebook_executes():

@@ -2,23 +2,49 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import pickle
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import orjson
 import pytest
 
 from lib.dify import (
-    AgentThoughtEvent, ApiKey, AppModeError, AuthenticationError, CircuitBreaker, ConcurrencyLimit,
-    ConversationNotFoundError, DifyConnectionError, FirstEventTimeoutError, GatewayError, Hooks, InvalidParamError,
-    MessageEndEvent, MessageEvent, NotDifyAPIError, NodeEvent, RateLimitError, RetryPolicy, ServerError, StreamError,
-    StreamInterruptedError, TextChunkEvent, Timeouts, TokenBucket, UnknownEvent, WorkflowFinishedEvent, mask,
+    AgentThoughtEvent,
+    ApiKey,
+    AppModeError,
+    AuthenticationError,
+    CircuitBreaker,
+    ConcurrencyLimit,
+    ConversationNotFoundError,
+    DifyConnectionError,
+    FirstEventTimeoutError,
+    GatewayError,
+    Hooks,
+    InvalidParamError,
+    MessageEndEvent,
+    MessageEvent,
+    NodeEvent,
+    NotDifyAPIError,
+    RateLimitError,
+    RetryPolicy,
+    ServerError,
+    StreamError,
+    StreamInterruptedError,
+    TextChunkEvent,
+    Timeouts,
+    TokenBucket,
+    UnknownEvent,
+    WorkflowFinishedEvent,
+    mask,
 )
 from lib.dify.core import Call, ClientCore, Spec, parse_retry_after
-from lib.dify.stream import StreamState
 from lib.dify.errors import api_error
+from lib.dify.stream import StreamState
+from tests.support.clock import FakeClock
 
 KEY = "app-Zq9SecretKeyValue1234"
 
@@ -52,7 +78,8 @@ CHAT = [
     {"event": "message", "task_id": "t1", "id": "m1", "message_id": "m1", "conversation_id": "c1", "answer": "สวัสดี ", "created_at": 1},
     {"event": "message", "task_id": "t1", "id": "m1", "message_id": "m1", "conversation_id": "c1", "answer": "👋 hi", "created_at": 1},
     {"event": "message_end", "task_id": "t1", "id": "m1", "message_id": "m1", "conversation_id": "c1",
-     "metadata": {"usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7, "total_price": "0.0001", "currency": "USD", "latency": 0.5}}},
+     "metadata": {"usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7, "total_price": "0.0001", "currency": "USD",
+                            "latency": 0.5}}},
 ]
 
 
@@ -153,7 +180,8 @@ def test_chatflow_may_end_with_workflow_finished_and_no_message_end():
         {"event": "node_started", "task_id": "t", "workflow_run_id": run, "data": {"node_id": "llm", "node_type": "llm", "title": "LLM"}},
         {"event": "message", "task_id": "t", "message_id": "m", "conversation_id": "c", "answer": "hello"},
         {"event": "node_finished", "task_id": "t", "workflow_run_id": run, "data": {"node_id": "llm", "status": "succeeded"}},
-        {"event": "workflow_finished", "task_id": "t", "workflow_run_id": run, "data": {"status": "succeeded", "total_tokens": 9, "outputs": {}}},
+        {"event": "workflow_finished", "task_id": "t", "workflow_run_id": run,
+         "data": {"status": "succeeded", "total_tokens": 9, "outputs": {}}},
     ])
     events = feed_all(state, [body])
     state.eof()
@@ -166,7 +194,8 @@ def test_chatflow_may_end_with_workflow_finished_and_no_message_end():
 def test_message_end_before_or_after_workflow_finished_both_end_cleanly():
     for order in (("message_end", "workflow_finished"), ("workflow_finished", "message_end")):
         state = stream_state()
-        evs = {"message_end": CHAT[2], "workflow_finished": {"event": "workflow_finished", "workflow_run_id": "r", "data": {"status": "succeeded"}}}
+        finished = {"event": "workflow_finished", "workflow_run_id": "r", "data": {"status": "succeeded"}}
+        evs = {"message_end": CHAT[2], "workflow_finished": finished}
         feed_all(state, [frame(CHAT[0])] + [frame(evs[name]) for name in order])
         state.eof()
         assert state.usage.total_tokens == 7
@@ -179,7 +208,8 @@ def test_workflow_stream_result_and_text_chunks():
         {"event": "text_chunk", "task_id": "t", "workflow_run_id": "r", "data": {"text": "one "}},
         {"event": "text_chunk", "task_id": "t", "workflow_run_id": "r", "data": {"text": "two"}},
         {"event": "workflow_finished", "task_id": "t", "workflow_run_id": "r",
-         "data": {"id": "r", "workflow_id": "w", "status": "succeeded", "outputs": {"text": "one two"}, "total_steps": 3, "elapsed_time": 0.1}},
+         "data": {"id": "r", "workflow_id": "w", "status": "succeeded", "outputs": {"text": "one two"}, "total_steps": 3,
+                  "elapsed_time": 0.1}},
     ])
     events = feed_all(state, [body])
     state.eof()
@@ -193,7 +223,8 @@ def test_workflow_stream_result_and_text_chunks():
 def test_agent_thought_and_message_replace():
     state = stream_state()
     events = feed_all(state, [
-        frame({"event": "agent_thought", "id": "a", "position": 1, "thought": "use calc", "tool": "calculator", "tool_input": "{}", "message_files": []}),
+        frame({"event": "agent_thought", "id": "a", "position": 1, "thought": "use calc", "tool": "calculator", "tool_input": "{}",
+               "message_files": []}),
         frame({"event": "agent_message", "message_id": "m", "answer": "bad words"}),
         frame({"event": "message_replace", "answer": "[moderated]", "reason": "policy"}),
         frame(CHAT[2]),
@@ -392,7 +423,7 @@ def test_token_bucket_spacing_is_exact(fake_clock):
     bucket = TokenBucket(rate=50, burst=1)
     waits = [bucket.reserve() for _ in range(101)]
     assert waits[0] == 0 and waits[-1] == pytest.approx(100 / 50)
-    assert all(b - a == pytest.approx(0.02) for a, b in zip(waits, waits[1:]))
+    assert all(b - a == pytest.approx(0.02) for a, b in itertools.pairwise(waits))
     fake_clock.now += 10  # idle for a while: no credit beyond the burst
     assert bucket.reserve() == 0 and bucket.reserve() == pytest.approx(0.02)
 
@@ -421,12 +452,11 @@ def test_concurrency_limit_across_threads():
             active[0] -= 1
         limit.release()
 
-    threads = [threading.Thread(target=work) for _ in range(12)]
-    for t in threads:
-        t.start()
-    go.set()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(12) as pool:  # .result() re-raises a thread's failed assertion here
+        futures = [pool.submit(work) for _ in range(12)]
+        go.set()
+        for f in futures:
+            f.result()
     assert peak[0] == 3 and limit.active == 0
 
 
@@ -444,7 +474,7 @@ async def test_concurrency_limit_shared_by_threads_and_tasks():
             active[0] -= 1
 
     def thread_work():
-        limit.acquire()
+        assert limit.acquire()
         enter()
         time.sleep(0.02)
         leave()
@@ -457,12 +487,11 @@ async def test_concurrency_limit_shared_by_threads_and_tasks():
         leave()
         limit.release()
 
-    threads = [threading.Thread(target=thread_work) for _ in range(5)]
-    for t in threads:
-        t.start()
-    await asyncio.gather(*(task_work() for _ in range(8)))
-    for t in threads:
-        await asyncio.to_thread(t.join)
+    with ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(thread_work) for _ in range(5)]
+        await asyncio.gather(*(task_work() for _ in range(8)))
+        for f in futures:
+            await asyncio.wrap_future(f)  # re-raises what failed in the thread
     assert peak[0] == 2 and limit.active == 0
 
 
@@ -480,14 +509,6 @@ async def test_concurrency_limit_timeout_and_cancellation_pass_the_slot_on():
     assert await limit.acquire_async(timeout=0.1) is True
     assert limit.acquire(timeout=0.01) is False
     limit.release()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_circuit_breaker_transitions():

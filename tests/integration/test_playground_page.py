@@ -20,7 +20,7 @@ from tests.support.html_server import html_server
 from tests.support.procs import free_port
 from tests.support.replay import replay_server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 SECRET = "app-pageTestSecretKey0123456789WXYZ"
 

@@ -4,11 +4,25 @@ from __future__ import annotations
 import pytest
 
 from lib.dify import (
-    AgentMessageEvent, AgentThoughtEvent, AppModeError, AuthenticationError, ChatResult, CompletionResult,
-    ConversationNotFoundError, InvalidParamError, MessageEndEvent, MessageEvent, NodeEvent, NotFoundError, TextChunkEvent,
-    UploadedFile, WorkflowEvent, WorkflowFinishedEvent, WorkflowResult,
+    AgentMessageEvent,
+    AgentThoughtEvent,
+    AppModeError,
+    AuthenticationError,
+    ChatResult,
+    CompletionResult,
+    ConversationNotFoundError,
+    InvalidParamError,
+    MessageEndEvent,
+    MessageEvent,
+    NodeEvent,
+    NotFoundError,
+    TextChunkEvent,
+    UploadedFile,
+    WorkflowEvent,
+    WorkflowFinishedEvent,
+    WorkflowResult,
 )
-from tests.test_client_support import api  # noqa: F401  (fixture)
+from tests.support.client_api import api  # noqa: F401  (fixture)
 
 USER = "tester"
 
@@ -243,7 +257,8 @@ async def test_annotations_crud_and_reply_jobs(api):
     updated = await a("update_annotation", created.id, "What is Dify?", "An open-source LLM app platform.")
     assert updated.answer.startswith("An open-source")
     assert (await a("delete_annotation", created.id)).result == "success"
-    job = await a("annotation_reply", "enable", embedding_provider_name="openai", embedding_model_name="text-embedding-3-small", score_threshold=0.9)
+    job = await a("annotation_reply", "enable", embedding_provider_name="openai", embedding_model_name="text-embedding-3-small",
+                  score_threshold=0.9)
     status = await a("annotation_reply_status", "enable", job.job_id)
     assert status.job_id == job.job_id and status.job_status in ("waiting", "processing", "completed")
 

@@ -7,6 +7,7 @@ branches, iterations, a node_finished without its node_started).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import pandas as pd
@@ -57,7 +58,7 @@ def _assert_spans_line_up(t: Timing, node_ids: list[str]) -> None:
     assert t.nodes is not None and [s.node_id for s in t.nodes] == node_ids
     assert all(s.status == "succeeded" and s.finished is not None for s in t.nodes)
     assert t.sent < t.nodes[0].started
-    for a, b in zip(t.nodes, t.nodes[1:]):
+    for a, b in itertools.pairwise(t.nodes):
         assert a.started <= a.finished <= b.started  # one after the other, in order
     assert t.nodes[-1].finished <= t.end
 

@@ -57,7 +57,8 @@ def test_an_unknown_cli_version_is_refused(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "lib.simulator", "--dify-version", "2.0"], capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run([sys.executable, "-m", "lib.simulator", "--dify-version", "2.0"],
+                          capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2 and "invalid choice: '2.0'" in proc.stderr
 
 
@@ -173,7 +174,8 @@ def test_a_chatflow_node_failure_streams_as_dify_does(client, version):
 
 
 def test_a_chatflow_node_failure_in_blocking_mode_is_a_400(client):
-    r = client.post("/chat-messages", json={**CHATFLOW_BODY, "response_mode": "blocking"}, headers=auth("app-sim-advanced-chat", **NODE_FAILED))
+    r = client.post("/chat-messages", json={**CHATFLOW_BODY, "response_mode": "blocking"},
+                    headers=auth("app-sim-advanced-chat", **NODE_FAILED))
     assert r.status_code == 400
     assert r.json() == {"code": "invalid_param", "message": "Run failed: " + SANDBOX_ERROR, "status": 400}
 

@@ -14,7 +14,9 @@ def test_prometheus_scrapes_the_simulator(sim, tmp_path):
     host = sim.url.removeprefix("http://").removesuffix("/v1")
     prom = start_prometheus(tmp_path, {"simulator": [host]})
     try:
-        httpx.post(f"{sim.url}/chat-messages", json={"query": "hi", "user": "p", "inputs": {}}, headers={"Authorization": "Bearer app-sim-chat"})
+        httpx.post(
+            f"{sim.url}/chat-messages", json={"query": "hi", "user": "p", "inputs": {}}, headers={"Authorization": "Bearer app-sim-chat"}
+        )
         deadline = time.monotonic() + 20
         result = []
         while time.monotonic() < deadline and not result:

@@ -155,7 +155,7 @@ def learn_ids(real, sim, ids: dict[str, str]) -> None:
             else:
                 learn_ids(value, sim[key], ids)
     elif isinstance(real, list) and isinstance(sim, list):
-        for r, s in zip(real, sim):
+        for r, s in zip(real, sim, strict=False):  # the shorter list: lengths are compared elsewhere
             learn_ids(r, s, ids)
 
 

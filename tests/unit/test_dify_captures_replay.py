@@ -15,25 +15,51 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 
 from lib.dify import (
-    AppInfo, AppMeta, AppModeError, AppParameters, AppSite, AsyncDifyClient, AsyncEventStream, AuthenticationError, BadRequestError,
-    ChatResult, Conversation, ConversationNotFoundError, DifyAPIError, DifyClient, EventStream, InvalidParamError,
-    Message, ModelError, NotFoundError, NumberedPage, Page, PayloadError, RetryPolicy, RunFailedError, Spec, Success,
-    UploadedFile, WorkflowResult, WorkflowRun,
+    AppInfo,
+    AppMeta,
+    AppModeError,
+    AppParameters,
+    AppSite,
+    AsyncDifyClient,
+    AsyncEventStream,
+    AuthenticationError,
+    BadRequestError,
+    ChatResult,
+    Conversation,
+    ConversationNotFoundError,
+    DifyAPIError,
+    DifyClient,
+    EventStream,
+    InvalidParamError,
+    Message,
+    ModelError,
+    NotFoundError,
+    NumberedPage,
+    Page,
+    PayloadError,
+    RetryPolicy,
+    RunFailedError,
+    Spec,
+    Success,
+    UploadedFile,
+    WorkflowResult,
+    WorkflowRun,
 )
 from lib.dify.core import ClientCore
 from lib.dify.stream import StreamState
 from lib.dify.timing import clock
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CAPTURES = REPO.parent / "shared" / "dify-captures" / "1.12.1"
 BASE = "http://dify.replay/v1"
 KEY = "app-replay0000000000000000000"
@@ -455,7 +481,8 @@ def _failed_blocking_workflow(out: Outcome, cap: Capture) -> None:
 
 def _failed_blocking_chatflow(out: Outcome, cap: Capture) -> None:
     message = dify_message(cap)
-    err = is_error(out, RunFailedError, code="invalid_param", status=400, says=("The chatflow run failed", message.removeprefix("Run failed: ")))
+    says = ("The chatflow run failed", message.removeprefix("Run failed: "))
+    err = is_error(out, RunFailedError, code="invalid_param", status=400, says=says)
     assert not isinstance(err, InvalidParamError) and err.message == message
 
 

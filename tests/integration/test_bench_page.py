@@ -15,7 +15,7 @@ from lib.bench import BenchStore, RunConfig, run_benchmark
 from lib.bench.jobs import get_job
 from lib.settings import Target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 
 

@@ -194,7 +194,7 @@ def test_assess_names_each_reason():
 
 # -- real Dify 1.12.1 answers, replayed over HTTP (../shared/dify-captures): failed runs and terminal orders ----
 
-CAPTURES = Path(__file__).resolve().parents[1].parent / "shared" / "dify-captures" / "1.12.1" / "index.json"
+CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "dify-captures" / "1.12.1" / "index.json"
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from lib.evals import (
 from lib.evals.runner import Progress
 from lib.settings import Target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def target(sim, key: str, name: str | None = None) -> Target:

@@ -8,7 +8,7 @@ import pytest
 
 from lib.evals import SuiteError, load_suite, parse_suite
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def error_of(text: str, **kw) -> SuiteError:

@@ -6,6 +6,29 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Node:
+    """One node of a demo app's graph, as its node events name it."""
+
+    id: str
+    type: str
+    title: str
+
+
+# The Template node both workflow-based apps run after their LLM: the node the node-failed fault fails, with
+# the id, type and title of the failing node in captures 71-74 (a Template Transform needs Dify's code sandbox).
+TEMPLATE = Node("tmpl", "template-transform", "Template")
+CHATFLOW_GRAPH = (Node("start", "start", "Start"), Node("knowledge", "knowledge-retrieval", "Knowledge Retrieval"),
+                  Node("llm", "llm", "LLM"), TEMPLATE, Node("answer", "answer", "Answer"))
+WORKFLOW_GRAPH = (Node("start", "start", "Start"), Node("llm", "llm", "LLM"), TEMPLATE, Node("end", "end", "End"))
+
+
+def listed(graph: tuple[Node, ...]) -> str:
+    """"Start, LLM, Template and End": the graph's node titles in order, for an app's description."""
+    titles = [n.title for n in graph]
+    return ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+@dataclass(frozen=True)
 class SimApp:
     key: str
     id: str
@@ -22,6 +45,7 @@ class SimApp:
     file_upload: bool = False
     workflow_id: str | None = None  # the published workflow (advanced-chat, workflow)
     tags: tuple[str, ...] = field(default_factory=tuple)
+    graph: tuple[Node, ...] = ()  # the nodes every run goes through, in order (workflow-based apps)
 
     @property
     def is_chat_family(self) -> bool:
@@ -174,7 +198,7 @@ APPS: dict[str, SimApp] = {
             id="5f0c2c1e-7d0a-4a53-9a6e-0c1a3e2b7c02",
             mode="advanced-chat",
             name="Simulated Chatflow",
-            description="An advanced-chat app (Chatflow): a Start, Knowledge Retrieval, LLM and Answer node graph.",
+            description=f"An advanced-chat app (Chatflow): a {listed(CHATFLOW_GRAPH)} node graph.",
             input_form=[
                 _field("text-input", "topic", "Topic", required=False, workflow=True, max_length=100),
                 _field("select", "audience", "Audience", required=False, workflow=True, options=AUDIENCES, default="Engineers"),
@@ -185,6 +209,7 @@ APPS: dict[str, SimApp] = {
             retriever_resource=True,
             file_upload=True,
             workflow_id="7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c02",
+            graph=CHATFLOW_GRAPH,
             tags=("simulator", "chatflow"),
         ),
         SimApp(
@@ -217,7 +242,7 @@ APPS: dict[str, SimApp] = {
             id="5f0c2c1e-7d0a-4a53-9a6e-0c1a3e2b7c05",
             mode="workflow",
             name="Simulated Workflow",
-            description="A workflow app: Start, LLM, Template and End nodes producing a `text` output.",
+            description=f"A workflow app: {listed(WORKFLOW_GRAPH)} nodes producing a `text` output.",
             input_form=[
                 _field("text-input", "topic", "Topic", required=True, workflow=True, max_length=200),
                 _field("select", "audience", "Audience", required=False, workflow=True, options=AUDIENCES, default="Engineers"),
@@ -225,6 +250,7 @@ APPS: dict[str, SimApp] = {
                 _field("number", "max_points", "Max points", required=False, workflow=True, default=3),
             ],
             workflow_id="7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c05",
+            graph=WORKFLOW_GRAPH,
             file_upload=True,
             tags=("simulator", "workflow"),
         ),

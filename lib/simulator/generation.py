@@ -15,7 +15,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .apps import SimApp
+from .apps import Node, SimApp
 from .config import Latency, NodeTiming
 from .profiles import PROFILES, Profile
 from .state import Conversation, Task, new_id, now
@@ -42,7 +42,7 @@ class Generation:
     response_mode: str = "streaming"
     profile: Profile = field(default_factory=lambda: PROFILES["1.13"])
     end_user_id: str = ""
-    node_failure: bool = False  # the node-failed fault: a Template node fails as in captures 71-74
+    node_failure: bool = False  # the node-failed fault: the app's Template node fails as in captures 71-74
     nodes: NodeTiming = field(default_factory=lambda: NodeTiming(0.0, 0.0))  # workflow/chatflow node time
     message_id: str = field(default_factory=new_id)
     workflow_run_id: str = field(default_factory=new_id)
@@ -250,7 +250,7 @@ def _agent(gen: Generation) -> Script:
 NODE_FAILED_ERROR = ("Failed to execute code, which is likely a network issue, please check if the sandbox "
                      "service is running. ( Error: [Errno 111] Connection refused )")
 STOPPED_ERROR = "Stopped by user."
-FAILING_NODE = ("tmpl", "template-transform", "Template", 0.0)
+KNOWLEDGE_SHARE = 0.3  # Knowledge Retrieval's share of the TTFT
 
 
 def _form_inputs(gen: Generation) -> dict:
@@ -307,20 +307,22 @@ def _overhead(gen: Generation) -> float:
 
 
 def _run_nodes(
-    gen: Generation, nodes: list[tuple[str, str, str, float]], llm_event: str, t: float = 0.0
+    gen: Generation, nodes: tuple[Node, ...], llm_event: str, t: float = 0.0
 ) -> Generator[tuple[float, dict], bool, float]:
     """Start/finish each node in turn from offset `t`; the LLM node streams the answer. Returns the end offset.
 
     Nodes take NodeTiming's `step_s`, Knowledge Retrieval its share of the TTFT, the LLM node from its
     start to its last token (the first at the request's TTFT). A stop leaves the running node without
-    its node_finished (as Dify does); the node-failed fault's Template node finishes `failed` and ends the run.
+    its node_finished (as Dify does); under the node-failed fault the app's Template node (after its LLM,
+    so the whole answer has streamed) finishes `failed` and ends the run, as captures 72 and 74 show.
     """
     ttft = gen.latency.ttft(gen.rng)
 
     def step() -> float:
         return gen.latency.spread(gen.nodes.step_s, gen.rng)
 
-    for index, (node_id, node_type, title, share) in enumerate(nodes, start=1):
+    for index, node in enumerate(nodes, start=1):
+        node_id, node_type, title = node.id, node.type, node.title
         node_start, created_at, exec_id = t, now(), new_id()
         gen.total_steps = index
         yield t, _node_started(gen, exec_id, node_id, node_type, title, index)
@@ -345,24 +347,24 @@ def _run_nodes(
             inputs, outputs = {}, {"text": gen.answer}
             metadata = {"total_tokens": usage["total_tokens"], "total_price": usage["total_price"], "currency": "USD"}
         elif node_type == "knowledge-retrieval":
-            t += ttft * share
+            t += ttft * KNOWLEDGE_SHARE
             gen.retriever_resources = _citations(gen)
             inputs = {"query": gen.query}
             outputs = {"result": [{"content": r["content"], "title": r["document_name"]} for r in gen.retriever_resources]}
         elif node_type == "start":
             t += step()
             inputs = outputs = run_inputs(gen, start_node=True)
-        elif (node_id, node_type, title, share) == FAILING_NODE:
-            t += step()
-            inputs = dict(gen.inputs)
-            status, error = "failed", NODE_FAILED_ERROR
-            gen.exceptions_count += 1
         elif node_type == "answer":
             t += step()
             inputs, outputs = {}, {"answer": gen.answer, "files": []}
         elif node_type == "template-transform":
             t += step()
-            inputs, outputs = {"text": gen.answer}, {"output": gen.answer}
+            inputs = {"text": gen.answer}
+            if gen.node_failure:  # Dify: the variables it was given, no outputs
+                status, error = "failed", NODE_FAILED_ERROR
+                gen.exceptions_count += 1
+            else:
+                outputs = {"output": gen.answer}
         else:  # end
             t += step()
             inputs = outputs = {"text": gen.answer}
@@ -421,10 +423,7 @@ def _run_end(gen: Generation) -> tuple[str, str | None]:
 def _chatflow(gen: Generation) -> Script:
     t0 = _overhead(gen)
     yield t0, _workflow_started(gen)
-    last = FAILING_NODE if gen.node_failure else ("answer", "answer", "Answer", 0.0)
-    nodes = [("start", "start", "Start", 0.0), ("knowledge", "knowledge-retrieval", "Knowledge Retrieval", 0.3),
-             ("llm", "llm", "LLM", 0.0), last]
-    t = yield from _run_nodes(gen, nodes, "message", t0)
+    t = yield from _run_nodes(gen, gen.app.graph, "message", t0)
     status, error = _run_end(gen)
     if status == "failed":  # Dify: workflow_finished failed, then an error event, no message_end
         yield t, workflow_finished(gen, status, error)
@@ -442,12 +441,7 @@ def _chatflow(gen: Generation) -> Script:
 def _workflow(gen: Generation) -> Script:
     t0 = _overhead(gen)
     yield t0, _workflow_started(gen)
-    if gen.node_failure:  # Start -> Template fails, as capture 72 (the End node never runs: nothing streams)
-        nodes = [("start", "start", "Start", 0.0), FAILING_NODE]
-    else:
-        nodes = [("start", "start", "Start", 0.0), ("llm", "llm", "LLM", 0.0),
-                 ("template", "template-transform", "Format output", 0.0), ("end", "end", "End", 0.0)]
-    t = yield from _run_nodes(gen, nodes, "text_chunk", t0)
+    t = yield from _run_nodes(gen, gen.app.graph, "text_chunk", t0)
     status, error = _run_end(gen)
     yield t, workflow_finished(gen, status, error)
 

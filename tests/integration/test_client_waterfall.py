@@ -69,15 +69,15 @@ def _assert_spans_line_up(t: Timing, node_ids: list[str]) -> None:
 def test_a_chatflow_stream_keeps_each_node_span(chatflow):
     result = chatflow.stream_chat("which node is slow?", user="wf").collect()
     t = result.timing
-    _assert_spans_line_up(t, ["start", "knowledge", "llm", "answer"])
-    start, knowledge, llm, answer = t.nodes
+    _assert_spans_line_up(t, ["start", "knowledge", "llm", "tmpl", "answer"])
+    start, knowledge, llm, template, answer = t.nodes
     assert (start.title, start.type, knowledge.type, llm.type) == ("Start", "start", "knowledge-retrieval", "llm")
-    assert start.elapsed == answer.elapsed == NODE_MS / 1000  # Dify's own elapsed_time, as reported
+    assert start.elapsed == template.elapsed == answer.elapsed == NODE_MS / 1000  # Dify's own elapsed_time, as reported
     assert llm.started <= t.first_content <= llm.finished  # the answer streams from the LLM node
     assert llm.tokens == result.usage.total_tokens and llm.price == pytest.approx(result.usage.total_price)
     assert llm.currency == "USD" and start.tokens is None and start.price is None
-    assert all(s.execution_id for s in t.nodes) and len({s.execution_id for s in t.nodes}) == 4
-    assert "nodes=4" in repr(t)
+    assert all(s.execution_id for s in t.nodes) and len({s.execution_id for s in t.nodes}) == 5
+    assert "nodes=5" in repr(t)
 
 
 def test_a_workflow_stream_on_the_async_client_keeps_its_spans(paced):
@@ -86,7 +86,7 @@ def test_a_workflow_stream_on_the_async_client_keeps_its_spans(paced):
             return (await client.stream_workflow({"topic": "spans"}, user="wf").collect()).timing
 
     t = asyncio.run(run())
-    _assert_spans_line_up(t, ["start", "llm", "template", "end"])
+    _assert_spans_line_up(t, ["start", "llm", "tmpl", "end"])
     assert [s.type for s in t.nodes] == ["start", "llm", "template-transform", "end"]
 
 
@@ -107,7 +107,7 @@ def test_a_failed_node_is_kept_and_marked(paced):
     with DifyClient(paced.url, WORKFLOW) as client, pytest.raises(RunFailedError) as caught:
         client.stream_workflow({"topic": "fail"}, user="wf", headers={"X-Sim-Fault": "node-failed"}).collect()
     t = caught.value.timing
-    assert [s.node_id for s in t.nodes] == ["start", "tmpl"]
+    assert [s.node_id for s in t.nodes] == ["start", "llm", "tmpl"]  # the Template node after the LLM fails
     failed = t.nodes[-1]
     assert failed.status == "failed" and "sandbox" in failed.error and failed.finished is not None
     wf = request_waterfall(t)
@@ -153,7 +153,7 @@ def test_segments_of_a_request_add_up_to_its_end_to_end(chatflow):
     assert dify["start_ms"] == 0 and dify["end_ms"] == pytest.approx((t.nodes[0].started - t.sent) * 1000)
     assert dify["duration_ms"] >= OVERHEAD_MS  # the simulator's platform overhead before the first node
     nodes = seg[seg["kind"] == "node"]
-    assert list(nodes["title"]) == ["Start", "Knowledge Retrieval", "LLM", "Answer"]
+    assert list(nodes["title"]) == ["Start", "Knowledge Retrieval", "LLM", "Template", "Answer"]
     assert (nodes["duration_ms"] == nodes["own_ms"]).all()  # one after the other: nothing overlaps
     b = wf.breakdown()
     assert b["slowest_node"] == "LLM" and b["failed_node"] is None
@@ -181,12 +181,12 @@ def test_bad_input_is_a_clear_sentence():
 def test_node_stats_over_a_run_match_the_configured_node_times(chatflow):
     stats = node_stats(_chatflow_timings(chatflow, 5))
     assert list(stats.columns) == list(STATS_COLUMNS) and stats.attrs == {"requests": 5, "skipped": 0}
-    assert list(stats["kind"]) == ["dify", "node", "node", "node", "node", "gap", "tail", "e2e"]
+    assert list(stats["kind"]) == ["dify", "node", "node", "node", "node", "node", "gap", "tail", "e2e"]
     by = stats.set_index("label")
-    assert list(stats.loc[stats["kind"] == "node", "node_id"]) == ["start", "knowledge", "llm", "answer"]
+    assert list(stats.loc[stats["kind"] == "node", "node_id"]) == ["start", "knowledge", "llm", "tmpl", "answer"]
     # Arrival times carry the network and the server's scheduling: a few ms either way on a busy machine.
     assert OVERHEAD_MS <= by.loc["Dify before the first node", "p50_ms"] < OVERHEAD_MS + 40
-    for title in ("Start", "Answer"):
+    for title in ("Start", "Template", "Answer"):
         assert NODE_MS - 8 <= by.loc[title, "p50_ms"] < NODE_MS + 25
         assert by.loc[title, "dify_elapsed_p50_ms"] == pytest.approx(NODE_MS)
     assert 0.3 * TTFT_MS - 8 <= by.loc["Knowledge Retrieval", "p50_ms"] < 0.3 * TTFT_MS + 25

@@ -90,7 +90,7 @@ def test_each_turn_keeps_its_waterfall_and_the_cli_prints_each_nodes_p50_p95(run
         assert wf.segments["own_ms"].sum() == pytest.approx(wf.e2e_ms)  # every ms accounted for once
     stats = target_node_stats(run)[run.targets[0]]
     assert stats.attrs["requests"] == 4
-    assert list(stats["label"]) == ["Dify before the first node", "Start", "LLM", "Format output", "End",
+    assert list(stats["label"]) == ["Dify before the first node", "Start", "LLM", "Template", "End",
                                     "between nodes", "after the last node", "end-to-end"]
     shown = cli(store.path, "show", base_id)
     assert shown.returncode == 0, shown.stderr
@@ -129,7 +129,7 @@ def test_a_run_report_holds_the_matrix_nodes_suite_formulas_and_environment_neve
     assert "Eval run: Simulator workflow smoke" in text and base_id in text and "Every answer passed." in text
     assert "app-…flow" in text  # the key as the console shows it
     assert "topic-in-output · engineers" in text and "✅ pass" in text  # the matrix
-    assert "Where the time goes" in text and "Format output" in text
+    assert "Where the time goes" in text and "Template" in text
     for definition in (*ASSERTIONS.values(), *RUN.values(), *DIFF.values(), WATERFALL["node"], WATERFALL["dify"]):
         assert definition in text
     env = run.config["environment"]

@@ -46,7 +46,7 @@ def test_the_passing_example_passes_on_both_chat_apps_and_records_timing(sim, tm
     # the chatflow's node events, timed from sending, in order, with their statuses: a waterfall's material
     chatflow = next(r for r in run.results if r.target == "Simulator · advanced-chat" and r.case_id == "greeting")
     nodes = chatflow.turns[0].nodes
-    assert [n.title for n in nodes] == ["Start", "Knowledge Retrieval", "LLM", "Answer"]
+    assert [n.title for n in nodes] == ["Start", "Knowledge Retrieval", "LLM", "Template", "Answer"]
     assert all(n.status == "succeeded" and 0 <= n.started_s <= n.finished_s for n in nodes)
     assert nodes[0].started_s <= nodes[-1].started_s
     # saved: the run, every result with its turns and node records, and never the key
@@ -54,7 +54,7 @@ def test_the_passing_example_passes_on_both_chat_apps_and_records_timing(sim, tm
     assert saved.status == "finished" and saved.summary()["passed"] == 8 and len(saved.results) == 8
     assert saved.config["environment"]["python"] and saved.config["suite_digest"] == suite.digest
     again = next(r for r in saved.results if r.target == "Simulator · advanced-chat" and r.case_id == "greeting")
-    assert [n.title for n in again.turns[0].nodes] == ["Start", "Knowledge Retrieval", "LLM", "Answer"]
+    assert [n.title for n in again.turns[0].nodes] == ["Start", "Knowledge Retrieval", "LLM", "Template", "Answer"]
     assert again.answer == chatflow.answer and again.checks[0].label == chatflow.checks[0].label
     raw = store.path.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("evals.sqlite*"))
     assert b"app-sim-chat" not in raw and b"app-\xe2\x80\xa6chat" in raw  # masked: app-…chat

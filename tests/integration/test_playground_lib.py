@@ -149,7 +149,8 @@ def test_agent_steps_chatflow_and_workflow_nodes_are_recorded(clients, profiles)
     flow = run(clients["advanced-chat"], profiles["advanced-chat"], "Summarise", headers=PACED)
     assert flow.status == "done" and len(flow.citations) == 2
     assert [(n.title, n.status) for n in flow.nodes] == [
-        ("Start", "succeeded"), ("Knowledge Retrieval", "succeeded"), ("LLM", "succeeded"), ("Answer", "succeeded")]
+        ("Start", "succeeded"), ("Knowledge Retrieval", "succeeded"), ("LLM", "succeeded"), ("Template", "succeeded"),
+        ("Answer", "succeeded")]
     assert flow.outputs == {"answer": flow.answer, "files": []}  # a chatflow's Answer node outputs files too (real 1.12)
 
     wf = run(clients["workflow"], profiles["workflow"], inputs={"topic": "bridges", "max_points": 2}, headers=PACED)

@@ -201,9 +201,9 @@ def test_agent_thoughts_and_chatflow_nodes_and_citations(sim):
     at = open_page("Simulator · advanced-chat")
     send(at, "How does a chatflow work?")
     labels = [e.label for e in at.expander]
-    assert "Citations (2)" in labels and any(lbl.startswith("Workflow nodes (4)") for lbl in labels)
+    assert "Citations (2)" in labels and any(lbl.startswith("Workflow nodes (5)") for lbl in labels)
     nodes = at.dataframe[0].value
-    assert nodes["node"].tolist() == ["Start", "Knowledge Retrieval", "LLM", "Answer"]
+    assert nodes["node"].tolist() == ["Start", "Knowledge Retrieval", "LLM", "Template", "Answer"]
     assert nodes["status"].str.endswith("succeeded").all()
 
 

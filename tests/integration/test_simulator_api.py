@@ -183,7 +183,7 @@ def test_advanced_chat_runs_nodes_and_opens_with_a_ping(client):
     assert r.frames[0].kind == "ping"
     names = r.names
     assert names[0] == "workflow_started" and names[-2:] == ["message_end", "workflow_finished"]
-    assert names.count("node_started") == names.count("node_finished") == 4
+    assert names.count("node_started") == names.count("node_finished") == 5  # Start, Knowledge, LLM, Template, Answer
     finished = r.events[-1]["data"]
     assert finished["status"] == "succeeded" and finished["outputs"]["answer"] == r.text()
     assert r.events[-2]["metadata"]["retriever_resources"]

@@ -183,17 +183,42 @@ def test_a_chatflow_node_failure_in_blocking_mode_is_a_400(client):
 def test_a_workflow_node_failure_is_a_200_failed_run(client):
     key = "app-sim-workflow"
     r = stream(client, "/workflows/run", key, WORKFLOW_BODY, headers=NODE_FAILED)
-    assert r.names == ["workflow_started", "node_started", "node_finished", "node_started", "node_finished", "workflow_finished"]
+    assert [n for n in r.names if n != "text_chunk"] == ["workflow_started", *["node_started", "node_finished"] * 3,
+                                                         "workflow_finished"]
     assert r.events[-2]["data"]["status"] == "failed" and r.events[-2]["data"]["title"] == "Template"
+    assert r.text("text_chunk")  # the LLM ran (and streamed) before the Template node failed
     assert r.events[-1]["data"]["status"] == "failed" and r.events[-1]["data"]["error"] == SANDBOX_ERROR
     body = client.post("/workflows/run", json={**WORKFLOW_BODY, "response_mode": "blocking"}, headers=auth(key, **NODE_FAILED))
     data = body.json()["data"]
     assert body.status_code == 200 and data["status"] == "failed" and data["error"] == SANDBOX_ERROR and data["outputs"] == {}
-    assert data["total_steps"] == 2
+    assert data["total_steps"] == 3
     detail = client.get(f"/workflows/run/{data['id']}", headers=auth(key)).json()
     assert detail["status"] == "failed" and detail["error"] == SANDBOX_ERROR
     logs = client.get("/workflows/logs", params={"status": "failed"}, headers=auth(key)).json()["data"]
     assert data["id"] in {item["workflow_run"]["id"] for item in logs}
+
+
+@pytest.mark.parametrize(("key", "path", "body", "content"), [
+    ("app-sim-advanced-chat", "/chat-messages", CHATFLOW_BODY, "message"),
+    ("app-sim-workflow", "/workflows/run", WORKFLOW_BODY, "text_chunk"),
+])
+def test_the_failing_node_is_one_the_app_describes_and_runs(client, key, path, body, content):
+    """node-failed fails a node of the app's own graph: the one /info names and a successful run goes through,
+    after the same nodes as in that run (so the LLM's whole answer has streamed), and nothing after it runs."""
+    description = client.get("/info", headers=auth(key)).json()["description"]
+    ok = stream(client, path, key, body)
+    ran = [(e["data"]["node_id"], e["data"]["node_type"], e["data"]["title"]) for e in ok.events if e["event"] == "node_finished"]
+    assert next(e for e in ok.events if e["event"] == "workflow_finished")["data"]["status"] == "succeeded"
+    titles = [title for _, _, title in ran]
+    assert ", ".join(titles[:-1]) + " and " + titles[-1] in description, (titles, description)
+    failed_run = stream(client, path, key, body, headers=NODE_FAILED)
+    nodes = [e["data"] for e in failed_run.events if e["event"] == "node_finished"]
+    failed = (nodes[-1]["node_id"], nodes[-1]["node_type"], nodes[-1]["title"])
+    assert nodes[-1]["status"] == "failed" and failed in ran and failed[2] in description
+    assert [(n["node_id"], n["node_type"], n["title"]) for n in nodes] == ran[:ran.index(failed) + 1]
+    assert all(n["status"] == "succeeded" for n in nodes[:-1])
+    llm = next(n for n in nodes if n["node_type"] == "llm")
+    assert failed_run.text(content) == llm["outputs"]["text"] != ""  # the whole answer streamed before the failure
 
 
 def test_node_failed_leaves_apps_without_nodes_alone(client):

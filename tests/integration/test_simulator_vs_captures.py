@@ -31,7 +31,7 @@ from tests.support.sse import stream
 
 CHATFLOW, WORKFLOW, CHAT, COMPLETION = "app-sim-advanced-chat", "app-sim-workflow", "app-sim-chat", "app-sim-completion"
 SLOW = {"X-Sim-TTFT-Ms": "600", "X-Sim-Tokens-Per-S": "200"}  # the captured slow apps wait in an HTTP node
-NODE_FAILED = {"X-Sim-Fault": "node-failed"}  # the captured template apps fail in their Template node
+NODE_FAILED = {"X-Sim-Fault": "node-failed"}  # the captured template apps fail in their Template node, the sim's too
 NO_MODEL = {"X-Sim-Fault": "no-model"}  # the captured basic apps had no model provider
 ID_KEYS = frozenset({"id", "conversation_id", "message_id", "task_id", "workflow_run_id"})
 
@@ -80,21 +80,28 @@ class Allowed:
         return all(_glob(p).fullmatch(v) for p, v in ((self.captures, d.capture), (self.kind, d.kind), (self.detail, d.detail)))
 
 
-_CHATFLOW_GRAPH = "Start -> Knowledge Retrieval -> LLM -> Answer: the answer streams from an LLM node"
+_CHATFLOW_GRAPH = "Start -> Knowledge Retrieval -> LLM -> Template -> Answer: the answer streams from an LLM node"
 _WORKFLOW_GRAPH = "Start -> LLM -> Template -> End: the text streams from an LLM node"
 # Every deliberate difference between the simulator's 1.12 profile and the real Dify 1.12.1, with its reason.
 # They all come from the apps, not from the protocol: the captured apps echo their inputs with no LLM, the
 # simulator's demo apps simulate one (with citations, conversation variables, a richer form and features).
 ALLOWED: list[Allowed] = [
     # The node graphs. The sequence without node events is still compared exactly.
-    Allowed("chat_streaming*", "graph", "real start answer sim start knowledge-retrieval llm answer",
+    Allowed("chat_streaming*", "graph", "real start answer sim start knowledge-retrieval llm template-transform answer",
             "the captured chatflow is Start -> Answer echo; the sim's is " + _CHATFLOW_GRAPH),
-    Allowed("slowchat_streaming_full", "graph", "real start http-request answer sim start knowledge-retrieval llm answer",
+    Allowed("slowchat_streaming_full", "graph",
+            "real start http-request answer sim start knowledge-retrieval llm template-transform answer",
             "the captured slow chatflow waits in an HTTP node; the sim's waits for its model: " + _CHATFLOW_GRAPH),
     Allowed("slowchat_streaming_stopped", "graph", "real start http-request sim start knowledge-retrieval llm",
             "stopped while the slow node ran: the captured app's HTTP node, the sim's LLM node"),
     Allowed("chattemplate_streaming", "graph", "real start template-transform sim start knowledge-retrieval llm template-transform",
-            "node-failed: the sim's chatflow answers from its LLM, then its Template node fails as the captured one"),
+            "node-failed: the sim's chatflow answers from its LLM, then its own Template node fails as the captured one"),
+    # node-failed in the sim's workflow: its LLM runs (its text streams, as in every run), then its Template fails.
+    Allowed("wftemplate_streaming", "graph", "real start template-transform sim start llm template-transform",
+            "node-failed: the captured workflow is Start -> Template; the sim's Template node follows its LLM: " + _WORKFLOW_GRAPH),
+    Allowed("wftemplate_streaming", "sequence", "real * | sim * text_chunk *",
+            "node-failed: the sim's LLM node streams its text before the Template node fails"),
+    Allowed("wftemplate_streaming", "only-sim", "text_chunk:*", "node-failed: the sim's LLM text (see above)"),
     Allowed("wf_streaming", "graph", "real start end sim start llm template-transform end",
             "the captured workflow is Start -> End passthrough; the sim's is " + _WORKFLOW_GRAPH),
     Allowed("slowwf_streaming_full", "graph", "real start http-request end sim start llm template-transform end",
@@ -104,7 +111,9 @@ ALLOWED: list[Allowed] = [
             "the sim's LLM node reports its tokens and price in execution_metadata; the captured apps have no LLM node"),
     Allowed("*", "only-sim", "node_finished:.data.execution_metadata.*", "the sim's LLM node usage (see above)"),
     Allowed("*", "only-sim", "node_finished:.data.outputs.text ['str']", "the sim's LLM node output"),
-    Allowed("*wf_streaming*", "only-sim", "node_finished:.data.outputs.output ['str']", "the sim's Template node output"),
+    Allowed("*streaming*", "only-sim", "node_finished:.data.outputs.output ['str']", "the sim's Template node output"),
+    Allowed("*", "only-sim", "node_finished:.data.inputs.text ['str']",
+            "the sim's Template node formats the LLM's `text`; the captured one formats the Start inputs"),
     Allowed("*chat*", "only-sim", "node_finished:.data.inputs.query ['str']", "the sim's Knowledge Retrieval node input"),
     Allowed("*chat*", "only-sim", "node_finished:.data.outputs.result*", "the sim's Knowledge Retrieval node output"),
     Allowed("*", "only-sim", "*.retriever_resources[]*",

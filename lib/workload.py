@@ -13,9 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -110,7 +111,7 @@ def _csv_rows(name: str, text: str, delimiter: str | None) -> list[dict[str, Any
         raise WorkloadFileError(f"{name} has no header row: its first line must name the columns (e.g. query,topic).")
     rows = []
     for row in reader:
-        if row.get(None):  # type: ignore[call-overload]  # DictReader's restkey: cells past the header's columns
+        if row.get(None):  # type: ignore[call-overload,unused-ignore]  # DictReader's restkey: cells past the header's columns
             raise WorkloadFileError(f"{name}, line {reader.line_num}: more cells than the header has columns; "
                                     "put a cell that holds the delimiter in double quotes.")
         clean = {str(k).strip(): (v if v is not None else "") for k, v in row.items() if k is not None and str(k).strip()}

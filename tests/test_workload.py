@@ -32,14 +32,16 @@ def test_nested_and_flat_jsonl_and_json_arrays():
 
 
 @pytest.mark.parametrize("name, data, says", [
-    ("p.csv", b"query\n\xff\xfe", "The file p.csv is not UTF-8 text (invalid start byte at byte 6): save it as UTF-8 (CSV or JSONL) and try again."),
+    ("p.csv", b"query\n\xff\xfe",
+     "The file p.csv is not UTF-8 text (invalid start byte at byte 6): save it as UTF-8 (CSV or JSONL) and try again."),
     ("p.jsonl", b'{"query": "a"}\n{nope\n', "p.jsonl, line 2: not valid JSON (Expecting property name enclosed in double quotes)."),
     ("p.jsonl", b'[1]\n', 'p.jsonl, line 1: each line must be a JSON object like {"query": "..."}.'),
     ("p.jsonl", b'{"inputs": [1]}\n', 'p.jsonl, line 1: `inputs` must be an object like {"topic": "rivers"}.'),
     ("p.json", b'[1, 2]', "p.json: a .json file must be an array of objects; or use JSONL, one object a line."),
     ("p.csv", b"", "p.csv has no header row: its first line must name the columns (e.g. query,topic)."),
     ("p.csv", b"query\n\n", "p.csv has no rows."),
-    ("p.csv", b"query,topic\na,b,c\n", "p.csv, line 2: more cells than the header has columns; put a cell that holds the delimiter in double quotes."),
+    ("p.csv", b"query,topic\na,b,c\n",
+     "p.csv, line 2: more cells than the header has columns; put a cell that holds the delimiter in double quotes."),
     ("p.xlsx", b"PK\x03\x04", "p.xlsx is a spreadsheet: save it as a .csv (or write a .jsonl) and use that."),
 ])
 def test_bad_files_get_one_sentence_everywhere(name, data, says):
@@ -85,3 +87,10 @@ def test_fill_required_gives_every_required_field_a_value_of_its_type():
     assert "topic" not in W.fill_required(FIELDS[:1], {}, "")  # a text field with no query and no default stays empty
     prompts = P.fill_required([P.Prompt(query=None)], FIELDS[:1], {})
     assert prompts[0].inputs == {"topic": P.DEFAULT_QUERY}  # the bench's default query fills a text field
+
+
+def test_a_trace_file_that_is_not_utf8_gets_the_same_sentence(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"timestamp\n0\n\xff1\n")
+    with pytest.raises(W.WorkloadFileError, match=r"^The file t.csv is not UTF-8 text \(invalid start byte at byte 12\)"):
+        P.read_trace(path)

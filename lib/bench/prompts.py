@@ -100,9 +100,10 @@ def read_trace(path: str | Path, unit: str = "s") -> list[float]:
     milliseconds (e.g. Mooncake traces). Numbers may be absolute (epoch): only the gaps matter."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise PromptError(f"cannot read trace file {path}: {exc.strerror or exc}") from None
+    text = W.decode(path.name, data)
     scale = {"s": 1.0, "ms": 0.001}.get(unit)
     if scale is None:
         raise PromptError(f"the trace unit is s or ms, not {unit!r}")

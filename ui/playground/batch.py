@@ -7,7 +7,13 @@ import statistics
 import streamlit as st
 
 from lib.playground.batch import (
-    MAX_CONCURRENCY, QUERY_COLUMNS, BatchJob, frame_to_csv, frame_to_jsonl, plan_batch, read_table,
+    MAX_CONCURRENCY,
+    QUERY_COLUMNS,
+    BatchJob,
+    frame_to_csv,
+    frame_to_jsonl,
+    plan_batch,
+    read_table,
 )
 from lib.playground.transcript import format_price
 from lib.workload import WorkloadFileError

@@ -68,7 +68,7 @@ def config_from_form(fields: FormFields) -> RunConfig:
         elif fields.source == "a list":
             prompt_list, source_label = P.from_list(fields.query.splitlines()), "list"
         else:
-            prompt_list = P.from_text(_text(fields.upload or b"", fields.upload_name or "uploaded"), fields.upload_name or "")
+            prompt_list = P.from_bytes(fields.upload or b"", fields.upload_name or "uploaded")
             source_label = f"file:{fields.upload_name}"
         slo = [Threshold(metric="ttft_ms.p95", limit=fields.slo_ttft)] if fields.slo_ttft else []
         slo += [Threshold(metric="e2e_ms.p95", limit=fields.slo_e2e)] if fields.slo_e2e else []
@@ -90,13 +90,6 @@ def config_from_form(fields: FormFields) -> RunConfig:
     except (ValueError, P.PromptError) as exc:
         raise FormError(message(exc)) from None
     return config
-
-
-def _text(data: bytes, name: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"The file {name} is not UTF-8 text: save it as UTF-8 (CSV or JSONL) and upload it again.") from None
 
 
 def parse_levels(text: str) -> list[float]:

@@ -1,10 +1,8 @@
 """Where a run's requests come from: one query, a list, or a CSV/JSONL file whose columns fill `inputs`.
 
-File formats:
-- CSV: a header row; the column `query` (if any) is the query, every other column is an input
-  variable (empty cells are left out).
-- JSONL: one object a line: `{"query": "...", "inputs": {...}}`, or flat `{"query": "...", "topic": "..."}`
-  whose other keys are inputs.
+Files are read by lib.workload (the reader the Playground batch uses too): a CSV's `query` column is the
+query and every other column an input (empty cells left out); JSONL is `{"query": "...", "inputs": {...}}`
+or flat `{"query": "...", "topic": "..."}` whose other keys are inputs.
 
 `fill_required` gives completion and workflow apps what their form requires when the prompts do not
 (the query text for a text field, the default or first option otherwise), so `--query` alone works
@@ -19,11 +17,13 @@ import random
 from pathlib import Path
 from typing import Any, Iterable
 
+from lib import workload as W
+
 from .config import DEFAULT_QUERY, Prompt
 
 
-class PromptError(ValueError):
-    """The prompts could not be read; the message says what is wrong and where."""
+class PromptError(W.WorkloadFileError):
+    """The prompts could not be read; the message says what is wrong and where (a file's: WorkloadFileError)."""
 
 
 def from_query(query: str | None) -> list[Prompt]:
@@ -38,56 +38,21 @@ def from_list(queries: Iterable[str]) -> list[Prompt]:
 
 
 def from_file(path: str | Path) -> list[Prompt]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise PromptError(f"cannot read prompts file {path}: {exc.strerror or exc}") from None
-    return from_text(text, path.name)
+    return _prompts(W.read_path(path))
 
 
 def from_text(text: str, name: str) -> list[Prompt]:
     """Parse a CSV or JSONL document (chosen by the file name's extension, else by its first character)."""
-    lower = name.lower()
-    is_jsonl = lower.endswith((".jsonl", ".ndjson", ".json")) or (not lower.endswith(".csv") and text.lstrip().startswith("{"))
-    prompts = _jsonl(text, name) if is_jsonl else _csv(text, name)
-    if not prompts:
-        raise PromptError(f"{name} holds no prompts")
-    return prompts
+    return _prompts(W.read_table(name, text.encode("utf-8")))
 
 
-def _csv(text: str, name: str) -> list[Prompt]:
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        raise PromptError(f"{name}: a CSV needs a header row (a `query` column and/or input variable names)")
-    out = []
-    for row in reader:
-        query = (row.pop("query", None) or "").strip() or None
-        inputs = {k.strip(): v for k, v in row.items() if k and v not in (None, "")}
-        if query or inputs:
-            out.append(Prompt(query=query, inputs=inputs))
-    return out
+def from_bytes(data: bytes, name: str) -> list[Prompt]:
+    """An uploaded file's prompts (lib.workload decodes it: UTF-8, a BOM dropped, else a sentence)."""
+    return _prompts(W.read_table(name, data))
 
 
-def _jsonl(text: str, name: str) -> list[Prompt]:
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PromptError(f"{name} line {n}: not JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise PromptError(f"{name} line {n}: each line must be a JSON object")
-        query = obj.pop("query", None)
-        inputs = obj.pop("inputs", None)
-        if inputs is None:
-            inputs = obj
-        elif not isinstance(inputs, dict):
-            raise PromptError(f"{name} line {n}: `inputs` must be an object")
-        out.append(Prompt(query=str(query) if query is not None else None, inputs=dict(inputs)))
-    return out
+def _prompts(table: W.Table) -> list[Prompt]:
+    return [Prompt(query=c.query, inputs=c.inputs) for c in W.cases(table)]
 
 
 # Short common English words: each is one token in the usual BPE vocabularies, so a prompt of N of
@@ -135,9 +100,10 @@ def read_trace(path: str | Path, unit: str = "s") -> list[float]:
     milliseconds (e.g. Mooncake traces). Numbers may be absolute (epoch): only the gaps matter."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise PromptError(f"cannot read trace file {path}: {exc.strerror or exc}") from None
+    text = W.decode(path.name, data)
     scale = {"s": 1.0, "ms": 0.001}.get(unit)
     if scale is None:
         raise PromptError(f"the trace unit is s or ms, not {unit!r}")
@@ -175,26 +141,10 @@ def read_trace(path: str | Path, unit: str = "s") -> list[float]:
 
 
 def fill_required(prompts: list[Prompt], fields: list[dict[str, Any]], base_inputs: dict[str, Any]) -> list[Prompt]:
-    """Each prompt with `base_inputs` under its own inputs, and every required form field given a
-    value: the query text for a text field, else the field's default, else its first option."""
-    out = []
-    for p in prompts:
-        inputs = {**base_inputs, **p.inputs}
-        for f in fields:
-            var = f.get("variable")
-            if not var or not f.get("required") or inputs.get(var) not in (None, ""):
-                continue
-            control = f.get("control", "")
-            if control in ("text-input", "paragraph") and (p.query or DEFAULT_QUERY):
-                inputs[var] = p.query or DEFAULT_QUERY
-            elif f.get("default") not in (None, ""):
-                inputs[var] = f["default"]
-            elif f.get("options"):
-                inputs[var] = f["options"][0]
-            elif control == "number":
-                inputs[var] = 1
-        out.append(Prompt(query=p.query, inputs=inputs))
-    return out
+    """Each prompt with `base_inputs` under its own inputs and every required form field given a value
+    (lib.workload.placeholder: the query text for a text field, else the default, first option, ...)."""
+    return [Prompt(query=p.query, inputs=W.fill_required(fields, p.inputs, p.query or DEFAULT_QUERY, base_inputs))
+            for p in prompts]
 
 
 class PromptOrder:

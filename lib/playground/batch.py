@@ -7,8 +7,6 @@ is a new conversation, streamed so its time to first token is measured like in t
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import threading
 import time
@@ -18,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from lib import workload as W
 from lib.dify import DifyClient
+from lib.workload import Table
 
 from .app_profile import AppProfile
 from .form import validate_inputs
@@ -31,84 +31,10 @@ MAX_CONCURRENCY = 16
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "on", "x"})
 
 
-class BatchFileError(ValueError):
-    """The file is not a CSV/JSONL table the batch can read; the message says where and why."""
-
-
-@dataclass
-class BatchTable:
-    columns: list[str]
-    rows: list[dict[str, Any]]
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=self.columns)
-
-
-def read_table(name: str, data: bytes) -> BatchTable:
-    """Rows of a `.csv` (header row first) or `.jsonl` (one JSON object a line; `.json`: an array)."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BatchFileError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8.") from None
-    lower = name.lower()
-    if lower.endswith((".jsonl", ".ndjson")):
-        rows = _jsonl_rows(name, text)
-    elif lower.endswith(".json"):
-        rows = _json_rows(name, text)
-    elif lower.endswith((".csv", ".tsv", ".txt")):
-        rows = _csv_rows(name, text, "\t" if lower.endswith(".tsv") else None)
-    else:
-        raise BatchFileError(f"{name}: upload a .csv or .jsonl file.")
-    if not rows:
-        raise BatchFileError(f"{name} has no rows.")
-    if len(rows) > MAX_ROWS:
-        raise BatchFileError(f"{name} has {len(rows)} rows; a batch takes at most {MAX_ROWS}.")
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    return BatchTable(columns, rows)
-
-
-def _csv_rows(name: str, text: str, delimiter: str | None) -> list[dict[str, Any]]:
-    if delimiter is None:
-        try:
-            delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
-        except csv.Error:
-            delimiter = ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    if not reader.fieldnames or not any(f and f.strip() for f in reader.fieldnames):
-        raise BatchFileError(f"{name} has no header row: its first line must name the columns (e.g. query,topic).")
-    rows = []
-    for row in reader:
-        clean = {str(k).strip(): (v if v is not None else "") for k, v in row.items() if k is not None and str(k).strip()}
-        if any(str(v).strip() for v in clean.values()):  # skip blank lines
-            rows.append(clean)
-    return rows
-
-
-def _jsonl_rows(name: str, text: str) -> list[dict[str, Any]]:
-    rows = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise BatchFileError(f"{name}, line {n}: not valid JSON ({exc}).") from None
-        if not isinstance(obj, dict):
-            raise BatchFileError(f"{name}, line {n}: each line must be a JSON object like {{\"query\": \"...\"}}.")
-        rows.append(obj)
-    return rows
-
-
-def _json_rows(name: str, text: str) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise BatchFileError(f"{name}: not valid JSON ({exc}).") from None
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise BatchFileError(f"{name}: a .json batch must be an array of objects; or use JSONL, one object a line.")
-    return data
+def read_table(name: str, data: bytes) -> Table:
+    """Rows of a `.csv`/`.tsv` (header row first), `.jsonl` (one JSON object a line) or `.json` (an array),
+    nested JSONL `inputs` as columns; lib.workload reads them (its WorkloadFileError says what is wrong)."""
+    return W.read_table(name, data, max_rows=MAX_ROWS).flat()
 
 
 # -- planning ---------------------------------------------------------------------------------------
@@ -139,7 +65,7 @@ class BatchPlan:
         return [i for i in self.items if i.errors]
 
 
-def plan_batch(profile: AppProfile, table: BatchTable) -> BatchPlan:
+def plan_batch(profile: AppProfile, table: Table) -> BatchPlan:
     """Map columns to the app's inputs and query, and check every row against the form."""
     fields = [f for f in profile.fields if f.supported and not f.is_file]
     by_name = {f.variable.casefold(): f for f in fields} | {f.label.casefold(): f for f in fields if f.label}

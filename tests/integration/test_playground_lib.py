@@ -16,13 +16,14 @@ import pytest
 
 from lib.dify import DifyClient, RetryPolicy, Timing, Usage
 from lib.playground.app_profile import AppProfile, UploadRules, load_profile
-from lib.playground.batch import BatchFileError, BatchJob, frame_to_csv, frame_to_jsonl, plan_batch, read_table
+from lib.playground.batch import BatchJob, frame_to_csv, frame_to_jsonl, plan_batch, read_table
 from lib.playground.compare import Lane, start_compare, stats_rows
 from lib.playground.conversations import delete, load_conversations, load_earlier, load_history, rename
 from lib.playground.export import ExportMeta, to_json, to_markdown
 from lib.playground.form import FormField, PendingFile, parse_fields, validate_inputs
 from lib.playground.live import LiveRun, RunRequest
 from lib.playground.transcript import Transcript, Turn, TurnStats, format_price, node_rows
+from lib.workload import WorkloadFileError
 from tests.conftest import KEYS
 from tests.support.html_server import html_server
 from tests.support.procs import free_port
@@ -306,9 +307,9 @@ def test_batch_files_are_read_and_mapped_to_the_form(profiles):
     chat_plan = plan_batch(profiles["chat"], read_table("cases.jsonl", jsonl))
     assert chat_plan.query_column == "query" and chat_plan.items[0].inputs == {"name": "Ada"}
     assert chat_plan.items[1].errors == ["The query is empty: a chat app needs a message in the `query` column."]
-    with pytest.raises(BatchFileError, match="line 2: not valid JSON"):
+    with pytest.raises(WorkloadFileError, match="line 2: not valid JSON"):
         read_table("bad.jsonl", b'{"query": "a"}\n{nope\n')
-    with pytest.raises(BatchFileError, match="upload a .csv or .jsonl"):
+    with pytest.raises(WorkloadFileError, match="is a spreadsheet: save it as a .csv"):
         read_table("cases.xlsx", b"PK")
 
 

@@ -7,9 +7,16 @@ import statistics
 import streamlit as st
 
 from lib.playground.batch import (
-    MAX_CONCURRENCY, QUERY_COLUMNS, BatchFileError, BatchJob, frame_to_csv, frame_to_jsonl, plan_batch, read_table,
+    MAX_CONCURRENCY,
+    QUERY_COLUMNS,
+    BatchJob,
+    frame_to_csv,
+    frame_to_jsonl,
+    plan_batch,
+    read_table,
 )
 from lib.playground.transcript import format_price
+from lib.workload import WorkloadFileError
 from ui.playground.state import VALUE_PREFIX, PageContext, set_default
 
 
@@ -26,7 +33,7 @@ def batch_view(page: PageContext) -> None:
         session.batch_table, session.batch_plan = None, None
         try:
             session.batch_table = read_table(upload.name, upload.getvalue())
-        except BatchFileError as err:
+        except WorkloadFileError as err:
             st.error(str(err))
     if upload is None and session.batch is None:
         session.batch_file, session.batch_table, session.batch_plan = None, None, None

@@ -17,13 +17,14 @@ import streamlit as st
 
 from lib.dify import DifyClient
 from lib.playground.app_profile import AppProfile
-from lib.playground.batch import BatchJob, BatchPlan, BatchTable
+from lib.playground.batch import BatchJob, BatchPlan
 from lib.playground.compare import CompareRun
 from lib.playground.conversations import ConversationList, new_user_id
 from lib.playground.form import PendingFile
 from lib.playground.live import LiveRun
 from lib.playground.transcript import Transcript
 from lib.settings import Target
+from lib.workload import Table
 
 VALUE_PREFIX = "pgv:"
 USER_KEY = "pgv:user"
@@ -56,7 +57,7 @@ class PlaygroundSession:
     conversations_error: str | None = None
     compare: CompareRun | None = None
     compare_pending: bool = False
-    batch_table: BatchTable | None = None
+    batch_table: Table | None = None
     batch_file: str | None = None
     batch_plan: BatchPlan | None = None
     batch: BatchJob | None = None

@@ -6,8 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from lib.bench import BenchStore, RunConfig, run_benchmark
-from lib.bench import nodes
+from lib.bench import BenchStore, RunConfig, nodes, run_benchmark
 from lib.waterfall import request_waterfall, slowest_node
 
 

@@ -282,7 +282,7 @@ def test_a_workflow_run_shows_where_the_time_goes_and_a_chat_run_does_not(page, 
     at.multiselect(key="bench_show").set_value([chat]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "Where the time goes" not in [s.value for s in at.subheader]
-    assert _download_labels(at, f"bench_dl_") == ["Download CSV", "Download JSON", "Download Parquet", "Download HTML report"]
+    assert _download_labels(at, "bench_dl_") == ["Download CSV", "Download JSON", "Download Parquet", "Download HTML report"]
     charts_chat = len(at.get("plotly_chart"))
     at.multiselect(key="bench_show").set_value([wf]).run()
     assert not at.exception, [e.value for e in at.exception]

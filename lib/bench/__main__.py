@@ -5,6 +5,7 @@
         --requests 200 --json --slo-ttft-p95-ms 800        # exit 1 when the SLO is missed (CI gate)
     python -m lib.bench run --target A --target B --concurrency 4 --duration 20   # compare targets, ranked
     python -m lib.bench list | show RUN | compare RUN RUN... | export RUN --format parquet | delete RUN
+    python -m lib.bench run ... --html report.html   # also: show RUN --html F, compare RUN RUN --html F
 
 Exit codes: 0 ran and met every SLO; 1 an SLO was missed, every request failed or a stop rule
 (--max-errors, --max-error-rate) ended it (both unless --allow-failures), the target was
@@ -87,6 +88,7 @@ class Fmt(str, Enum):
     parquet = "parquet"
 
 
+HTML_HELP = "Also write the HTML report (one self-contained file: figures, charts, formulas, no key) to this file."
 DB_HELP = "The run store file (default: $BENCH_DB or data/bench.sqlite); before or after the command."
 
 
@@ -239,6 +241,7 @@ def run(
     confirm_production: bool = typer.Option(False, "--confirm-production", help="Allow a heavy run against a non-local target."),
     fail_on_client_bound: bool = typer.Option(False, "--fail-on-client-bound", help="Exit 1 when the load generator was the bottleneck."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (and nothing else) on stdout."),
+    html: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when a terminal)."),
     db: Optional[Path] = _db_option(),
 ) -> None:
@@ -317,6 +320,8 @@ def run(
     result = _run_with_progress(job, prog, cancel, abort, show_bar, config.cancel_grace_s)
     outcomes: list[RunOutcome] = [o for o in (result if isinstance(result, list) else [result]) if o is not None]
     code = _report(outcomes, config, as_json, rank_by if len(targets) > 1 else None, fail_on_client_bound, allow_failures)
+    if html is not None and outcomes:
+        _write_html(store, [o.run_id for o in outcomes], html, rank_by)
     raise typer.Exit(EXIT_CANCELLED if cancel.is_set() else code)
 
 
@@ -536,6 +541,17 @@ def _print_ranking(ranking: list[dict[str, Any]], by: str) -> None:
     out.print(table)
 
 
+def _write_html(store: BenchStore, run_ids: list[str], path: Path, rank_by: str = "ttft_ms.p95") -> None:
+    from lib.report.bench import write_bench_report  # plotly and jinja2: only when a report is asked for
+
+    try:
+        written = write_bench_report(store, run_ids, path, rank_by=rank_by)
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot write the HTML report to {path}: {exc.strerror or exc}")
+        raise typer.Exit(EXIT_FAILED) from None
+    err.print(f"wrote {written}")
+
+
 # -- the store ----------------------------------------------------------------------------------------------
 
 
@@ -571,11 +587,14 @@ def list_runs(limit: int = typer.Option(50, "--limit"), as_json: bool = typer.Op
 
 
 @app.command()
-def show(run_id: str, as_json: bool = typer.Option(False, "--json"), db: Optional[Path] = _db_option()) -> None:
+def show(run_id: str, as_json: bool = typer.Option(False, "--json"), html: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
+         db: Optional[Path] = _db_option()) -> None:
     """One run's figures (computed from its rows if it crashed)."""
     store = _store(db)
     info = _get(store, run_id)
     summary = store.summary(info.id)
+    if html is not None:
+        _write_html(store, [info.id], html)
     if as_json:
         doc = {"run_id": info.id, "status": info.status, "name": info.name, "target": info.target,
                "description": info.description, "created_at": info.created_at, "error": info.error,
@@ -592,12 +611,15 @@ def show(run_id: str, as_json: bool = typer.Option(False, "--json"), db: Optiona
 @app.command()
 def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or unique prefixes)."),
             by: str = typer.Option("ttft_ms.p95", "--by", help="Rank by this figure."),
-            as_json: bool = typer.Option(False, "--json"), db: Optional[Path] = _db_option()) -> None:
+            as_json: bool = typer.Option(False, "--json"), html: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
+            db: Optional[Path] = _db_option()) -> None:
     """Runs side by side, with the change from the first to the last, ranked."""
     if len(run_ids) < 2:
         raise _usage("compare needs two or more runs")
     store = _store(db)
     infos = [_get(store, r) for r in run_ids]
+    if html is not None:
+        _write_html(store, [i.id for i in infos], html, by)
     summaries = {f"{i.id} {i.label}": store.summary(i.id) for i in infos}
     table = compare_summaries(summaries)
     ranking = rank(summaries, by)

@@ -11,7 +11,10 @@ from array import array
 from dataclasses import dataclass, field, fields
 from typing import Any, Sequence
 
+import orjson
+
 from lib.dify import DifyAPIError, DifyConnectionError, DifyError, RunFailedError, Timing
+from lib.waterfall import waterfall_record
 
 from .stats import ABANDONED, gaps_ms, tpot_ms
 
@@ -61,6 +64,9 @@ class RequestRecord:
     attempts: int = 0
     retries: int = 0
     malformed: int = 0  # SSE frames the client could not read and skipped
+    # lib.waterfall.waterfall_record(timing) as JSON text (ms since sent): the node spans of a streamed
+    # workflow/chatflow request; None for chat apps and blocking calls (no node events), so they pay nothing
+    waterfall: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in COLUMNS}
@@ -117,6 +123,7 @@ def build(
         rec.error_class, rec.error_phase = ABANDONED, phase_of(DifyError("abandoned"), t)
         rec.error_message = "still in flight when the run stopped waiting (drain limit or cancel grace); not counted"
         return rec
+    rec.waterfall = waterfall_json(t, end)
     usage = t.usage
     if usage is not None:
         rec.prompt_tokens = usage.prompt_tokens or None
@@ -151,6 +158,23 @@ def build(
     elif t.first_byte is not None:
         rec.http_status = 200  # the answer began fine; the stream failed (error event, cut, stall, failed node)
     return rec
+
+
+def waterfall_json(t: Timing, end: float | None) -> str | None:
+    """The request's node spans as compact JSON (None without node events). Its end is the row's end (the
+    answer-ending event, `final`), so the waterfall's tail and the row's t_end agree; floats to the µs, and
+    empty fields left out (lib.waterfall reads a missing field as None)."""
+    if t.nodes is None:
+        return None
+    rec = waterfall_record(t)
+    if end is not None and t.sent is not None:
+        rec["e2e_ms"] = (end - t.sent) * 1000.0
+    rec["nodes"] = [_compact(n) for n in rec["nodes"]]
+    return orjson.dumps(_compact(rec)).decode()
+
+
+def _compact(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items() if v is not None and not (k == "retries" and v == 0)}
 
 
 def error_text(error: DifyError) -> str:

@@ -41,7 +41,7 @@ _REQUEST_TYPES = {
     "output_tokens": "INTEGER", "prompt_tokens": "INTEGER", "total_tokens": "INTEGER", "ok": "INTEGER",
     "http_status": "INTEGER", "attempts": "INTEGER", "retries": "INTEGER", "malformed": "INTEGER", "itl_ms": "BLOB",
     "output_tokens_source": "TEXT", "currency": "TEXT", "error_class": "TEXT", "error_code": "TEXT",
-    "error_phase": "TEXT", "error_message": "TEXT",
+    "error_phase": "TEXT", "error_message": "TEXT", "waterfall": "TEXT",
 }
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (

@@ -16,8 +16,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from lib import charts
+from lib.bench import nodes
 from lib.bench.stats import FORMULAS, rank, summaries_frame
 from lib.bench.store import BenchStore, RunInfo
+from lib.charts.waterfall import node_stats_figure, request_waterfall_figure
+from lib.evals.nodes import stats_table
+from lib.waterfall import FORMULAS as WATERFALL_FORMULAS
+from lib.waterfall import slowest_node
 
 from .figures import (
     ALL_LATENCIES,
@@ -36,6 +41,11 @@ CLEAR_HEADERS = ("x-sim-",)  # the simulator's pacing and fault knobs: no secret
 # Each figure in the formulas section, in reading order.
 FORMULA_ORDER = ("origin", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms", "duration_s",
                  "request_throughput", "output_tokens_per_s", "success_rate", "goodput", "cost")
+# The per-node waterfall's figures (workflow/chatflow runs), after the run's own.
+WATERFALL_ORDER = ("origin", "dify", "node", "gap", "tail", "e2e", "dify_elapsed", "share_of_e2e", "percentiles")
+WATERFALL_NAMES = {"origin": "Waterfall origin", "dify": "Dify before the first node", "node": "Node time",
+                   "gap": "Between nodes", "tail": "After the last node", "e2e": "Waterfall end-to-end",
+                   "dify_elapsed": "Dify's elapsed", "share_of_e2e": "Share of end-to-end", "percentiles": "Node percentiles"}
 FORMULA_NAMES = {"origin": "Origin", "duration_s": "Duration", "request_throughput": "Request throughput",
                  "output_tokens_per_s": "Output tokens/s", "success_rate": "Success rate", "goodput": "Goodput",
                  "cost": "Cost", "ttft_ms": "Time to first token (TTFT)", "e2e_ms": "End-to-end", "itl_ms": "Inter-chunk latency",
@@ -83,6 +93,7 @@ def run_report(store: BenchStore, run_id: str) -> Report:
             _definitions("origin", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms"),
         ]))
         sections.append(Section("Charts", _run_charts(df), columns=2))
+        sections += _node_sections(store, info.id)
         if info.group_id:
             sections += _group_sections(store, info)
     sections += [
@@ -91,7 +102,7 @@ def run_report(store: BenchStore, run_id: str) -> Report:
         Section("Environment", [Facts(environment_facts(info.environment),
                                       caption="Where the load generator ran: the same figures from another machine or "
                                               "client version are another measurement.")]),
-        _formulas_section(),
+        _formulas_section(waterfall=nodes.has_spans(store, info.id)),
     ]
     return Report(title=f"Benchmark run: {info.label}", subtitle=_run_line(info), sections=sections)
 
@@ -153,6 +164,37 @@ def _run_charts(df: pd.DataFrame) -> list[Chart]:
         Chart(charts.itl_distribution(df), FORMULAS["itl_ms"]),
         Chart(charts.errors_by_class(df), FORMULAS["success_rate"]),
     ]
+
+
+def _node_sections(store: BenchStore, run_id: str) -> list[Section]:
+    """Workflow/chatflow runs: each node's p50/p95 per request (succeeded, measured requests), and the waterfall of
+    the median request. None for a run without node spans (chat apps, blocking calls)."""
+    if not nodes.has_spans(store, run_id):
+        return []
+    frame = nodes.spans(store, run_id)
+    stats = nodes.run_node_stats(frame) if len(frame) else pd.DataFrame()
+    if stats.empty:
+        return [Section("Where the time goes", [Paragraph("No succeeded measured request kept node spans.", tone="note")])]
+    slow = slowest_node(stats)
+    counted = (f"an evenly spread sample of {stats.attrs.get('requests', 0):,} of its {stats.attrs['of']:,} succeeded requests"
+               if stats.attrs.get("sampled") else f"{stats.attrs.get('requests', 0):,} succeeded requests")
+    blocks: list[Any] = []
+    if slow is not None:
+        blocks.append(Paragraph(f"Slowest node: {slow['title']} ({slow.get('node_type') or 'node'}), p95 {slow['p95_ms']:,.1f} ms "
+                                f"and p50 {slow['p50_ms']:,.1f} ms per request, over {counted}."))
+    blocks.append(Paragraph(nodes.CLOCK_NOTE, tone="note"))
+    blocks += [
+        Table(stats_table(stats), index=False, numeric=True,
+              caption=WATERFALL_FORMULAS["percentiles"] + " " + WATERFALL_FORMULAS["share_of_e2e"]),
+        Chart(node_stats_figure(stats), "Bar: p50 per request; whisker: p95. " + WATERFALL_FORMULAS["dify"] + " "
+              + WATERFALL_FORMULAS["node"]),
+    ]
+    picked = nodes.pick(frame, "median")
+    if picked is not None:
+        row, wf = picked
+        blocks.append(Chart(request_waterfall_figure(wf, f"The median request ({int(row['seq'])})"),
+                            WATERFALL_FORMULAS["origin"] + " " + WATERFALL_FORMULAS["gap"] + " " + WATERFALL_FORMULAS["tail"]))
+    return [Section("Where the time goes", blocks)]
 
 
 def _group_sections(store: BenchStore, info: RunInfo) -> list[Section]:
@@ -308,9 +350,11 @@ def _ms_table(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _formulas_section() -> Section:
-    rows = pd.DataFrame([(FORMULA_NAMES.get(k, k), FORMULAS[k]) for k in FORMULA_ORDER if k in FORMULAS],
-                        columns=["figure", "definition"])
+def _formulas_section(waterfall: bool = False) -> Section:
+    pairs = [(FORMULA_NAMES.get(k, k), FORMULAS[k]) for k in FORMULA_ORDER if k in FORMULAS]
+    if waterfall:
+        pairs += [(WATERFALL_NAMES.get(k, k), WATERFALL_FORMULAS[k]) for k in WATERFALL_ORDER if k in WATERFALL_FORMULAS]
+    rows = pd.DataFrame(pairs, columns=["figure", "definition"])
     return Section("How each figure is computed", [Table(rows, index=False, caption=(
         "Latency figures are over the succeeded, measured requests (warm-up excluded); failures are counted apart. "
         "Percentiles interpolate linearly between order statistics."))])

@@ -335,3 +335,26 @@ def test_show_of_a_crashed_run_does_not_claim_a_self_check(bench):
     assert r.returncode == 0, r.stderr
     assert "crashed" in r.stdout and "self-check ok" not in r.stdout and "self-check: not available" in r.stdout
     assert "succeeded 3" in r.stdout  # the figures come from the rows it saved
+
+
+def test_html_writes_the_report_of_a_run_a_shown_run_and_a_comparison(bench, sim, tmp_path):
+    from tests.support.html_check import parse_report
+
+    first = tmp_path / "run.html"
+    r = bench("run", "--base-url", sim.url, "--api-key", "app-sim-workflow", "-c", "2", "-n", "3", "--json", "--html", str(first))
+    assert r.returncode == 0, r.stderr
+    run_id = json.loads(r.stdout)["run_id"]  # stdout still holds exactly the JSON object
+    second = json.loads(bench("run", "--target", "Simulator · chat", "-c", "1", "-n", "2", "--json").stdout)["run_id"]
+    shown, compared = tmp_path / "show.html", tmp_path / "cmp.html"
+    assert bench("show", run_id, "--html", str(shown)).returncode == 0
+    assert bench("compare", run_id, second, "--html", str(compared)).returncode == 0
+    for path in (first, shown, compared):
+        html = path.read_text(encoding="utf-8")
+        parsed = parse_report(html)
+        assert not parsed.problems, (path.name, parsed.problems)
+        assert "app-sim-workflow" not in html and "app-sim-chat" not in html
+    text = " ".join(parse_report(first.read_text(encoding="utf-8")).text)
+    assert run_id in text and "Where the time goes" in text and "Slowest node: " in text  # the --fast simulator: any node
+    assert second in " ".join(parse_report(compared.read_text(encoding="utf-8")).text)
+    bad = bench("show", run_id, "--html", str(tmp_path / "no-such-folder" / "x.html"))
+    assert bad.returncode == 3 and "cannot write the HTML report" in bad.stderr and "Traceback" not in bad.stderr

@@ -271,3 +271,37 @@ def test_bad_input_gets_a_sentence(page, key, kind, value, says):
     problem = next(c.value for c in at.caption if c.value.startswith("Cannot start"))
     assert says in problem and "could not convert" not in problem and "Value error" not in problem
     assert at.button(key="bench_start").disabled
+
+
+def test_a_workflow_run_shows_where_the_time_goes_and_a_chat_run_does_not(page, sim_factory):
+    at = page
+    paced = sim_factory("--ttft-ms", "60", "--tokens-per-s", "400", "--jitter", "0", "--node-overhead-ms", "30", "--node-ms", "5")
+    chat = run_benchmark(RunConfig(base_url=paced.url, concurrency=1, requests=2), "app-sim-chat", store=BenchStore()).run_id
+    wf = run_benchmark(RunConfig(base_url=paced.url, concurrency=2, requests=4), "app-sim-workflow", store=BenchStore()).run_id
+    at.run()
+    at.multiselect(key="bench_show").set_value([chat]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Where the time goes" not in [s.value for s in at.subheader]
+    assert _download_labels(at, "bench_dl_") == ["Download CSV", "Download JSON", "Download Parquet", "Download HTML report"]
+    charts_chat = len(at.get("plotly_chart"))
+    at.multiselect(key="bench_show").set_value([wf]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Where the time goes" in [s.value for s in at.subheader]
+    assert any(m.value.startswith("Slowest node: **LLM** (llm)") and "(4 requests)" in m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) == charts_chat + 2  # the per-node stats and one request's waterfall
+    table = next(d.value for d in at.dataframe if "segment" in d.value.columns)
+    assert {"Dify before the first node", "LLM", "end-to-end"} <= set(table["segment"])
+    text = " ".join(c.value for c in at.caption)
+    assert "the benchmark's TTFT and end-to-end start at its scheduled time" in text
+    assert "from its send to its end here" in text and "end-to-end in the benchmark's figures" in text
+    rows = BenchStore().requests(wf, columns=["e2e_ms", "t_sent", "t_end"])
+    slowest = rows.assign(wf=rows["t_end"] - rows["t_sent"]).sort_values("wf").iloc[-1]
+    at.radio(key=f"bench_nodes_{wf}_pick").set_value("slowest").run()
+    assert any(c.value.startswith(f"Request {int(slowest['seq'])}: ") for c in at.caption)
+    at.radio(key=f"bench_nodes_{wf}_pick").set_value("request").run()
+    at.number_input(key=f"bench_nodes_{wf}_seq").set_value(2).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.value.startswith("Request 2: ") for c in at.caption)
+    at.toggle(key=f"bench_nodes_{wf}_failed").set_value(True).run()  # failed requests too: none here, the same 4
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("(4 requests)" in m.value for m in at.markdown)

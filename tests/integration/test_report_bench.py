@@ -160,3 +160,25 @@ def test_a_run_of_compared_targets_reports_their_ranking(sim, tmp_path):
     assert sorted(ranking.data[0].y) == ["left", "right"]
     html = _read(write_bench_report(store, [outcomes[0].run_id], tmp_path / "left.html"))
     assert KEY not in html and SECRET not in html and "Authorization-Extra: tok-…abcd" in html
+
+
+def test_a_workflow_runs_report_says_where_the_time_goes_with_the_formulas(runs, sim_factory, tmp_path):
+    from lib.bench import run_benchmark
+    from lib.waterfall import FORMULAS as WATERFALL_FORMULAS
+
+    paced = sim_factory("--ttft-ms", "60", "--tokens-per-s", "400", "--jitter", "0", "--node-overhead-ms", "30", "--node-ms", "5")
+    store = BenchStore(tmp_path / "bench.sqlite")
+    outcome = run_benchmark(RunConfig(base_url=paced.url, concurrency=2, requests=4), "app-sim-workflow", store=store)
+    html = _read(write_bench_report(store, [outcome.run_id], tmp_path / "wf.html"))
+    assert "app-sim-workflow" not in html
+    text = " ".join(parse_report(html).text)
+    assert "Where the time goes" in text and "Slowest node: LLM (llm)" in text and "over 4 succeeded requests" in text
+    assert "the benchmark's TTFT and end-to-end start at its scheduled time" in text  # the two clocks, told apart
+    assert "The median request" in html and "Dify before the first node" in text  # the chart title: in its data
+    for key in ("origin", "dify", "node", "gap", "tail", "share_of_e2e", "percentiles"):
+        assert WATERFALL_FORMULAS[key] in text, key
+    chart_count = html.count('class="plotly-graph-div"')
+    chat_store, chat_run, _ = runs
+    chat_html = _read(write_bench_report(chat_store, [chat_run], tmp_path / "chat.html"))
+    assert "Where the time goes" not in chat_html and WATERFALL_FORMULAS["dify"] not in chat_html
+    assert chart_count == chat_html.count('class="plotly-graph-div"') + 2  # the per-node stats and one waterfall

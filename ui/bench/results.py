@@ -9,9 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from lib import charts
+from lib.bench import nodes
 from lib.bench.export import MIME, export_bytes
 from lib.bench.stats import FORMULAS, rank, summaries_frame
 from lib.bench.store import BenchStore, RunInfo
+from lib.charts.waterfall import node_stats_figure, request_waterfall_figure
+from lib.evals.nodes import stats_table
 from lib.report.bench import bench_report_html, report_file_name
 from lib.report.figures import (
     ALL_LATENCIES,
@@ -20,6 +23,8 @@ from lib.report.figures import (
     percentiles_frame,
     selfcheck_sentence,
 )
+from lib.waterfall import FORMULAS as WATERFALL_FORMULAS
+from lib.waterfall import slowest_node
 
 RANK_FIGURES = ["ttft_ms.p95", "ttft_ms.p50", "ttft_ms.p99", "e2e_ms.p95", "e2e_ms.p50", "tpot_ms.p50", "itl_ms.p99",
                 "request_throughput", "output_tokens_per_s", "success_rate"]
@@ -175,9 +180,68 @@ def single(store: BenchStore, run_id: str) -> None:
         st.caption(FORMULAS["itl_ms"])
     with c2:
         _plot(charts.errors_by_class(df), key + "_errors")
+    where_the_time_goes(store, info.id, s.get("requests") or 0)
     if info.group_id:
         group(store, info.group_id, key)
     downloads(store, info.id)
+
+
+PICK_NAMES = {"median": "the median request", "slowest": "the slowest request", "request": "a request by its number"}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _node_stats(db: str, run_id: str, requests: int, ok_only: bool, _store: BenchStore) -> tuple[pd.DataFrame, pd.DataFrame]:
+    # node_stats costs a few ms a request: once per run, its number of requests (a running run grows) and the choice
+    frame = nodes.spans(_store, run_id, ok_only=ok_only)
+    return frame, (nodes.run_node_stats(frame) if len(frame) else pd.DataFrame())
+
+
+def where_the_time_goes(store: BenchStore, run_id: str, requests: int) -> None:
+    """Workflow/chatflow runs: each node's p50/p95 per request across the run, and one request's waterfall."""
+    if not nodes.has_spans(store, run_id):
+        return
+    key = f"bench_nodes_{run_id}"
+    st.subheader("Where the time goes")
+    ok_only = not st.toggle("Include failed requests", key=key + "_failed",
+                            help="Off: the succeeded requests only, as the latency figures above. On: failed requests too "
+                                 "(a failed node runs to the end of its request).")
+    frame, stats = _node_stats(str(store.path), run_id, requests, ok_only, store)
+    if stats.empty:
+        st.info("No " + ("succeeded " if ok_only else "") + "measured request of this run kept node spans.")
+        return
+    slow = slowest_node(stats)
+    sample = (f" (an evenly spread sample of {stats.attrs.get('requests', 0):,} of its {stats.attrs['of']:,} requests)"
+              if stats.attrs.get("sampled") else f" ({stats.attrs.get('requests', 0):,} requests)")
+    if slow is not None:
+        st.markdown(f"Slowest node: **{slow['title']}** ({slow.get('node_type') or 'node'}), p95 {_ms1(slow['p95_ms'])} "
+                    f"and p50 {_ms1(slow['p50_ms'])} per request"
+                    + (f", {slow['share_of_e2e']:.0%} of end-to-end" if slow.get("share_of_e2e") is not None else "") + f"{sample}.")
+    st.caption(nodes.CLOCK_NOTE + " " + WATERFALL_FORMULAS["dify"] + " " + WATERFALL_FORMULAS["node"])
+    c1, c2 = st.columns(2)
+    with c1:
+        _plot(node_stats_figure(stats), key + "_stats")
+        st.dataframe(stats_table(stats), hide_index=True, width="stretch", key=key + "_table")
+        st.caption(WATERFALL_FORMULAS["percentiles"] + " " + WATERFALL_FORMULAS["share_of_e2e"])
+    with c2:
+        how = st.radio("Waterfall of", nodes.PICKS, format_func=PICK_NAMES.get, horizontal=True, key=key + "_pick")
+        seq = None
+        if how == "request":
+            seqs = frame["seq"].astype(int)
+            seq = int(st.number_input("Request number (seq)", min_value=int(seqs.min()), max_value=int(seqs.max()),
+                                      value=int(seqs.min()), step=1, key=key + "_seq"))
+        picked = nodes.pick(frame, how, seq)
+        if picked is None:
+            st.info(f"Request {seq} kept no node spans" + (" or failed" if ok_only else "") + ": pick another.")
+        else:
+            row, wf = picked
+            _plot(request_waterfall_figure(wf, f"Request {int(row['seq'])}"), key + "_waterfall")
+            st.caption(f"Request {int(row['seq'])}: {_ms1(row['wf_e2e_ms'])} from its send to its end here; "
+                       f"{_ms1(row['e2e_ms'])} end-to-end in the benchmark's figures (from its scheduled time). "
+                       + WATERFALL_FORMULAS["origin"] + " " + WATERFALL_FORMULAS["gap"] + " " + WATERFALL_FORMULAS["tail"])
+
+
+def _ms1(v: Any) -> str:
+    return "–" if v is None or v != v else f"{float(v):,.1f} ms"
 
 
 def group(store: BenchStore, group_id: str, key: str) -> None:
@@ -225,10 +289,13 @@ def compare(store: BenchStore, run_ids: Sequence[str]) -> None:
     _plot(charts.throughput_over_time(df), key + "_throughput")
 
 
+FORMAT_NAMES = {"csv": "CSV", "json": "JSON", "parquet": "Parquet"}
+
+
 def downloads(store: BenchStore, run_id: str) -> None:
     cols = st.columns(4)
     for col, fmt in zip(cols, ("csv", "json", "parquet")):
-        col.download_button(f"Download {fmt.upper()}", data=lambda f=fmt: export_bytes(store, run_id, f),
+        col.download_button(f"Download {FORMAT_NAMES[fmt]}", data=lambda f=fmt: export_bytes(store, run_id, f),
                             file_name=f"bench-{run_id}.{fmt}", mime=MIME[fmt], key=f"bench_dl_{fmt}_{run_id}",
                             on_click="ignore")
     report_button(cols[3], store, [run_id], key=f"bench_dl_html_{run_id}")

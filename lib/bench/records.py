@@ -153,7 +153,10 @@ def build(
     rec.error_code = error.code
     rec.error_message = (error_text(error) or "")[:300]
     rec.error_phase = "run" if isinstance(error, RunFailedError) else phase_of(error, t)
-    if isinstance(error, DifyAPIError) or (isinstance(error, RunFailedError) and error.status):
+    # A failed run's `status` is the HTTP status of a blocking answer (400 "Run failed"), but inside a stream it is
+    # the `error` event's field: that answer came with HTTP 200.
+    streamed = t.first_event is not None
+    if isinstance(error, DifyAPIError) or (isinstance(error, RunFailedError) and error.status and not streamed):
         rec.http_status = error.status
     elif t.first_byte is not None:
         rec.http_status = 200  # the answer began fine; the stream failed (error event, cut, stall, failed node)
@@ -181,7 +184,7 @@ def error_text(error: DifyError) -> str:
     """The row's error message: for a failed run the node and Dify's own message, else the summary."""
     summary = error.summary or str(error)
     if isinstance(error, RunFailedError) and error.node_title and not (error.message and error.message in summary):
-        node = f"{error.node_title} ({error.node_type})" if error.node_type else error.node_title
+        node = f"{error.node_title!r} ({error.node_type})" if error.node_type else repr(error.node_title)
         return f"node {node} failed: {error.message or summary}"
     return summary
 

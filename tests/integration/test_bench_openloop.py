@@ -126,7 +126,7 @@ def test_open_loop_stages_follow_their_rates(sim, store):
     config = RunConfig(base_url=sim.url, load="open", arrival="constant", stages=[Stage(duration_s=1, level=10), Stage(duration_s=1, level=10)])
     outcome = run_benchmark(config, "app-sim-chat", store=store)
     t = np.sort(outcome.frame()["t_scheduled"].to_numpy()) / 1000.0
-    assert len(t) == 15 and (t < 1.0).sum() == 5 and outcome.summary["description"].startswith("open stages 1s→10 1s→10")
+    assert len(t) == 15 and (t < 1.0).sum() == 5 and outcome.summary["description"].startswith("open, stages 1s→10 1s→10")
 
 
 def test_closed_loop_stages_start_and_stop_users(sim, store):

@@ -33,10 +33,11 @@ from lib.settings import (
     load_targets,
     read_secrets_file,
 )
+from lib.waterfall import stats_table
 
 from .diff import RunDiff, diff_runs
 from .junit import write_junit
-from .nodes import stats_table, target_node_stats
+from .nodes import target_node_stats
 from .records import EvalRun
 from .runner import DEFAULT_CONCURRENCY, CannotRunError, Progress, run_suite
 from .store import EvalStore

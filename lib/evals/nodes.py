@@ -50,18 +50,3 @@ def slowest_answer(run: EvalRun, target: str) -> tuple[CaseResult, int] | None:
     return None if best is None else (best[1], best[2])
 
 
-STATS_SHOWN = {"label": "segment", "node_type": "type", "requests": "requests", "failed": "failed", "p50_ms": "p50 ms",
-               "p95_ms": "p95 ms", "mean_ms": "mean ms", "share_of_e2e": "share of e2e",
-               "dify_elapsed_p50_ms": "Dify's elapsed p50 ms"}
-
-
-def stats_table(stats: pd.DataFrame) -> pd.DataFrame:
-    """node_stats as people read it: a segment's name, p50/p95/mean in ms (1 decimal), its share in percent."""
-    df = stats[list(STATS_SHOWN)].rename(columns=STATS_SHOWN).copy()
-    for col in ("p50 ms", "p95 ms", "mean ms", "Dify's elapsed p50 ms"):
-        df[col] = [("–" if pd.isna(v) else f"{float(v):,.1f}") for v in df[col]]
-    df["share of e2e"] = ["–" if pd.isna(v) else f"{float(v):.1%}" for v in df["share of e2e"]]
-    df["type"] = df["type"].fillna("")
-    df["failed"] = df["failed"].fillna(0).astype(int)
-    df["requests"] = df["requests"].fillna(0).astype(int)
-    return df

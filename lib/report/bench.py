@@ -20,9 +20,8 @@ from lib.bench import nodes
 from lib.bench.stats import FORMULAS, rank, summaries_frame
 from lib.bench.store import BenchStore, RunInfo
 from lib.charts.waterfall import node_stats_figure, request_waterfall_figure
-from lib.evals.nodes import stats_table
 from lib.waterfall import FORMULAS as WATERFALL_FORMULAS
-from lib.waterfall import slowest_node
+from lib.waterfall import slowest_node, stats_table
 
 from .figures import (
     ALL_LATENCIES,

@@ -18,9 +18,10 @@ from lib.charts.waterfall import node_stats_figure, request_waterfall_figure
 from lib.evals.diff import RunDiff, diff_runs
 from lib.evals.formulas import ASSERTIONS, DIFF, RUN
 from lib.evals.matrix import matrix_frame, row_label
-from lib.evals.nodes import slowest_answer, stats_table, target_node_stats, turn_waterfall
+from lib.evals.nodes import slowest_answer, target_node_stats, turn_waterfall
 from lib.evals.records import EvalRun
 from lib.waterfall import FORMULAS as WATERFALL_FORMULAS
+from lib.waterfall import stats_table
 
 from .bench import _safe_url, environment_facts, mask_headers
 from .html import Chart, Facts, Paragraph, Report, Section, Table, render

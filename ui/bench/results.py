@@ -3,7 +3,8 @@ the HTML report of a run or a comparison, lib.report.bench)."""
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -14,7 +15,6 @@ from lib.bench.export import MIME, export_bytes
 from lib.bench.stats import FORMULAS, rank, summaries_frame
 from lib.bench.store import BenchStore, RunInfo
 from lib.charts.waterfall import node_stats_figure, request_waterfall_figure
-from lib.evals.nodes import stats_table
 from lib.report.bench import bench_report_html, report_file_name
 from lib.report.figures import (
     ALL_LATENCIES,
@@ -24,7 +24,7 @@ from lib.report.figures import (
     selfcheck_sentence,
 )
 from lib.waterfall import FORMULAS as WATERFALL_FORMULAS
-from lib.waterfall import slowest_node
+from lib.waterfall import slowest_node, stats_table
 
 RANK_FIGURES = ["ttft_ms.p95", "ttft_ms.p50", "ttft_ms.p99", "e2e_ms.p95", "e2e_ms.p50", "tpot_ms.p50", "itl_ms.p99",
                 "request_throughput", "output_tokens_per_s", "success_rate"]

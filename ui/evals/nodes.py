@@ -5,9 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from lib.charts.waterfall import node_stats_figure, request_waterfall_figure
-from lib.evals.nodes import stats_table, target_node_stats, turn_waterfall
+from lib.evals.nodes import target_node_stats, turn_waterfall
 from lib.evals.records import EvalRun, TurnRecord
-from lib.waterfall import FORMULAS
+from lib.waterfall import FORMULAS, stats_table
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

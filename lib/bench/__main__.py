@@ -32,9 +32,10 @@ import signal
 import sys
 import threading
 import time
-from enum import Enum
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -43,7 +44,7 @@ from rich.table import Table
 from lib.settings import SettingsError, find_target, load_targets, read_secrets_file
 
 from . import prompts as P
-from .config import STATS, Prompt, RunConfig, Stage, Threshold, check_base_url, check_header, mask_headers
+from .config import STATS, RunConfig, Stage, Threshold, check_base_url, check_header, mask_headers
 from .engine import Progress, RunOutcome, TargetSpec, compare_targets, run_benchmark
 from .export import export_run
 from .guard import confirmation_needed
@@ -60,29 +61,29 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.st
 _state: dict[str, Any] = {"db": None}
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     streaming = "streaming"
     blocking = "blocking"
 
 
-class Arrival(str, Enum):
+class Arrival(StrEnum):
     poisson = "poisson"
     constant = "constant"
 
 
-class App(str, Enum):
+class App(StrEnum):
     auto = "auto"
     chat = "chat"
     completion = "completion"
     workflow = "workflow"
 
 
-class Load(str, Enum):
+class Load(StrEnum):
     closed = "closed"
     open = "open"
 
 
-class Fmt(str, Enum):
+class Fmt(StrEnum):
     csv = "csv"
     json = "json"
     parquet = "parquet"
@@ -93,7 +94,7 @@ DB_HELP = "The run store file (default: $BENCH_DB or data/bench.sqlite); before 
 
 
 @app.callback()
-def main(db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP)) -> None:
+def main(db: Path | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
     _state["db"] = db
 
 
@@ -174,7 +175,7 @@ def _headers(items: list[str]) -> dict[str, str]:
     return headers
 
 
-def _thresholds(pairs: list[tuple[str, Optional[float]]], extra: list[str]) -> list[Threshold]:
+def _thresholds(pairs: list[tuple[str, float | None]], extra: list[str]) -> list[Threshold]:
     found = []
     for spec, value in pairs:
         if value is not None:
@@ -190,60 +191,60 @@ def _thresholds(pairs: list[tuple[str, Optional[float]]], extra: list[str]) -> l
 @app.command()
 def run(
     target: list[str] = typer.Option([], "--target", "-t", help="A target by name (repeat it to compare targets, ranked)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="A Dify Service API base URL (…/v1)."),
-    api_key: Optional[str] = typer.Option(None, "--api-key", help="The app's key (visible in the process list: prefer --api-key-file or DIFY_API_KEY)."),
-    api_key_file: Optional[Path] = typer.Option(None, "--api-key-file", help="A file holding the app's key."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Closed loop: this many users."),
-    rate: Optional[float] = typer.Option(None, "--rate", "-r", min=0.001, help="Open loop: requests per second."),
+    base_url: str | None = typer.Option(None, "--base-url", help="A Dify Service API base URL (…/v1)."),
+    api_key: str | None = typer.Option(None, "--api-key", help="The app's key (visible in the process list: prefer --api-key-file or DIFY_API_KEY)."),
+    api_key_file: Path | None = typer.Option(None, "--api-key-file", help="A file holding the app's key."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1, help="Closed loop: this many users."),
+    rate: float | None = typer.Option(None, "--rate", "-r", min=0.001, help="Open loop: requests per second."),
     arrival: Arrival = typer.Option(Arrival.poisson, "--arrival", help="Open-loop arrivals."),
-    load: Optional[Load] = typer.Option(None, "--load", help="closed or open (default: open with --rate or --trace, else closed); says what --stages levels are."),
+    load: Load | None = typer.Option(None, "--load", help="closed or open (default: open with --rate or --trace, else closed); says what --stages levels are."),
     ramp_up: float = typer.Option(0.0, "--ramp-up", min=0, help="Seconds to reach --concurrency/--rate linearly from 0 (counted in the run; cover it with --warmup to leave it out)."),
-    stages: Optional[str] = typer.Option(None, "--stages", help="A load shape: SECONDS:LEVEL pieces moving linearly from 0, e.g. 10:4,30:4,10:0 (users, or req/s with --load open); sets the run's length."),
-    trace: Optional[Path] = typer.Option(None, "--trace", help="Open loop: replay the arrival times in this file (one number a line, or a CSV/JSONL `timestamp` column)."),
+    stages: str | None = typer.Option(None, "--stages", help="A load shape: SECONDS:LEVEL pieces moving linearly from 0, e.g. 10:4,30:4,10:0 (users, or req/s with --load open); sets the run's length."),
+    trace: Path | None = typer.Option(None, "--trace", help="Open loop: replay the arrival times in this file (one number a line, or a CSV/JSONL `timestamp` column)."),
     trace_unit: str = typer.Option("s", "--trace-unit", help="The trace's time unit: s or ms."),
-    synthetic_input: Optional[str] = typer.Option(None, "--synthetic-input", help="No prompts file: generated prompts of MEAN[:STD] words (~tokens), e.g. 200:50."),
-    synthetic_output: Optional[str] = typer.Option(None, "--synthetic-output", help="With --synthetic-input: ask for answers of about MEAN[:STD] words."),
+    synthetic_input: str | None = typer.Option(None, "--synthetic-input", help="No prompts file: generated prompts of MEAN[:STD] words (~tokens), e.g. 200:50."),
+    synthetic_output: str | None = typer.Option(None, "--synthetic-output", help="With --synthetic-input: ask for answers of about MEAN[:STD] words."),
     synthetic_count: int = typer.Option(100, "--synthetic-count", min=1, help="How many synthetic prompts to generate (used in a seeded order)."),
     burstiness: float = typer.Option(1.0, "--burstiness", min=0.001, help="Poisson arrivals: gamma shape of the gaps (1 Poisson, <1 burstier, >1 more even)."),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="Levels of concurrency or rate, e.g. 1,2,4,8 (one run each)."),
-    duration: Optional[float] = typer.Option(None, "--duration", "-d", min=0.001, help="Seconds measured (default 30)."),
-    requests: Optional[int] = typer.Option(None, "--requests", "-n", min=1, help="Stop after this many measured requests."),
+    sweep: str | None = typer.Option(None, "--sweep", help="Levels of concurrency or rate, e.g. 1,2,4,8 (one run each)."),
+    duration: float | None = typer.Option(None, "--duration", "-d", min=0.001, help="Seconds measured (default 30)."),
+    requests: int | None = typer.Option(None, "--requests", "-n", min=1, help="Stop after this many measured requests."),
     warmup: float = typer.Option(0.0, "--warmup", min=0, help="Seconds sent but not counted, first."),
-    max_in_flight: Optional[int] = typer.Option(None, "--max-in-flight", min=1, help="Open loop: cap on requests in flight."),
+    max_in_flight: int | None = typer.Option(None, "--max-in-flight", min=1, help="Open loop: cap on requests in flight."),
     mode: Mode = typer.Option(Mode.streaming, "--mode"),
     app_kind: App = typer.Option(App.auto, "--app", help="Endpoint: auto asks Dify for the app's mode."),
     query: list[str] = typer.Option([], "--query", "-q", help="A query (repeat it for a list, used in a seeded order)."),
-    prompts: Optional[Path] = typer.Option(None, "--prompts", help="A CSV or JSONL file of prompts (columns fill inputs)."),
+    prompts: Path | None = typer.Option(None, "--prompts", help="A CSV or JSONL file of prompts (columns fill inputs)."),
     inputs: list[str] = typer.Option([], "--input", help="An app input, NAME=VALUE (repeatable)."),
     header: list[str] = typer.Option([], "--header", help="An extra request header, NAME:VALUE (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="Seeds arrivals and prompt order."),
     timeout: float = typer.Option(120.0, "--timeout", min=0.001, help="Seconds a request may wait for its first event (and be silent, up to 60)."),
     retries: int = typer.Option(0, "--retries", min=0, max=10, help="Client retries (default 0: see every failure)."),
-    drain: Optional[float] = typer.Option(None, "--drain", min=0, help="Seconds to wait for answers in flight after the window (default: --timeout)."),
+    drain: float | None = typer.Option(None, "--drain", min=0, help="Seconds to wait for answers in flight after the window (default: --timeout)."),
     cancel_grace: float = typer.Option(10.0, "--cancel-grace", min=0, help="After Ctrl-C: seconds answers in flight may still finish."),
-    max_errors: Optional[int] = typer.Option(None, "--max-errors", min=1, help="Stop sending after this many failed requests."),
-    max_error_rate: Optional[float] = typer.Option(None, "--max-error-rate", min=0.0001, max=1.0, help="Stop sending once this share failed (after 20 answers), e.g. 0.5."),
+    max_errors: int | None = typer.Option(None, "--max-errors", min=1, help="Stop sending after this many failed requests."),
+    max_error_rate: float | None = typer.Option(None, "--max-error-rate", min=0.0001, max=1.0, help="Stop sending once this share failed (after 20 answers), e.g. 0.5."),
     stop_on_saturation: bool = typer.Option(True, "--stop-on-saturation/--no-stop-on-saturation", help="Open loop: stop when unanswered requests pile up without bound."),
     allow_failures: bool = typer.Option(False, "--allow-failures", help="Exit 0 even when every request failed or a stop rule ended the run."),
     name: str = typer.Option("", "--name", help="A label for the run."),
-    slo_ttft_p50_ms: Optional[float] = typer.Option(None, "--slo-ttft-p50-ms"),
-    slo_ttft_p95_ms: Optional[float] = typer.Option(None, "--slo-ttft-p95-ms"),
-    slo_ttft_p99_ms: Optional[float] = typer.Option(None, "--slo-ttft-p99-ms"),
-    slo_e2e_p95_ms: Optional[float] = typer.Option(None, "--slo-e2e-p95-ms"),
-    slo_e2e_p99_ms: Optional[float] = typer.Option(None, "--slo-e2e-p99-ms"),
-    slo_tpot_p95_ms: Optional[float] = typer.Option(None, "--slo-tpot-p95-ms"),
-    slo_itl_p99_ms: Optional[float] = typer.Option(None, "--slo-itl-p99-ms"),
-    slo_min_success_rate: Optional[float] = typer.Option(None, "--slo-min-success-rate", help="e.g. 0.99"),
-    slo_min_throughput: Optional[float] = typer.Option(None, "--slo-min-throughput", help="requests/s"),
+    slo_ttft_p50_ms: float | None = typer.Option(None, "--slo-ttft-p50-ms"),
+    slo_ttft_p95_ms: float | None = typer.Option(None, "--slo-ttft-p95-ms"),
+    slo_ttft_p99_ms: float | None = typer.Option(None, "--slo-ttft-p99-ms"),
+    slo_e2e_p95_ms: float | None = typer.Option(None, "--slo-e2e-p95-ms"),
+    slo_e2e_p99_ms: float | None = typer.Option(None, "--slo-e2e-p99-ms"),
+    slo_tpot_p95_ms: float | None = typer.Option(None, "--slo-tpot-p95-ms"),
+    slo_itl_p99_ms: float | None = typer.Option(None, "--slo-itl-p99-ms"),
+    slo_min_success_rate: float | None = typer.Option(None, "--slo-min-success-rate", help="e.g. 0.99"),
+    slo_min_throughput: float | None = typer.Option(None, "--slo-min-throughput", help="requests/s"),
     slo: list[str] = typer.Option([], "--slo", help="Any threshold: METRIC.STAT<=LIMIT or FIGURE>=LIMIT (repeatable)."),
-    percentiles: Optional[str] = typer.Option(None, "--percentiles", help="More percentiles of every latency, e.g. 75,99.99 (p50-p99.9 are always there)."),
+    percentiles: str | None = typer.Option(None, "--percentiles", help="More percentiles of every latency, e.g. 75,99.99 (p50-p99.9 are always there)."),
     rank_by: str = typer.Option("ttft_ms.p95", "--rank-by", help="Comparing targets: the figure to rank by."),
     confirm_production: bool = typer.Option(False, "--confirm-production", help="Allow a heavy run against a non-local target."),
     fail_on_client_bound: bool = typer.Option(False, "--fail-on-client-bound", help="Exit 1 when the load generator was the bottleneck."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (and nothing else) on stdout."),
-    html: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when a terminal)."),
-    db: Optional[Path] = _db_option(),
+    html: Path | None = typer.Option(None, "--html", help=HTML_HELP),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: when a terminal)."),
+    db: Path | None = _db_option(),
 ) -> None:
     """Run a load test (closed loop with --concurrency, open loop with --rate)."""
     if concurrency is not None and rate is not None:
@@ -312,10 +313,11 @@ def run(
     store = _store(db)
     cancel, abort = threading.Event(), threading.Event()
     prog = Progress()
-    if len(targets) > 1:
-        job: Callable[[], Any] = lambda: compare_targets(config, targets, store=store, progress=prog, cancel=cancel, abort=abort)
-    else:
-        job = lambda: run_benchmark(config, targets[0].api_key, store=store, progress=prog, cancel=cancel, abort=abort)
+    def job() -> Any:
+        if len(targets) > 1:
+            return compare_targets(config, targets, store=store, progress=prog, cancel=cancel, abort=abort)
+        return run_benchmark(config, targets[0].api_key, store=store, progress=prog, cancel=cancel, abort=abort)
+
     show_bar = progress if progress is not None else (err.is_terminal and not as_json)
     result = _run_with_progress(job, prog, cancel, abort, show_bar, config.cancel_grace_s)
     outcomes: list[RunOutcome] = [o for o in (result if isinstance(result, list) else [result]) if o is not None]
@@ -376,7 +378,8 @@ def _run_with_progress(job: Callable[[], Any], prog: Progress, cancel: threading
     try:
         thread.start()
         if show:
-            from rich.progress import BarColumn, Progress as Bar, TaskProgressColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
 
             with Bar(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[counts]}"),
                      TimeElapsedColumn(), console=err, transient=False) as bar:
@@ -563,7 +566,7 @@ def _get(store: BenchStore, run_id: str):
 
 
 @app.command("list")
-def list_runs(limit: int = typer.Option(50, "--limit"), as_json: bool = typer.Option(False, "--json"), db: Optional[Path] = _db_option()) -> None:
+def list_runs(limit: int = typer.Option(50, "--limit"), as_json: bool = typer.Option(False, "--json"), db: Path | None = _db_option()) -> None:
     """The saved runs, newest first."""
     runs = _store(db).runs(limit=limit)
     rows = []
@@ -587,8 +590,8 @@ def list_runs(limit: int = typer.Option(50, "--limit"), as_json: bool = typer.Op
 
 
 @app.command()
-def show(run_id: str, as_json: bool = typer.Option(False, "--json"), html: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
-         db: Optional[Path] = _db_option()) -> None:
+def show(run_id: str, as_json: bool = typer.Option(False, "--json"), html: Path | None = typer.Option(None, "--html", help=HTML_HELP),
+         db: Path | None = _db_option()) -> None:
     """One run's figures (computed from its rows if it crashed)."""
     store = _store(db)
     info = _get(store, run_id)
@@ -611,8 +614,8 @@ def show(run_id: str, as_json: bool = typer.Option(False, "--json"), html: Optio
 @app.command()
 def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or unique prefixes)."),
             by: str = typer.Option("ttft_ms.p95", "--by", help="Rank by this figure."),
-            as_json: bool = typer.Option(False, "--json"), html: Optional[Path] = typer.Option(None, "--html", help=HTML_HELP),
-            db: Optional[Path] = _db_option()) -> None:
+            as_json: bool = typer.Option(False, "--json"), html: Path | None = typer.Option(None, "--html", help=HTML_HELP),
+            db: Path | None = _db_option()) -> None:
     """Runs side by side, with the change from the first to the last, ranked."""
     if len(run_ids) < 2:
         raise _usage("compare needs two or more runs")
@@ -636,8 +639,8 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (
 
 @app.command()
 def export(run_id: str, fmt: Fmt = typer.Option(Fmt.csv, "--format", "-f"),
-           out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Default: RUN_ID.FORMAT here."),
-           db: Optional[Path] = _db_option()) -> None:
+           out_path: Path | None = typer.Option(None, "--out", "-o", help="Default: RUN_ID.FORMAT here."),
+           db: Path | None = _db_option()) -> None:
     """Write a run's per-request rows (CSV, Parquet) or everything (JSON) to a file."""
     store = _store(db)
     info = _get(store, run_id)
@@ -646,7 +649,7 @@ def export(run_id: str, fmt: Fmt = typer.Option(Fmt.csv, "--format", "-f"),
 
 
 @app.command()
-def delete(run_id: str, db: Optional[Path] = _db_option()) -> None:
+def delete(run_id: str, db: Path | None = _db_option()) -> None:
     """Delete a run and its rows."""
     store = _store(db)
     info = _get(store, run_id)

@@ -8,8 +8,8 @@ Keys are not part of a form: the page pairs the chosen targets with their keys i
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from . import prompts as P
 from .config import RunConfig, Threshold
@@ -101,7 +101,9 @@ def parse_levels(text: str) -> list[float]:
         try:
             levels.append(float(item))
         except ValueError:
-            raise ValueError(f"Sweep levels are numbers separated by commas, such as 1, 2, 4, 8: \u201c{item}\u201d is not a number.") from None
+            raise ValueError(
+                f"Sweep levels are numbers separated by commas, such as 1, 2, 4, 8: \u201c{item}\u201d is not a number."
+            ) from None
     return levels
 
 

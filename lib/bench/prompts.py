@@ -14,8 +14,9 @@ import csv
 import io
 import json
 import random
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from lib import workload as W
 

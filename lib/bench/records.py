@@ -8,8 +8,9 @@ content, end. Latencies are derived with the formulas of stats.py.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 

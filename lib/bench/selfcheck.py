@@ -112,7 +112,7 @@ def assess(
     """The verdict. `dispatch_late_ms`: for each measured open-loop arrival, how late it was picked
     up after its slot; `dispatch_span_s` and `schedule_span_s`: first to last send, and first to last slot."""
     check = SelfCheck()
-    lags = [lag for lag, t in zip(monitor.lags, monitor.times) if t >= measure_from] or monitor.lags
+    lags = [lag for lag, t in zip(monitor.lags, monitor.times, strict=True) if t >= measure_from] or monitor.lags
     check.loop_lag_ms = _pcts(lags, 1000.0)
     if monitor.wall_s > 0:
         check.loop_busy = round(monitor.cpu_s / monitor.wall_s, 3)

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import collections
 import os
-import sys
-from array import array
 import socket
 import sqlite3
+import sys
 import threading
 import time
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import orjson
@@ -286,8 +287,8 @@ class BenchStore:
 
     def summary(self, run_id: str) -> dict[str, Any]:
         """The saved summary, or one computed from the rows (a running or crashed run)."""
-        from .stats import summarize
         from .config import Threshold
+        from .stats import summarize
 
         info = self.get(run_id)
         if info.summary is not None:

@@ -80,7 +80,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # response is still going out on this connection: just close.
             self.transport.close()
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm_head_timer()  # a connection that never sends a request is closed too
 

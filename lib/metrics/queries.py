@@ -147,7 +147,7 @@ def instant_frame(result: list[dict] | dict) -> pd.DataFrame:
     """An instant query's result (vector, scalar or string) as a frame."""
     if isinstance(result, dict) or (result and isinstance(result[0], (int, float, str))):
         # scalar/string results: [time, "value"]
-        values = result.get("value") if isinstance(result, dict) else result
+        values = result["value"] if isinstance(result, dict) else result
         return pd.DataFrame([{"timestamp": _ts(values[0]), "value": _num(values[1])}])
     rows = []
     for item in result or []:

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from simulator_capacity import (
+from simulator_capacity import (  # noqa: E402  (same folder, found through the path set above)
     LOG_DIR,
     TOKENS_PER_S,
     TTFT_S,
@@ -44,7 +44,7 @@ from simulator_capacity import (
     stop,
 )
 
-from tests.support.procs import free_port, start_process
+from tests.support.procs import free_port, start_process  # noqa: E402
 
 CALLER_KEY = "gw-bench-key"
 SIM_KEY = "app-sim-chat"

@@ -38,8 +38,9 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lib.bench import BenchStore, RunConfig, run_benchmark  # noqa: E402
 from simulator_capacity import pin, start_paced_simulator  # noqa: E402  (same folder: the shared server and core helpers)
+
+from lib.bench import BenchStore, RunConfig, run_benchmark  # noqa: E402
 
 TTFT_S = 0.2
 TOKENS_PER_S = 100.0
@@ -133,10 +134,12 @@ def main() -> int:
             eng = tuple(statistics.median(x[i] for x in eng_runs) for i in range(5))
             bound = any(x[5] for x in eng_runs)
             results[(n, "raw")], results[(n, "engine")] = raw[:3], eng[:3]
-            for name, (thr, p50, p99), reported, b in (("raw", raw[:3], "", ""), ("engine", eng[:3], f"{eng[3]:.1f}", "yes" if bound else "no")):
+            table = (("raw", raw[:3], "", ""), ("engine", eng[:3], f"{eng[3]:.1f}", "yes" if bound else "no"))
+            for name, (thr, p50, p99), reported, b in table:
                 print(f"{n:>7} | {name:<6} | {thr:>7.1f} | {reported:>8} | {p50:>7.1f}ms | {p50 / (TTFT_S * 1000):>8.3f} | "
                       f"{p99:>7.1f}ms | {p99 / (TTFT_S * 1000):>8.3f} | {b:>5}")
-            print(f"{'':>7}   engine/raw: throughput {eng[0] / raw[0]:.3f}, TTFT p50 {eng[1] / raw[1]:.3f}, TTFT p99 {eng[2] / raw[2]:.3f}; "
+            print(f"{'':>7}   engine/raw: throughput {eng[0] / raw[0]:.3f}, TTFT p50 {eng[1] / raw[1]:.3f}, "
+                  f"TTFT p99 {eng[2] / raw[2]:.3f}; "
                   f"CPU per request {eng[4]:.2f} ms against raw {raw[3]:.2f} ms")
         n = max(levels)
         (rt, _, r99), (et, e50, e99) = results[(n, "raw")], results[(n, "engine")]

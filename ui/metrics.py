@@ -104,7 +104,7 @@ def _panels(url: str, sel: str, range_s: int, every: int | None) -> None:
     supervisor_news()
     for row in GRID:
         cols = st.columns(2)
-        for col, key in zip(cols, row):
+        for col, key in zip(cols, row, strict=True):
             if key is None:
                 continue
             panel = PANELS_BY_KEY[key]
@@ -125,7 +125,8 @@ def _promql_box(url: str, range_s: int) -> None:
         # identity on each run, so every other edit came back as the query before.)
         query = st.text_area("Query", key="metrics_promql_query",
                              placeholder='sum by (job, route) (rate(dify_gateway_requests_total[1m]))', height=80)
-        as_chart = st.radio("Result as", ["Chart over the time range", "Table, now"], horizontal=True, key="metrics_promql_as") == "Chart over the time range"
+        shape = st.radio("Result as", ["Chart over the time range", "Table, now"], horizontal=True, key="metrics_promql_as")
+        as_chart = shape == "Chart over the time range"
         if st.form_submit_button("Run query") and query.strip():
             st.session_state["metrics_promql_last"] = (query.strip(), as_chart)
 

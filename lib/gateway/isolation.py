@@ -158,7 +158,8 @@ class CallerSpace:
             return body
         delim = b"--" + found.group(1).encode("latin-1")
         pieces = (b"\r\n" + body).split(b"\r\n" + delim)  # a CRLF in front: the first delimiter reads like the rest
-        parts, users = 0, []
+        parts = 0
+        users: list[bytes] = []
         for i in range(len(pieces) - 1, 0, -1):
             piece = pieces[i]
             head_end = piece.find(b"\r\n\r\n")

@@ -92,6 +92,13 @@ class Gateway:
             await self.http.close()
         tracing.shutdown(self._tracer_owner)
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The upstream pool, which exists from start() on."""
+        if self.http is None:
+            raise RuntimeError("The gateway is not started: its upstream session opens in the app's lifespan (start()).")
+        return self.http
+
     def __repr__(self) -> str:  # never the keys
         return f"Gateway(upstream={self.base!r}, callers={len(self.settings.callers)})"
 
@@ -107,16 +114,16 @@ class Gateway:
                                                             f"next try in {self.breaker.retry_in():.0f} s"}
         verdict = self._key_verdict
         fresh = verdict is not None and time.monotonic() - verdict[0] < self.settings.gateway_ready_cache
-        if fresh and not verdict[1]:
+        if verdict is not None and fresh and not verdict[1]:
             return False, self._key_refused_detail()
         check_key = not fresh
         limit = min(2.0, self.settings.gateway_connect_timeout)
         try:
             if check_key:
-                r = await self.http.get(self.base + "/info", headers={"authorization": self._auth},
+                r = await self.session.get(self.base + "/info", headers={"authorization": self._auth},
                                         timeout=up.timeout(limit, limit), allow_redirects=False)
             else:
-                r = await self.http.get(self.base + "/", timeout=up.timeout(limit, limit), allow_redirects=False)
+                r = await self.session.get(self.base + "/", timeout=up.timeout(limit, limit), allow_redirects=False)
             r.release()
         except up.FAILURES as exc:
             name, _ = up.failure(exc)
@@ -164,7 +171,7 @@ class Gateway:
                 response = dify_error(404, "not_found", "The requested URL was not found on the server. "
                                       "The gateway passes Dify's Service API routes only.", rid)
                 return response
-            if not allowed:
+            if not allowed or upstream_path is None:  # one test: match gives a path only with an allowed method
                 response = dify_error(405, "method_not_allowed", "The method is not allowed for the requested URL.", rid)
                 return response
             declared = request.headers.get("content-length")
@@ -268,7 +275,7 @@ class Gateway:
         m.overhead.labels(label).observe(clock() - started)
         sent = clock()
         try:
-            resp = await self.http.request(method, url, headers=headers, data=body or None, allow_redirects=False)
+            resp = await self.session.request(method, url, headers=headers, data=body or None, allow_redirects=False)
         except up.FAILURES as exc:
             name, kind = up.failure(exc)
             self.breaker.record_failure(name)

@@ -1,10 +1,10 @@
 """Serving the gateway: uvicorn on httptools, with the request-head limits uvicorn does not have.
 
 uvicorn's knobs are used where they exist (keep-alive timeout, backlog, limit_concurrency from
-GATEWAY_MAX_CLIENT_CONNECTIONS, proxy headers only from GATEWAY_TRUSTED_PROXIES). Its httptools protocol has no limit on the size or number of headers and
-no deadline for receiving them (h11_max_incomplete_event_size caps the size only, on the slower h11
-parser, and h11 has no deadline or count either), so `LimitedHttpToolsProtocol` adds, before any
-request reaches the app (so before auth):
+GATEWAY_MAX_CLIENT_CONNECTIONS, proxy headers only from GATEWAY_TRUSTED_PROXIES). Its httptools protocol has no
+limit on the size or number of headers and no deadline for receiving them (h11_max_incomplete_event_size caps the
+size only, on the slower h11 parser, and h11 has no deadline or count either), so `LimitedHttpToolsProtocol` adds,
+before any request reaches the app (so before auth):
 
 - a deadline for the request line and headers (slow-header connections get 408 and are closed);
 - a cap on their bytes, counted as they arrive (431), on the URL (414) and on the number of headers (431);
@@ -80,7 +80,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # response is still going out on this connection: just close.
             self.transport.close()
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._arm_head_timer()  # a connection that never sends a request is closed too
 

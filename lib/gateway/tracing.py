@@ -7,7 +7,7 @@ key, a header value, a query string or a body.
 """
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -47,7 +47,7 @@ def shutdown(provider) -> None:
         provider.shutdown()
 
 
-def start_server_span(tracer: Tracer, method: str, route: str, headers: MutableMapping[str, str], request_id: str) -> Span:
+def start_server_span(tracer: Tracer, method: str, route: str, headers: Mapping[str, str], request_id: str) -> Span:
     parent = _PROPAGATOR.extract(headers, getter=DefaultGetter())
     return tracer.start_span(
         f"{method} /v1{route}", context=parent, kind=SpanKind.SERVER,

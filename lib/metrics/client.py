@@ -13,6 +13,7 @@ Labels stay low-cardinality: `target` (the short target name picked in the conso
 from __future__ import annotations
 
 import threading
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -106,7 +107,7 @@ class ClientMetrics:
             content = timing.content
             if len(content) > 1:
                 gaps = self.inter_token.labels(target, endpoint)
-                for a, b in zip(content, content[1:]):
+                for a, b in pairwise(content):
                     gaps.observe(b - a)
             usage = timing.usage
             if usage is not None and usage.completion_tokens:

@@ -61,7 +61,8 @@ PANELS: tuple[Panel, ...] = (
     Panel("ttft", "Time to first token p50 / p95 / p99", "s", _quantiles(_TTFT),
           "From sending a generation request to its first content event."),
     Panel("output_tokens", "Output tokens", "tokens/s", (
-        Query(_per_job("sum by (BY) (rate(METRIC{SEL}[WINDOW]))", ("dify_client_output_tokens_total", "dify_sim_output_tokens_total")), "{job}"),
+        Query(_per_job("sum by (BY) (rate(METRIC{SEL}[WINDOW]))",
+                       ("dify_client_output_tokens_total", "dify_sim_output_tokens_total")), "{job}"),
     ), "Completion tokens per second, as Dify's usage reports them."),
     Panel("in_flight", "In flight", "count", (
         Query(_per_job("sum by (BY) (METRIC{SEL})", ("dify_client_requests_in_flight", "dify_gateway_requests_in_flight",

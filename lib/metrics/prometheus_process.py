@@ -11,12 +11,13 @@ import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-INSTALL_HINT = "install it with `apt-get install -y --no-install-recommends prometheus` (make test does this as root), or set PROMETHEUS_URL"
+INSTALL_HINT = ("install it with `apt-get install -y --no-install-recommends prometheus` (make test does this as root), "
+                "or set PROMETHEUS_URL")
 
 
 class PrometheusNotFound(RuntimeError):
@@ -129,4 +130,4 @@ def exit_reason(code: int) -> str:
 
 
 def _clock(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%H:%M:%S")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S")

@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import requests
@@ -116,7 +116,8 @@ class Prom:
             frame = self.range(render(q.expr, sel, window), start, end, step)
             if not frame.empty:
                 labels = [c for c in frame.columns if c not in ("timestamp", "value")]
-                frame["series"] = [series_name(q.legend, dict(zip(labels, row))) for row in frame[labels].astype(str).itertuples(index=False)] \
+                rows = frame[labels].astype(str).itertuples(index=False)
+                frame["series"] = [series_name(q.legend, dict(zip(labels, row, strict=True))) for row in rows] \
                     if labels else series_name(q.legend, {})
                 frames.append(frame[RANGE_COLUMNS])
         if not frames:
@@ -137,7 +138,7 @@ def range_frame(result: list[dict]) -> pd.DataFrame:
         frame = MetricRangeDataFrame(result).reset_index()
     frame = pd.DataFrame(frame)  # a plain DataFrame: the subclass' constructor expects Prometheus JSON
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
-    frame["timestamp"] = frame["timestamp"].dt.tz_localize(timezone.utc)
+    frame["timestamp"] = frame["timestamp"].dt.tz_localize(UTC)
     frame = frame.drop(columns=["__name__"], errors="ignore").dropna(subset=["value"])
     return frame.reset_index(drop=True)
 
@@ -146,7 +147,7 @@ def instant_frame(result: list[dict] | dict) -> pd.DataFrame:
     """An instant query's result (vector, scalar or string) as a frame."""
     if isinstance(result, dict) or (result and isinstance(result[0], (int, float, str))):
         # scalar/string results: [time, "value"]
-        values = result.get("value") if isinstance(result, dict) else result
+        values = result["value"] if isinstance(result, dict) else result
         return pd.DataFrame([{"timestamp": _ts(values[0]), "value": _num(values[1])}])
     rows = []
     for item in result or []:
@@ -201,4 +202,4 @@ def _api_error(text: str, url: str) -> Exception:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -97,7 +97,7 @@ class UploadRules:
             if "image" not in types:
                 types.append("image")
             methods = methods or list(image.get("transfer_methods") or [])
-        limits = dict(DEFAULT_SIZE_LIMITS_MB)
+        limits: dict[str, float] = dict(DEFAULT_SIZE_LIMITS_MB)
         for ftype, key in SIZE_LIMIT_KEYS.items():
             value = (system or {}).get(key)
             if isinstance(value, (int, float)) and value > 0:

@@ -5,7 +5,14 @@ Pure bookkeeping (no I/O), so live runs, compare lanes and batch rows all record
 from __future__ import annotations
 
 from lib.dify import (
-    AgentThoughtEvent, Event, MessageEndEvent, MessageReplaceEvent, NodeEvent, Timing, Usage, WorkflowEvent,
+    AgentThoughtEvent,
+    Event,
+    MessageEndEvent,
+    MessageReplaceEvent,
+    NodeEvent,
+    Timing,
+    Usage,
+    WorkflowEvent,
     WorkflowFinishedEvent,
 )
 from lib.dify.timing import clock

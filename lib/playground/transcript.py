@@ -264,7 +264,8 @@ def turn_from_message(m: Message) -> Turn:
         query=m.query,
         kind="chat",
         inputs=dict(m.inputs or {}),
-        files=[str(f.get("filename") or f.get("name") or f.get("type") or "file") for f in m.message_files if f.get("belongs_to") != "assistant"],
+        files=[str(f.get("filename") or f.get("name") or f.get("type") or "file")
+               for f in m.message_files if f.get("belongs_to") != "assistant"],
         answer=m.answer,
         status="error" if status == "error" else "done",
         error=m.error,

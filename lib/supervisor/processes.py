@@ -67,6 +67,7 @@ class Supervisor:
 
     def _relay(self, name: str, proc: subprocess.Popen) -> None:
         """Copy a service's output to ours, each line prefixed with the service name."""
+        assert proc.stdout is not None  # started with stdout=PIPE
         for line in iter(proc.stdout.readline, b""):
             try:
                 self.say(f"[{name}] {line.decode(errors='replace').rstrip()}")
@@ -135,7 +136,9 @@ class Keeper:
     return in its status file. Driven by Supervisor.watch's ticks, so it never blocks a stop request for long."""
 
     def __init__(self, sup: Supervisor, service: Service) -> None:
-        self.sup, self.service = sup, service
+        if service.status_file is None:
+            raise ValueError(f"{service.name} has no status file: only a service with one is kept and restarted.")
+        self.sup, self.service, self.status_file = sup, service, service.status_file
         self.state = "running"  # running -> waiting (dead, restart at next_at) -> starting (until ready)
         self.attempt = 0  # index into the supervisor's backoff
         self.up_since = time.monotonic()
@@ -164,7 +167,7 @@ class Keeper:
                 proc.wait()
                 self._stopped(proc.returncode, now)
 
-    def _stopped(self, code: int | None, now: float) -> None:
+    def _stopped(self, code: int, now: float) -> None:  # a returncode after poll() or wait()
         if self.state == "running" and now - self.up_since >= STABLE_AFTER:
             self.attempt = 0  # it ran fine for a while: this is a new incident, not a crash loop
         backoff = self.sup.backoff
@@ -190,9 +193,9 @@ class Keeper:
 
     def _write(self) -> None:
         try:
-            write_status(self.service.status_file, self.status)
+            write_status(self.status_file, self.status)
         except OSError as exc:  # a full disk must not take the console down; the page then probes
-            self.sup.say(f"WARNING: could not write {self.service.status_file}: {exc}")
+            self.sup.say(f"WARNING: could not write {self.status_file}: {exc}")
 
 
 def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:

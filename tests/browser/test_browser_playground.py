@@ -14,7 +14,15 @@ from lib.dify import DifyClient
 from lib.simulator.text import write_answer
 from tests.conftest import KEYS
 from tests.support.browser import (
-    SIDEBAR, assert_no_exception, choose, expect, open_app, screenshot, start_console, start_console_simulator, wait_for_rerun,
+    SIDEBAR,
+    assert_no_exception,
+    choose,
+    expect,
+    open_app,
+    screenshot,
+    start_console,
+    start_console_simulator,
+    wait_for_rerun,
 )
 
 PACE = ("--ttft-ms", "200", "--tokens-per-s", "30", "--jitter", "0")
@@ -128,7 +136,8 @@ def test_plain_text_shows_as_typed_and_markdown_stays_markdown(page, paced_conso
     expect(page.get_by_text(re.compile(r"^First token \d"))).to_have_count(2)
     wait_for_rerun(page)
     user = page.locator(MESSAGES).filter(has=page.locator("[data-testid='stChatMessageAvatarUser']")).last
-    lines = [line.replace("\xa0", " ").rstrip() for line in user.locator("[data-testid='stMarkdownContainer']").first.inner_text().split("\n")]
+    shown = user.locator("[data-testid='stMarkdownContainer']").first.inner_text()
+    lines = [line.replace("\xa0", " ").rstrip() for line in shown.split("\n")]
     assert lines == log.split("\n"), lines
 
     ask(page, "Steps:\n\n- first **step**\n- second\n\n```\nprint(2*3)\n```")

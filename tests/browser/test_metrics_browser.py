@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -138,7 +138,7 @@ def test_a_long_legend_stays_clear_of_the_axis(browser, tmp_path):
     from lib.metrics.panels import PANELS_BY_KEY
 
     panel = PANELS_BY_KEY["breaker"]
-    end = datetime.now(timezone.utc)
+    end = datetime.now(UTC)
     page = browser.new_page(viewport={"width": 440, "height": 320})  # one of the page's two columns
     try:
         for n in (1, 4, 8, 12):

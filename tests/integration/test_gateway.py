@@ -5,6 +5,7 @@ import json
 import sys
 import threading
 import time
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -120,7 +121,7 @@ def test_streams_pass_through_unbuffered(gw):
     assert first < 1.5, f"first event after {first:.2f} s"
     assert end - first > 2.0, f"the stream arrived in one burst ({end - first:.2f} s from first to last event)"
     # Events arrive spread over the stream, not clumped: most 40 ms gaps show up as gaps.
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in pairwise(arrivals)]
     assert sum(g > 0.015 for g in gaps) > len(gaps) / 2
 
 

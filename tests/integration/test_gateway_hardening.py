@@ -30,7 +30,7 @@ def read_response(sock: socket.socket, timeout: float = 10.0) -> bytes:
     try:
         while chunk := sock.recv(65536):
             data += chunk
-    except (ConnectionResetError, socket.timeout):
+    except (TimeoutError, ConnectionResetError):
         pass
     return data
 

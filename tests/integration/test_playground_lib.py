@@ -353,7 +353,7 @@ def test_compare_streams_both_lanes_at_the_same_time(sim, clients, profiles):
     while not compare.done:
         seen = compare.wait(seen, 0.2)
         compare.heartbeat()
-        both_streaming = both_streaming or all(t.answer and not r.done.is_set() for t, r in zip(compare.turns, compare.runs))
+        both_streaming = both_streaming or all(t.answer and not r.done.is_set() for t, r in zip(compare.turns, compare.runs, strict=True))
     wall = time.monotonic() - started
     a, b = compare.turns
     assert a.status == b.status == "done" and both_streaming, "both answers must stream at once"

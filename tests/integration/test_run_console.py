@@ -17,8 +17,8 @@ import httpx
 import psutil
 from streamlit.testing.v1 import AppTest
 
-from lib.supervisor.processes import Supervisor
 from lib.settings import load_targets
+from lib.supervisor.processes import Supervisor
 from lib.supervisor.services import Service, gateway_env, services, write_prometheus_config
 from tests.support.procs import ROOT, free_port
 
@@ -57,7 +57,7 @@ def launch(log: Path, **env: str | int) -> subprocess.Popen:
 
 
 def test_starts_every_service_survives_prometheus_dying_and_ctrl_c_stops_everything(tmp_path, monkeypatch):
-    ports = dict(zip(PORT_VARS, distinct_ports(len(PORT_VARS))))
+    ports = dict(zip(PORT_VARS, distinct_ports(len(PORT_VARS)), strict=True))
     log = tmp_path / "run_console.log"
     proc = launch(log, PROMETHEUS_DATA_DIR=tmp_path / "prometheus", **ports)
     children: list[psutil.Process] = []
@@ -167,7 +167,7 @@ def stop_everything(proc: subprocess.Popen, children: list[psutil.Process]) -> N
 
 
 def test_port_in_use_is_a_clear_error_and_starts_nothing(tmp_path):
-    ports = dict(zip(PORT_VARS, distinct_ports(len(PORT_VARS))))
+    ports = dict(zip(PORT_VARS, distinct_ports(len(PORT_VARS)), strict=True))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -1,7 +1,7 @@
 """lib/charts/metrics.py and lib/metrics/panels.py helpers: pure functions, tested directly."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pandas as pd
 
@@ -9,7 +9,7 @@ from lib.charts.metrics import latest_values, result_figure, timeseries_figure
 from lib.metrics.panels import PANELS, rate_window, render, selector, series_name, step_seconds
 from lib.metrics.queries import instant_frame, range_frame
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def frame() -> pd.DataFrame:

@@ -79,7 +79,7 @@ def _lane_setup(page: PageContext, targets: list[Target], how: str):
     else:
         b = (page.target, page.profile, page.scope("compare-b"))
     cols = st.columns(2)
-    for col, (label, (target, profile, scope)) in zip(cols, (("A", a), ("B", b))):
+    for col, (label, (target, profile, scope)) in zip(cols, (("A", a), ("B", b)), strict=True):
         with col:
             st.markdown(f"**{label} · {target.name}** · {profile.name} ({profile.mode_label})")
             if profile.fields:
@@ -112,14 +112,14 @@ def _start(page: PageContext, lanes: list[tuple[str, Target, AppProfile, str, st
 def _show(compare: CompareRun) -> None:
     cols = st.columns(2)
     if compare.done:
-        for col, turn in zip(cols, compare.turns):
+        for col, turn in zip(cols, compare.turns, strict=True):
             with col, st.container(border=True):
                 st.markdown(f"**{turn.label} · {turn.target}**")
                 show_answer(turn)
         st.dataframe(stats_rows(compare.turns), hide_index=True, width="stretch")
         return
     slots = []
-    for col, turn in zip(cols, compare.turns):
+    for col, turn in zip(cols, compare.turns, strict=True):
         with col, st.container(border=True):
             st.markdown(f"**{turn.label} · {turn.target}**")
             slots.append((st.empty(), st.empty()))
@@ -127,7 +127,7 @@ def _show(compare: CompareRun) -> None:
     while True:
         compare.heartbeat()
         now = compare.wait(seen, 0.15)
-        for i, (run, (answer, progress)) in enumerate(zip(compare.runs, slots)):
+        for i, (run, (answer, progress)) in enumerate(zip(compare.runs, slots, strict=True)):
             if now[i] == seen[i]:
                 continue
             with run.lock:

@@ -98,7 +98,8 @@ def show_details(turn: Turn) -> None:
         with st.expander(f"Workflow nodes ({len(turn.nodes)})" + (f" · {format_seconds(total)}" if total else "")):
             st.dataframe(
                 node_rows(turn), hide_index=True, width="stretch",
-                column_config={"share of run": st.column_config.ProgressColumn("share of run", min_value=0.0, max_value=1.0, format="percent")},
+                column_config={"share of run": st.column_config.ProgressColumn("share of run", min_value=0.0, max_value=1.0,
+                                                                               format="percent")},
             )
     if turn.citations:
         with st.expander(f"Citations ({len(turn.citations)})"):

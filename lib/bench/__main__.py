@@ -180,7 +180,7 @@ def _thresholds(pairs: list[tuple[str, float | None]], extra: list[str]) -> list
     for spec, value in pairs:
         if value is not None:
             metric, op = spec.split(" ")
-            found.append(Threshold(metric=metric, op=op, limit=value))  # type: ignore[arg-type]
+            found.append(Threshold(metric=metric, op=op, limit=value))
     try:
         found += [Threshold.parse(x) for x in extra]
     except ValueError as exc:
@@ -570,10 +570,10 @@ def list_runs(limit: int = typer.Option(50, "--limit"), as_json: bool = typer.Op
     """The saved runs, newest first."""
     runs = _store(db).runs(limit=limit)
     rows = []
-    for r in runs:
-        s = r.summary or {}
-        rows.append({"id": r.id, "status": r.status, "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at)),
-                     "name": r.name, "target": r.target, "description": r.description, "group": r.group_id,
+    for run in runs:
+        s = run.summary or {}
+        rows.append({"id": run.id, "status": run.status, "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created_at)),
+                     "name": run.name, "target": run.target, "description": run.description, "group": run.group_id,
                      "requests": s.get("requests"), "success_rate": s.get("success_rate"),
                      "ttft_p50_ms": (s.get("ttft_ms") or {}).get("p50"), "ttft_p95_ms": (s.get("ttft_ms") or {}).get("p95"),
                      "e2e_p95_ms": (s.get("e2e_ms") or {}).get("p95"), "request_throughput": s.get("request_throughput"),

@@ -115,7 +115,7 @@ class Threshold(BaseModel):
         m = re.fullmatch(r"\s*([\w.]+)\s*(<=|>=)\s*([-+0-9.eE]+)\s*", text)
         if not m:
             raise ValueError(f"an SLO reads METRIC.STAT<=LIMIT or FIGURE>=LIMIT, e.g. ttft_ms.p95<=800; got {text!r}")
-        return cls(metric=m.group(1), op=m.group(2), limit=float(m.group(3)))  # type: ignore[arg-type]
+        return cls(metric=m.group(1), op=m.group(2), limit=float(m.group(3)))
 
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.limit:g}"

@@ -74,10 +74,10 @@ def config_from_form(fields: FormFields) -> RunConfig:
         slo += [Threshold(metric="e2e_ms.p95", limit=fields.slo_e2e)] if fields.slo_e2e else []
         slo += [Threshold(metric="success_rate", op=">=", limit=fields.slo_ok)] if fields.slo_ok else []
         closed = fields.load == "closed loop"
-        config = RunConfig(  # type: ignore[call-arg]  # mypy without the pydantic plugin wants every field
-            name=fields.name, target=target, base_url=base_url, app=fields.app, mode=fields.mode,  # type: ignore[arg-type]
+        config = RunConfig(
+            name=fields.name, target=target, base_url=base_url, app=fields.app, mode=fields.mode,
             load="closed" if closed else "open", concurrency=int(fields.concurrency) if closed else 1,
-            rate=float(fields.rate) if not closed else 1.0, arrival=fields.arrival if not closed else "poisson",  # type: ignore[arg-type]
+            rate=float(fields.rate) if not closed else 1.0, arrival=fields.arrival if not closed else "poisson",
             max_in_flight=(int(fields.cap) or None) if not closed else None, sweep=parse_levels(fields.sweep),
             duration_s=fields.duration if fields.stop == "duration" else None,
             requests=int(fields.requests) if fields.stop == "requests" and fields.requests else None,

@@ -105,7 +105,7 @@ class Job:
         if self.cancel_requested or not self.running:
             return
         self.cancel_requested = True
-        _send(self.proc.stdin, "cancel\n")
+        _send(self.proc.stdin if self.proc is not None else None, "cancel\n")
         threading.Thread(target=self._force_stop, args=(CANCEL_GRACE_S,), name=f"bench-cancel-{self.id}", daemon=True).start()
 
     def _force_stop(self, grace_s: float) -> None:
@@ -161,8 +161,16 @@ def _send(stream: IO[str] | None, text: str) -> None:
         pass
 
 
+def _started(job: Job) -> subprocess.Popen:
+    """The job's worker process: the readers start only after start() set it."""
+    if job.proc is None:
+        raise RuntimeError(f"benchmark job {job.id} has no worker process")
+    return job.proc
+
+
 def _read_stderr(job: Job) -> None:
-    for line in job.proc.stderr:
+    proc = _started(job)
+    for line in proc.stderr or ():
         if line.strip():
             job._stderr.append(line.rstrip())
 
@@ -171,7 +179,8 @@ def _follow(job: Job) -> None:
     """The worker's stdout: progress lines, then its outcome. Ends the job when the worker has exited."""
     done: dict[str, Any] | None = None
     try:
-        for line in job.proc.stdout:
+        proc = _started(job)
+        for line in proc.stdout or ():
             try:
                 message = json.loads(line)
             except ValueError:  # a library printing to stdout: not ours to parse
@@ -180,7 +189,7 @@ def _follow(job: Job) -> None:
                 job.progress.update(message["progress"])
             elif "done" in message:
                 done = message["done"]
-        code = job.proc.wait()
+        code = proc.wait()
         if done is not None:
             job.error = done.get("error")
             if done.get("run_ids"):
@@ -208,6 +217,6 @@ def stop_all(timeout_s: float = KILL_GRACE_S) -> None:
     running = [j for j in list(_jobs.values()) if j.running]
     for job in running:
         job.cancel_requested = True
-        _send(job.proc.stdin, "cancel\n")
+        _send(job.proc.stdin if job.proc is not None else None, "cancel\n")
     for job in running:
         job._force_stop(timeout_s)

@@ -226,7 +226,7 @@ class _Collector:
         self.save()
         o = env.parsed_options
         thresholds = [Threshold.parse(x) for x in o.bench_slo]
-        rows = [RequestRecord(**{k: r.get(k) for k in COLUMNS}) for r in self.records]
+        rows = [RequestRecord(**_fields(r)) for r in self.records]
         summary = summarize(records_frame(rows), thresholds)
         runner = env.runner
         cpu = bool(getattr(runner, "cpu_warning_emitted", False) or getattr(runner, "worker_cpu_warning_emitted", False))
@@ -331,3 +331,8 @@ class DifyUser(User):
         if isinstance(self.environment.runner, LocalRunner) and len(_proc.pending) >= 200:
             _collector.add(_proc.pending)  # a lone process is its own master
             _proc.pending = []
+
+
+def _fields(row: dict[str, Any]) -> dict[str, Any]:
+    """A saved row's values by RequestRecord's field names (a row from an older layout lacks some: None)."""
+    return {k: row.get(k) for k in COLUMNS}

@@ -121,14 +121,14 @@ def read_trace(path: str | Path, unit: str = "s") -> list[float]:
                 raise PromptError(f"{path.name} line {n}: a JSON object with a number under one of {', '.join(keys)}") from None
     elif lines and any(c.isalpha() for c in lines[0]):
         reader = csv.DictReader(io.StringIO("\n".join(lines)))
-        key = next((k for k in (reader.fieldnames or []) if k.strip().lower() in keys), None)
-        if key is None:
+        column = next((k for k in (reader.fieldnames or []) if k.strip().lower() in keys), None)
+        if column is None:
             raise PromptError(f"{path.name}: the CSV needs a column named one of {', '.join(keys)}")
         for n, row in enumerate(reader, 2):
             try:
-                values.append(float(row[key]))
+                values.append(float(row[column]))
             except (TypeError, ValueError):
-                raise PromptError(f"{path.name} row {n}: {row.get(key)!r} is not a number") from None
+                raise PromptError(f"{path.name} row {n}: {row.get(column)!r} is not a number") from None
     else:
         for n, line in enumerate(lines, 1):
             try:

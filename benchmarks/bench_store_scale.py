@@ -1,22 +1,24 @@
-"""The run store at scale: a 100k-request streaming run on disk, and how fast its figures come back.
+"""The engine and its store at scale: a 100k-request streaming run, in memory, on disk and loaded back.
 
-Writes N synthetic streaming rows (100 content chunks 10 ms apart, usage tokens, a real run id) into
-a fresh store through the engine's RunWriter, then prints:
-- bytes on disk per row and in all (target: 100k rows under 120 MB);
-- seconds to load the saved summary, and the page's chart columns (`requests(columns=CHART_COLUMNS)`),
-  and every row with its inter-chunk gaps (target: summary and chart columns under 1 s);
-- seconds and peak RSS to compute the summary from the rows (a crashed run's `show`, and a long
-  engine run's end: past KEEP_RECORDS it reads its rows back instead of keeping them).
-With `--engine URL` it runs the engine itself instead, for N requests against that simulator (start
-one with `python -m lib.simulator --fast`), in this fresh process, and prints its peak RSS (target:
-under 200 MB at 100k) beside the RSS of the imports alone.
+Prints each figure of issue 14 item 2 with its target and PASS/FAIL:
+- the engine's peak RSS over a run of N streaming requests (target: under 200 MB at 100k) against the
+  simulator (`--fast`, started here), in a fresh process of its own, beside the RSS of its imports alone;
+- bytes on disk of N synthetic streaming rows (100 content chunks 10 ms apart, usage tokens, a real run
+  id) written through the engine's RunWriter (target: under 120 MB);
+- seconds to load the saved summary and the page's chart columns (`requests(columns=CHART_COLUMNS)`)
+  (target: under 1 s each); and, for information, every row with its gaps and a summary computed from
+  the rows (a crashed run's `show`).
 
-    .venv/bin/python benchmarks/bench_store_scale.py [--rows 100000] [--engine http://127.0.0.1:5001/v1]
+    .venv/bin/python benchmarks/bench_store_scale.py [--rows 100000] [--engine-rows 100000] [--no-engine]
+    .venv/bin/python benchmarks/bench_store_scale.py --engine http://127.0.0.1:5001/v1   # the engine part alone
 """
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +35,22 @@ from lib.bench.records import RequestRecord  # noqa: E402
 CHART_COLUMNS = ("seq", "warmup", "ok", "t_scheduled", "t_end", "ttft_ms", "e2e_ms", "tpot_ms", "output_tokens", "error_class")
 
 
+TARGETS = {"engine_rss_mb": 200.0, "disk_mb": 120.0, "summary_s": 1.0, "charts_s": 1.0}
+
+
+def verdict(name: str, value: float, unit: str, what: str) -> str:
+    limit = TARGETS[name]
+    return f"{what:<44} {value:>9.3f} {unit:<3} target < {limit:g} {unit:<3} {'PASS' if value < limit else 'FAIL'}"
+
+
 def rss_mb() -> float:
+    """This process's peak RSS: VmHWM, which exec resets (ru_maxrss would keep the forking parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -51,41 +68,86 @@ def synthetic(n: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--engine", help="a simulator's base URL: also run the engine for --rows requests")
+    ap.add_argument("--rows", type=int, default=100_000, help="synthetic rows for the store figures")
+    ap.add_argument("--engine-rows", type=int, default=100_000, help="requests of the engine run")
+    ap.add_argument("--no-engine", action="store_true", help="only the store figures")
+    ap.add_argument("--engine", metavar="URL", help="run only the engine against this simulator, in this process")
     args = ap.parse_args()
     if args.engine:
-        return engine(args.engine, args.rows)
+        return engine(args.engine, args.engine_rows)
+    lines = store_figures(args.rows)
+    if not args.no_engine:
+        lines.insert(0, engine_figure(args.engine_rows))
+    print("\n".join(["", f"issue 14 item 2 at scale ({args.engine_rows} engine requests, {args.rows} stored rows):", *lines]))
+
+
+def store_figures(rows: int) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.sqlite"
         store = BenchStore(path)
         run_id = new_run_id()
-        config = RunConfig(base_url="http://127.0.0.1:1/v1", concurrency=64, requests=args.rows)
+        config = RunConfig(base_url="http://127.0.0.1:1/v1", concurrency=64, requests=rows)
         store.create_run(run_id, config=config.model_dump(mode="json"), environment={}, base_url=config.base_url)
         t = time.perf_counter()
         writer = store.writer(run_id)
-        for rec in synthetic(args.rows):
+        for rec in synthetic(rows):
             writer.add(rec)
         writer.close()
         write_s = time.perf_counter() - t
         before, t = rss_mb(), time.perf_counter()
-        summary = store.summary(run_id)  # as for a crashed run, or a long engine run at its end: from the rows
+        summary = store.summary(run_id)  # as for a crashed run: from the rows
         print(f"summary computed from the rows: {time.perf_counter() - t:.3f} s, peak RSS {rss_mb():.0f} MB "
               f"(before {before:.0f} MB)")
         store.finish_run(run_id, "finished", summary=summary)
         store.checkpoint()
         size = sum(p.stat().st_size for p in Path(tmp).glob("bench.sqlite*"))
-        print(f"rows {args.rows}: {size / 1e6:.1f} MB on disk, {size / args.rows:.0f} bytes a row (written in {write_s:.1f} s)")
+        print(f"rows {rows}: {size / 1e6:.1f} MB on disk, {size / rows:.0f} bytes a row (written in {write_s:.1f} s)")
         t = time.perf_counter()
         s = store.summary(run_id)
-        print(f"saved summary: {time.perf_counter() - t:.3f} s (ttft p50 {s['ttft_ms']['p50']})")
+        summary_s = time.perf_counter() - t
         t = time.perf_counter()
         charts = store.requests(run_id, columns=CHART_COLUMNS)
-        print(f"chart columns ({len(charts.columns)}): {time.perf_counter() - t:.3f} s")
+        charts_s = time.perf_counter() - t
         t = time.perf_counter()
         every = store.requests(run_id)
-        print(f"every row with its gaps: {time.perf_counter() - t:.3f} s")
+        print(f"every row with its gaps: {time.perf_counter() - t:.3f} s (ttft p50 {s['ttft_ms']['p50']}, "
+              f"{len(charts.columns)} chart columns)")
         del every, charts
+    return [verdict("disk_mb", size / 1e6, "MB", f"disk, {rows} streaming rows"),
+            verdict("summary_s", summary_s, "s", "saved summary loaded"),
+            verdict("charts_s", charts_s, "s", "chart columns loaded")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def engine_figure(n: int) -> str:
+    """The engine run in a fresh process (its peak RSS is its own), against a simulator process started here."""
+    port = free_port()
+    sim = subprocess.Popen([sys.executable, "-m", "lib.simulator", "--fast", "--port", str(port), "--log-level", "warning"],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or sim.poll() is not None:
+                    raise SystemExit("the simulator did not start")
+                time.sleep(0.2)
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--engine", f"http://127.0.0.1:{port}/v1",
+                              "--engine-rows", str(n)], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    print(out.strip())
+    fig = json.loads(out.strip().splitlines()[-1])
+    return verdict("engine_rss_mb", fig["peak_rss_mb"], "MB",
+                   f"engine peak RSS, {n} streaming ({fig['imports_rss_mb']:.0f} MB imports)")
 
 
 def engine(url: str, n: int) -> None:
@@ -94,8 +156,11 @@ def engine(url: str, n: int) -> None:
         t = time.perf_counter()
         out = run_benchmark(RunConfig(base_url=url, concurrency=64, requests=n), "app-sim-chat",
                             store=BenchStore(Path(tmp) / "bench.sqlite"))
-        print(f"engine run of {n} streaming requests: {out.summary['succeeded']} ok in {time.perf_counter() - t:.1f} s, "
-              f"peak RSS {rss_mb():.0f} MB (the imports alone: {before:.0f} MB)")
+        s = out.summary
+        print(f"engine run of {n} streaming requests: {s['succeeded']} ok in {time.perf_counter() - t:.1f} s, "
+              f"peak RSS {rss_mb():.0f} MB (the imports alone: {before:.0f} MB); ttft p50 {s['ttft_ms']['p50']} ms, "
+              f"itl p99 {s['itl_ms']['p99']} ms, percentiles: {s['percentile_method']}")
+        print(json.dumps({"peak_rss_mb": rss_mb(), "imports_rss_mb": before, "ok": s["succeeded"]}))
 
 
 if __name__ == "__main__":

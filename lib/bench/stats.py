@@ -6,18 +6,23 @@ shows `FORMULAS[...]` next to each figure, so a number and its definition never 
 Inputs are per-request DataFrames as `lib.bench.store.BenchStore.requests()` returns them (one row
 per request; instants in ms since the run's start; `itl_ms` a list per row). Latency figures are
 computed over the *succeeded, measured* requests (warm-up excluded); failures are counted apart.
-Percentiles interpolate linearly between order statistics (numpy's default).
+Percentiles interpolate linearly between order statistics (numpy's default). A long engine run is
+summed as its answers arrive instead (`RunTally`): exact counts and sums, percentiles from
+lib.bench.sketch within its relative error (FORMULAS["percentiles"]).
 """
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .config import LATENCY_METRICS, STATS, Threshold, pct_key
+from .sketch import RELATIVE_ERROR, LogSketch
 
+EXACT_UP_TO = 5_000  # an engine run of up to this many requests keeps its records: exact percentiles
 ABANDONED = "Abandoned"  # error_class of a request still in flight when the run stopped waiting for it
 
 FORMULAS: dict[str, str] = {
@@ -59,6 +64,10 @@ FORMULAS: dict[str, str] = {
     "dropped": "Dropped = arrivals due inside the window that were never sent (the generator fell behind its schedule "
                "past the window's end, or they still waited for the in-flight cap when the run ended), as k6's "
                "dropped_iterations.",
+    "percentiles": f"Percentiles interpolate linearly between the values (numpy's) in a run of up to {EXACT_UP_TO:,} "
+                   f"requests; in a longer one (summed as answers arrive, without keeping them) they come from a "
+                   f"log-bucket sketch and are within {RELATIVE_ERROR:.0%} relative error; min, max, mean, std and every count are exact, "
+                   "and the peak output tokens/s is read from 10 ms bins.",
     "cost": "Cost = sum of Dify's usage total_price over all requests that reported one.",
 }
 
@@ -297,6 +306,7 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_
         "user_output_tokens_per_s": latency_stats(user_tokens_per_s(ok), percentiles),
         "malformed_frames": _sum(m, "malformed"),
         "percentiles": [pct_key(q) for q in percentiles],
+        "percentile_method": "exact",
     })
     for metric in LATENCY_METRICS:
         summary[metric] = latency_stats(metric_values(m, metric), percentiles)
@@ -323,6 +333,181 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_
     summary["goodput_rate"] = summary["goodput"]["rate"] if summary["goodput"] else None
     summary["goodput_share"] = summary["goodput"]["share"] if summary["goodput"] else None
     return summary
+
+
+# -- a long run, summed as it goes ---------------------------------------------------------------------
+
+BIN_MS = 10.0  # output tokens binned by arrival: the peak's 1 s buckets and a closed loop's window read these
+
+
+class _Bins:
+    """Output tokens by arrival time in BIN_MS bins from the run's start, growing as the run does."""
+
+    def __init__(self) -> None:
+        self.w = np.zeros(4096)
+
+    def add(self, rec: Any) -> None:
+        tokens, first, end = rec.output_tokens or 0, rec.t_first_content, rec.t_end
+        if tokens <= 0:
+            return
+        if rec.chunks > 0 and first is not None:  # spread over the content chunks, as token_times does
+            gaps = np.asarray(rec.itl_ms, dtype=float)
+            t = np.concatenate(([first], first + np.cumsum(gaps))) if gaps.size else np.array([first])
+            idx = np.maximum(0, (t // BIN_MS).astype(np.int64))
+            weights = np.full(idx.size, tokens / idx.size)
+        elif end is not None:
+            idx, weights = np.array([max(0, int(end // BIN_MS))]), np.array([float(tokens)])
+        else:
+            return
+        top = int(idx.max()) + 1
+        if top > self.w.size:
+            self.w = np.concatenate((self.w, np.zeros(max(top - self.w.size, self.w.size))))
+        low = int(idx.min())
+        self.w[low:top] += np.bincount(idx - low, weights=weights, minlength=top - low)
+
+    def between(self, start_ms: float, end_ms: float) -> float:
+        return float(self.w[max(0, int(start_ms // BIN_MS)):max(0, int(end_ms // BIN_MS) + 1)].sum())
+
+    def peak(self, start_ms: float, bucket_ms: float = 1000.0) -> float | None:
+        per = int(round(bucket_ms / BIN_MS))
+        w = self.w[max(0, int(start_ms // BIN_MS)):]
+        if not w.any():
+            return None
+        w = np.concatenate((w, np.zeros((-w.size) % per)))
+        return _r(float(w.reshape(-1, per).sum(axis=1).max()) * (1000.0 / bucket_ms))
+
+
+class RunTally:
+    """A run's figures summed as its answers arrive, without keeping its records: what `summarize`
+    returns (same keys), with exact counts, sums, min/max/mean/std, and percentiles from LogSketch
+    (within its RELATIVE_ERROR). Memory: a few sketches and token bins, plus, for a closed loop only,
+    5 floats per answer (its time in the window is known at the end)."""
+
+    def __init__(self, thresholds: Sequence[Threshold] = (), *, percentiles: Sequence[float] = (), load: str | None = None) -> None:
+        self.thresholds = [t for t in thresholds if t.per_request_metric]
+        self.percentiles, self.load = tuple(percentiles), load
+        self.sketches = {m: LogSketch() for m in (*LATENCY_METRICS, "user")}
+        self.n = self.n_ok = self.warmup = self.abandoned = self.good = 0
+        self.out_tokens = self.in_tokens = self.all_tokens = self.retries = self.malformed = 0
+        self.price, self.currency = 0.0, None
+        self.start, self.last_end = math.inf, -math.inf
+        self.sources: set[str] = set()
+        self.errors: dict[str, int] = {}
+        self.phases: dict[str, int] = {}
+        self.bins, self.every_bins = _Bins(), _Bins()
+        self.every = array("d")  # closed loop: origin, end, prompt tokens, total tokens, good? per answer
+
+    def _good(self, rec: Any) -> bool:
+        if not rec.ok:
+            return False
+        for t in self.thresholds:
+            v = getattr(rec, t.per_request_metric, None)
+            if v is not None and not (isinstance(v, float) and math.isnan(v)) and v > t.limit:
+                return False
+        return True
+
+    def add(self, rec: Any) -> None:
+        if rec.error_class == ABANDONED:
+            self.abandoned += not rec.warmup
+            return
+        good = self._good(rec) if self.thresholds else rec.ok
+        if self.load == "closed" and rec.ok:
+            self.every.extend((rec.t_scheduled, np.nan if rec.t_end is None else rec.t_end, rec.prompt_tokens or 0,
+                               rec.total_tokens or 0, float(good)))
+            self.every_bins.add(rec)
+        if rec.warmup:
+            self.warmup += 1
+            return
+        self.n += 1
+        self.start = min(self.start, rec.t_scheduled)
+        if rec.t_end is not None:
+            self.last_end = max(self.last_end, rec.t_end)
+        self.retries += rec.retries or 0
+        self.malformed += rec.malformed or 0
+        if rec.price is not None:
+            self.price += rec.price
+        if self.currency is None and rec.currency is not None:
+            self.currency = rec.currency
+        if not rec.ok:
+            key = rec.error_class or "Unknown"
+            self.errors[key] = self.errors.get(key, 0) + 1
+            key = rec.error_phase or "unknown"
+            self.phases[key] = self.phases.get(key, 0) + 1
+            return
+        self.n_ok += 1
+        self.good += good
+        self.out_tokens += rec.output_tokens or 0
+        self.in_tokens += rec.prompt_tokens or 0
+        self.all_tokens += rec.total_tokens or 0
+        if rec.output_tokens_source is not None:
+            self.sources.add(rec.output_tokens_source)
+        for m in ("ttft_ms", "e2e_ms", "tpot_ms", "ttfb_ms", "queue_ms"):
+            v = getattr(rec, m)
+            if v is not None:
+                self.sketches[m].add(v)
+        if len(rec.itl_ms):
+            self.sketches["itl_ms"].extend(rec.itl_ms)
+        if rec.output_tokens and rec.e2e_ms and rec.e2e_ms > 0:
+            self.sketches["user"].add(rec.output_tokens / (rec.e2e_ms / 1000.0))
+        self.bins.add(rec)
+
+    def summary(self, *, window_end_ms: float | None = None, streaming: bool | None = None) -> dict[str, Any]:
+        """The figures, as `summarize(frame, ...)` would give them for the same records."""
+        n, n_ok = self.n, self.n_ok
+        start = self.start if n else None
+        end = window_end_ms if window_end_ms is not None else (self.last_end if self.last_end > -math.inf else None)
+        dur = float(end - start) / 1000.0 if start is not None and end is not None and end > start else 0.0
+        served, out_w, in_w, all_w, good_w = float(n_ok), float(self.out_tokens), float(self.in_tokens), float(self.all_tokens), float(self.good)
+        closed_window = self.load == "closed" and window_end_ms is not None and dur > 0
+        if closed_window:
+            w0, w1 = float(start), float(start) + dur * 1000.0
+            e = np.frombuffer(self.every, dtype=float).reshape(-1, 5)
+            a, b = e[:, 0], e[:, 1]
+            span = b - a
+            inside = np.clip(np.minimum(b, w1) - np.maximum(a, w0), 0.0, None)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(span > 0, inside / np.where(span > 0, span, 1.0), ((a >= w0) & (a <= w1)).astype(float))
+            share = np.nan_to_num(share)
+            served, in_w, all_w = float(share.sum()), float((e[:, 2] * share).sum()), float((e[:, 3] * share).sum())
+            out_w = self.every_bins.between(w0, w1)
+            good_w = float((e[:, 4] * share).sum())
+        keys = [*STATS, *(pct_key(q) for q in self.percentiles if pct_key(q) not in STATS)]
+        qs = [50, 90, 95, 99, 99.9, *self.percentiles]
+        sources = sorted(self.sources)
+        summary: dict[str, Any] = {
+            "requests": n, "succeeded": n_ok, "failed": n - n_ok, "success_rate": _r(n_ok / n) if n else None,
+            "duration_s": _r(dur), "request_throughput": _r(served / dur) if dur else 0.0,
+            "output_tokens": self.out_tokens, "output_tokens_per_s": _r(out_w / dur) if dur else 0.0,
+            "output_tokens_source": sources[0] if len(sources) == 1 else ("mixed" if sources else None),
+            "warmup_requests": self.warmup, "abandoned": self.abandoned,
+            "window_start_ms": _r(start) if start is not None else None,
+            "window_end_ms": _r(start + dur * 1000.0) if start is not None else None,
+            "last_end_ms": _r(self.last_end) if n and self.last_end > -math.inf else None,
+            "e2e_label": "time to response" if streaming is False else "end-to-end",
+            "input_tokens": self.in_tokens, "input_tokens_per_s": _r(in_w / dur) if dur else 0.0,
+            "total_tokens": self.all_tokens, "total_tokens_per_s": _r(all_w / dur) if dur else 0.0,
+            "throughput_attribution": "time in window" if closed_window else ("sent in window" if window_end_ms is not None else "all, to the last end"),
+            "output_tokens_per_s_peak": self.bins.peak(float(start)) if n_ok else None,
+            "user_output_tokens_per_s": self.sketches["user"].stats(keys, qs),
+            "malformed_frames": self.malformed,
+            "percentiles": [pct_key(q) for q in self.percentiles],
+            "percentile_method": f"sketch, within {RELATIVE_ERROR:.0%} relative error",
+        }
+        for metric in LATENCY_METRICS:
+            summary[metric] = self.sketches[metric].stats(keys, qs)
+        summary["errors"] = dict(sorted(self.errors.items(), key=lambda kv: -kv[1]))
+        summary["errors_by_phase"] = dict(sorted(self.phases.items(), key=lambda kv: -kv[1]))
+        summary["retries"] = self.retries
+        summary["cost"] = {"total": round(self.price, 8), "currency": self.currency,
+                           "per_request": round(self.price / n_ok, 8) if n_ok else None}
+        if self.thresholds and n:
+            summary["goodput"] = {"slo": [str(t) for t in self.thresholds], "good": self.good,
+                                  "rate": _r(good_w / dur) if dur else 0.0, "share": _r(self.good / n)}
+        else:
+            summary["goodput"] = None
+        summary["goodput_rate"] = summary["goodput"]["rate"] if summary["goodput"] else None
+        summary["goodput_share"] = summary["goodput"]["share"] if summary["goodput"] else None
+        return summary
 
 
 def figure(summary: dict[str, Any], name: str) -> float | None:

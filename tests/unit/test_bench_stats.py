@@ -103,3 +103,75 @@ def test_a_window_end_counts_requests_sent_in_it_whatever_their_end():
     s = summarize(records_frame(rows), window_end_ms=1000.0)
     assert s["duration_s"] == 1.0 and s["request_throughput"] == 4.0 and s["last_end_ms"] == 2750.0
     assert summarize(records_frame(rows))["duration_s"] == 2.75  # no window (a count run): to the last end
+
+
+def _varied(n, seed=7):
+    """n records with spread latencies and gaps, some failures, a warm-up and an abandoned one."""
+    import numpy as np
+    from array import array
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        ttft = float(rng.lognormal(5.5, 0.6))
+        gaps = rng.lognormal(2.3, 0.5, size=int(rng.integers(1, 60))).astype(np.float32)
+        e2e = ttft + float(gaps.sum())
+        r = rec(i, ttft, e2e, tokens=len(gaps) + 1, start=20.0 * i, warmup=i < 5, ok=i % 50 != 7,
+                error=None if i % 50 != 7 else "StreamError")
+        r.t_first_content, r.itl_ms, r.prompt_tokens, r.total_tokens = r.t_scheduled + ttft, array("f", gaps), 20, 20 + len(gaps) + 1
+        r.ttfb_ms, r.queue_ms, r.retries, r.malformed = float(rng.uniform(1, 9)), float(rng.uniform(0, 3)), i % 3 == 0, i % 97 == 0
+        rows.append(r)
+    rows.append(rec(n, 0, 0, ok=False, error="Abandoned", start=20.0 * n))
+    return rows
+
+
+@pytest.mark.parametrize("load, window_end", [("open", None), ("open", 30_000.0), ("closed", 30_000.0)])
+def test_a_tally_of_the_records_matches_the_exact_summary_within_the_sketch_error(load, window_end):
+    from lib.bench.sketch import RELATIVE_ERROR
+    from lib.bench.stats import FORMULAS, RunTally
+
+    rows = _varied(2000)
+    slo = [Threshold.parse("ttft_ms.p90<=400"), Threshold.parse("e2e_ms.p95<=5000")]
+    tally = RunTally(slo, percentiles=[75], load=load)
+    for r in rows:
+        tally.add(r)
+    got = tally.summary(window_end_ms=window_end)
+    want = summarize(records_frame(rows), slo, window_end_ms=window_end, percentiles=[75], load=load)
+    assert set(got) == set(want) and got["percentile_method"].startswith("sketch") and want["percentile_method"] == "exact"
+    exact = ("requests", "succeeded", "failed", "warmup_requests", "abandoned", "output_tokens", "input_tokens", "total_tokens",
+             "errors", "errors_by_phase", "retries", "malformed_frames", "output_tokens_source", "duration_s", "window_start_ms",
+             "last_end_ms", "success_rate", "throughput_attribution", "percentiles")
+    assert {k: got[k] for k in exact} == {k: want[k] for k in exact}
+    assert got["goodput"]["good"] == want["goodput"]["good"] and got["cost"] == pytest.approx(want["cost"])
+    for k in ("request_throughput", "input_tokens_per_s", "total_tokens_per_s", "goodput_rate"):
+        assert got[k] == pytest.approx(want[k], rel=1e-6), k
+    # tokens binned by 10 ms: the rates that read arrival times agree within a bin's share
+    assert got["output_tokens_per_s"] == pytest.approx(want["output_tokens_per_s"], rel=0.01)
+    assert got["output_tokens_per_s_peak"] == pytest.approx(want["output_tokens_per_s_peak"], rel=0.05)
+    for metric in ("ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms", "user_output_tokens_per_s"):
+        g, w = got[metric], want[metric]
+        for stat in ("min", "max", "mean", "std"):
+            assert g[stat] == pytest.approx(w[stat], rel=1e-4, abs=2e-3), (metric, stat)
+        for stat in ("p50", "p90", "p95", "p99", "p75"):
+            # within the sketch's error of a value at that rank (numpy interpolates between two neighbours)
+            assert g[stat] == pytest.approx(w[stat], rel=2 * RELATIVE_ERROR + 0.005, abs=0.01), (metric, stat, g[stat], w[stat])
+    assert f"{RELATIVE_ERROR:.0%} relative error" in FORMULAS["percentiles"]
+
+
+def test_the_sketch_is_within_its_relative_error_at_every_rank_and_merges():
+    import numpy as np
+
+    from lib.bench.sketch import RELATIVE_ERROR, LogSketch
+
+    values = np.random.default_rng(3).lognormal(3.0, 2.0, size=200_000)
+    values[:100] = 0.0
+    a, b = LogSketch(), LogSketch()
+    for v in values[:1000]:
+        a.add(float(v))
+    b.extend(values[1000:])
+    a.merge(b)
+    ordered = np.sort(values)
+    for q in (0.0, 0.001, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0):
+        true = ordered[int(np.floor(q * (len(values) - 1)))]
+        assert a.quantile(q) == pytest.approx(true, rel=RELATIVE_ERROR * 1.0001, abs=1e-9), q
+    assert a.n == len(values) and a.low == 0.0 and a.high == ordered[-1]

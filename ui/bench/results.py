@@ -162,7 +162,7 @@ def single(store: BenchStore, run_id: str) -> None:
         st.caption(f"Cost {cost['total']:.6f} {cost.get('currency') or ''} ({cost['per_request']:.6f} a request). {FORMULAS['cost']}")
     st.markdown("**Percentiles (ms)**")
     st.dataframe(percentiles_frame(s, ALL_LATENCIES), width="stretch")
-    st.caption(" ".join(FORMULAS[k] for k in ("origin", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "queue_ms", "duration_s")))
+    st.caption(" ".join(FORMULAS[k] for k in ("origin", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "queue_ms", "duration_s", "percentiles")))
     df = store.requests(info.id, label=True)
     key = f"bench_{info.id}"
     c1, c2 = st.columns(2)

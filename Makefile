@@ -32,14 +32,15 @@ system-deps:
 run: $(VENV)/.installed
 	$(BIN)/python scripts/run_console.py
 
-test: $(VENV)/.installed-dev system-deps
+# Lint and types first: a minute's check before the suite's several.
+test: $(VENV)/.installed-dev system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The fast tier: pure functions, parsers, captures replayed through MockTransport. No Debian packages needed.
 test-unit: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-# Not yet part of `make test`: some areas are not clean yet (issue 11).
+# ruff and mypy, configured in pyproject.toml; part of `make test`.
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy lib

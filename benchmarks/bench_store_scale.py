@@ -137,7 +137,7 @@ def engine_figure(n: int) -> str:
                 break
             except OSError:
                 if time.monotonic() > deadline or sim.poll() is not None:
-                    raise SystemExit("the simulator did not start")
+                    raise SystemExit("the simulator did not start") from None
                 time.sleep(0.2)
         out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--engine", f"http://127.0.0.1:{port}/v1",
                               "--engine-rows", str(n)], cwd=ROOT, capture_output=True, text=True, check=True).stdout

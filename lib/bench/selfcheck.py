@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -89,7 +90,7 @@ class SelfCheck:
         return asdict(self)
 
 
-def _pcts(values: list[float] | np.ndarray, scale: float = 1.0) -> dict[str, float | None]:
+def _pcts(values: Sequence[float] | np.ndarray, scale: float = 1.0) -> dict[str, float | None]:
     a = np.asarray(values, dtype=float) * scale
     if a.size == 0:
         return {"p50": None, "p99": None, "max": None}
@@ -104,7 +105,7 @@ def assess(
     ttft_p50_ms: float | None,
     open_loop: bool,
     target_rate: float | None = None,
-    dispatch_late_ms: list[float] | None = None,
+    dispatch_late_ms: Sequence[float] | None = None,
     dispatch_span_s: float | None = None,
     schedule_span_s: float | None = None,
     cap_waits: int = 0,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class LogSketch:
                 idx = np.ceil(np.log(np.minimum(pos, MAX_MS)) / _LOG_GAMMA).astype(np.int64) - _LOW
                 self.counts += np.bincount(np.clip(idx, 0, _BINS - 1), minlength=_BINS)
 
-    def merge(self, other: "LogSketch") -> None:
+    def merge(self, other: LogSketch) -> None:
         self.flush()
         other.flush()
         self.counts += other.counts

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,7 +88,7 @@ def tpot_ms(e2e_ms: float | None, ttft_ms: float | None, output_tokens: int | No
 
 def gaps_ms(content_s: Sequence[float]) -> list[float]:
     """Every gap between consecutive content chunks, in ms."""
-    return [(b - a) * 1000.0 for a, b in zip(content_s, content_s[1:])]
+    return [(b - a) * 1000.0 for a, b in pairwise(content_s)]
 
 
 # -- distributions -------------------------------------------------------------------------------------
@@ -101,7 +103,7 @@ def latency_stats(values: Iterable[float] | np.ndarray, extra: Sequence[float] =
     if a.size == 0:
         return {k: None for k in keys}
     qs = [50, 90, 95, 99, 99.9, *extra]
-    pcts = dict(zip((pct_key(q) for q in qs), np.percentile(a, qs)))
+    pcts = dict(zip((pct_key(q) for q in qs), np.percentile(a, qs), strict=True))
     out = {"min": _r(a.min()), **{k: _r(v) for k, v in pcts.items()}, "mean": _r(a.mean()), "std": _r(a.std()), "max": _r(a.max())}
     return {k: out[k] for k in keys}
 
@@ -184,7 +186,7 @@ def token_times(ok: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         chunks = pd.to_numeric(part["chunks"], errors="coerce").fillna(0).to_numpy(dtype=float)
         streamed = (tokens > 0) & (chunks > 0) & ~np.isnan(first)
         whole = (tokens > 0) & ~streamed & ~np.isnan(end)
-        gaps = [np.asarray(g, dtype=float) for g, keep in zip(part["itl_ms"], streamed) if keep]
+        gaps = [np.asarray(g, dtype=float) for g, keep in zip(part["itl_ms"], streamed, strict=True) if keep]
         lens = np.array([g.size for g in gaps], dtype=np.int64)
         f, w_row = first[streamed], tokens[streamed] / (lens + 1)
         times, weights = [f, end[whole]], [w_row, tokens[whole]]
@@ -271,7 +273,8 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_
         # A closed loop's users are busy the whole window, with answers begun before it (warm-up) and
         # ending after it (drain): each answer counts for its share of time in the window, its tokens
         # when they arrived. (Counting the sends would overstate it by up to one answer a user.)
-        w0, w1 = float(start), float(start) + dur * 1000.0
+        w0 = float(start or 0.0)  # dur > 0: start is set
+        w1 = w0 + dur * 1000.0
         every = df[df["error_class"] != ABANDONED] if not df.empty else df
         every_ok = succeeded(every)
         share = in_window_share(every_ok, w0, w1)
@@ -301,8 +304,8 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_
         "input_tokens_per_s": _r(in_w / dur) if dur else 0.0,
         "total_tokens": all_tokens,
         "total_tokens_per_s": _r(all_w / dur) if dur else 0.0,
-        "throughput_attribution": "time in window" if closed_window else ("sent in window" if window_end_ms is not None else "all, to the last end"),
-        "output_tokens_per_s_peak": peak_output_tokens_per_s(ok, float(start)) if n_ok else None,
+        "throughput_attribution": _attribution(closed_window, window_end_ms),
+        "output_tokens_per_s_peak": peak_output_tokens_per_s(ok, float(start)) if n_ok and start is not None else None,
         "user_output_tokens_per_s": latency_stats(user_tokens_per_s(ok), percentiles),
         "malformed_frames": _sum(m, "malformed"),
         "percentiles": [pct_key(q) for q in percentiles],
@@ -401,7 +404,7 @@ class RunTally:
         if not rec.ok:
             return False
         for t in self.thresholds:
-            v = getattr(rec, t.per_request_metric, None)
+            v = getattr(rec, t.per_request_metric, None) if t.per_request_metric else None
             if v is not None and not (isinstance(v, float) and math.isnan(v)) and v > t.limit:
                 return False
         return True
@@ -457,10 +460,12 @@ class RunTally:
         start = self.start if n else None
         end = window_end_ms if window_end_ms is not None else (self.last_end if self.last_end > -math.inf else None)
         dur = float(end - start) / 1000.0 if start is not None and end is not None and end > start else 0.0
-        served, out_w, in_w, all_w, good_w = float(n_ok), float(self.out_tokens), float(self.in_tokens), float(self.all_tokens), float(self.good)
+        served, good_w = float(n_ok), float(self.good)
+        out_w, in_w, all_w = float(self.out_tokens), float(self.in_tokens), float(self.all_tokens)
         closed_window = self.load == "closed" and window_end_ms is not None and dur > 0
         if closed_window:
-            w0, w1 = float(start), float(start) + dur * 1000.0
+            w0 = float(start or 0.0)  # dur > 0: start is set
+            w1 = w0 + dur * 1000.0
             e = np.frombuffer(self.every, dtype=float).reshape(-1, 5)
             a, b = e[:, 0], e[:, 1]
             span = b - a
@@ -486,8 +491,8 @@ class RunTally:
             "e2e_label": "time to response" if streaming is False else "end-to-end",
             "input_tokens": self.in_tokens, "input_tokens_per_s": _r(in_w / dur) if dur else 0.0,
             "total_tokens": self.all_tokens, "total_tokens_per_s": _r(all_w / dur) if dur else 0.0,
-            "throughput_attribution": "time in window" if closed_window else ("sent in window" if window_end_ms is not None else "all, to the last end"),
-            "output_tokens_per_s_peak": self.bins.peak(float(start)) if n_ok else None,
+            "throughput_attribution": _attribution(closed_window, window_end_ms),
+            "output_tokens_per_s_peak": self.bins.peak(float(start)) if n_ok and start is not None else None,
             "user_output_tokens_per_s": self.sketches["user"].stats(keys, qs),
             "malformed_frames": self.malformed,
             "percentiles": [pct_key(q) for q in self.percentiles],
@@ -554,11 +559,18 @@ def compare_summaries(summaries: dict[str, dict[str, Any]], figures: Sequence[st
     return table
 
 
+def _attribution(closed_window: bool, window_end_ms: float | None) -> str:
+    """Which requests the throughput counts (FORMULAS["request_throughput"])."""
+    if closed_window:
+        return "time in window"
+    return "sent in window" if window_end_ms is not None else "all, to the last end"
+
+
 def rank(summaries: dict[str, dict[str, Any]], by: str = "ttft_ms.p95") -> list[dict[str, Any]]:
     """Labels ordered best first by one figure (lower is better for latencies, higher for throughput);
     runs without the figure come last."""
     higher_better = by.partition(".")[0] in ("success_rate", "request_throughput", "output_tokens_per_s", "goodput_rate", "goodput_share")
-    rows = [{"label": label, "value": figure(s, by)} for label, s in summaries.items()]
+    rows: list[dict[str, Any]] = [{"label": label, "value": figure(s, by)} for label, s in summaries.items()]
     present = sorted((r for r in rows if r["value"] is not None), key=lambda r: r["value"], reverse=higher_better)
     ranked = present + [r for r in rows if r["value"] is None]
     for i, r in enumerate(ranked, 1):

@@ -61,12 +61,14 @@ def test_load_shape_flags(bench, sim, tmp_path):
     r = bench("run", "--target", "Simulator · chat", "--load", "open", "--stages", "0.5:10,0.5:10", "--arrival", "constant", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["requests"] == 8 and doc["description"].startswith("open, stages 0.5s→10 0.5s→10 req/s")  # slots at 0, 1 .. 7 of 7.5 expected
+    # slots at 0, 1 .. 7 of 7.5 expected
+    assert doc["requests"] == 8 and doc["description"].startswith("open, stages 0.5s→10 0.5s→10 req/s")
     trace = tmp_path / "arrivals.txt"
     trace.write_text("0\n0.2\n0.4\n")
     r = bench("run", "--target", "Simulator · chat", "--trace", str(trace), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["requests"] == 3, r.stderr
-    r = bench("run", "--target", "Simulator · chat", "-c", "2", "-n", "4", "--synthetic-input", "40:5", "--synthetic-output", "20", "--json")
+    r = bench("run", "--target", "Simulator · chat", "-c", "2", "-n", "4",
+              "--synthetic-input", "40:5", "--synthetic-output", "20", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["input_tokens"] > 4 * 30, r.stderr
     r = bench("run", "--target", "Simulator · chat", "-r", "10", "-d", "1", "--ramp-up", "0.5", "--arrival", "constant", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["requests"] == 8, r.stderr  # 2.5 expected in the ramp + 5 after

@@ -2,6 +2,7 @@
 are classified (HTTP 200 streams included), every app mode works, runs stop, warm up and cancel."""
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -21,7 +22,8 @@ TOL = 0.15  # the machine is small and shared: 15% on medians
 @pytest.fixture(scope="module")
 def paced(tmp_path_factory):
     """A simulator with exact timing: TTFT 150 ms, then 100 tokens/s (a gap of 10 ms)."""
-    server = start_simulator(tmp_path_factory.mktemp("paced"), "--ttft-ms", str(TTFT_MS), "--tokens-per-s", str(TOKENS_PER_S), "--jitter", "0")
+    server = start_simulator(tmp_path_factory.mktemp("paced"), "--ttft-ms", str(TTFT_MS), "--tokens-per-s", str(TOKENS_PER_S),
+                             "--jitter", "0")
     yield server
     server.stop()
 
@@ -52,7 +54,7 @@ def test_closed_loop_measures_the_configured_latency(paced, store):
     assert ((measured["e2e_ms"] - expected_e2e).abs() <= TOL * expected_e2e).mean() >= 0.9
     # every instant in order, on one clock; one gap fewer than chunks
     order = ["t_scheduled", "t_dispatched", "t_sent", "t_headers", "t_first_event", "t_first_content", "t_last_content", "t_end"]
-    for a, b in zip(order, order[1:]):
+    for a, b in itertools.pairwise(order):
         assert (frame[a] <= frame[b] + 1e-6).all(), (a, b)
     assert (frame["itl_ms"].map(len) == frame["chunks"] - 1).all()
     assert frame["warmup"].any() and (frame.loc[frame["warmup"], "t_scheduled"] < 500).all()
@@ -141,7 +143,8 @@ def test_retries_are_off_by_default_and_recorded_when_enabled(sim, store):
     headers = {"X-Sim-Fault": "503", "X-Sim-Fault-Times": "1"}
     off = run_benchmark(RunConfig(base_url=sim.url, concurrency=1, requests=1, headers={**headers, "X-Sim-Fault-Key": "bench-off"}),
                         "app-sim-chat", store=store)
-    on = run_benchmark(RunConfig(base_url=sim.url, concurrency=1, requests=1, retries=2, headers={**headers, "X-Sim-Fault-Key": "bench-on"}),
+    on = run_benchmark(RunConfig(base_url=sim.url, concurrency=1, requests=1, retries=2,
+                                 headers={**headers, "X-Sim-Fault-Key": "bench-on"}),
                        "app-sim-chat", store=store)
     assert off.summary["errors"] == {"GatewayError": 1}
     assert on.summary["succeeded"] == 1 and on.summary["retries"] == 1 and on.records[0].attempts == 2
@@ -150,7 +153,10 @@ def test_retries_are_off_by_default_and_recorded_when_enabled(sim, store):
 def test_cancel_stops_the_run_and_keeps_what_was_measured(paced, store):
     cancel, progress, box = threading.Event(), Progress(), {}
     config = RunConfig(base_url=paced.url, concurrency=4, duration_s=60)
-    thread = threading.Thread(target=lambda: box.update(o=run_benchmark(config, "app-sim-chat", store=store, progress=progress, cancel=cancel)))
+    def run() -> None:
+        box.update(o=run_benchmark(config, "app-sim-chat", store=store, progress=progress, cancel=cancel))
+
+    thread = threading.Thread(target=run)
     started = time.monotonic()
     thread.start()
     while progress.ok < 4 and time.monotonic() - started < 30:
@@ -282,7 +288,8 @@ def test_the_e2e_ends_at_the_last_terminal_event_in_either_order(replay, store, 
     frames = [f for f in json.loads(CAPTURES.read_text())[5]["body"].split("\n\n") if f.strip()]
     last_frame_ms = (len(frames) - 1) * 40
     assert s["succeeded"] == 2, s["errors"]
-    assert (frame["e2e_ms"] >= last_frame_ms - 5).all() and (frame["e2e_ms"] < last_frame_ms + 300).all(), (last_frame_ms, list(frame["e2e_ms"]))
+    ends = frame["e2e_ms"]
+    assert (ends >= last_frame_ms - 5).all() and (ends < last_frame_ms + 300).all(), (last_frame_ms, list(ends))
     assert (frame["t_end"] - frame["t_last_content"] < 300).all()
 
 

@@ -66,7 +66,8 @@ def test_locust_slo_miss_exits_1(paced, tmp_path):
 def test_locust_master_and_worker(paced, tmp_path):
     port = free_port()
     master = subprocess.Popen([*LOCUST, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-                               "--expect-workers", "1", *common(paced.url, tmp_path, "-u", "4", "-r", "4", "-t", "4s", "--bench-name", "spread")],
+                               "--expect-workers", "1",
+                               *common(paced.url, tmp_path, "-u", "4", "-r", "4", "-t", "4s", "--bench-name", "spread")],
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     worker = subprocess.Popen([*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -8,8 +8,8 @@ import pytest
 
 from lib.bench import BenchStore, RunConfig, run_benchmark
 from lib.bench.config import Stage
-from lib.bench.prompts import PromptError, read_trace, synthetic
 from lib.bench.engine import arrivals, schedule_block
+from lib.bench.prompts import PromptError, read_trace, synthetic
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_each_sweep_level_reports_its_offered_rate(sim, store):
                        headers={"X-Sim-TTFT-Ms": "300"})
     outcomes = run_benchmark(config, "app-sim-chat", store=store)
     assert [o.summary["requests"] for o in outcomes] == [10, 20]
-    for o, rate in zip(outcomes, (5, 10)):
+    for o, rate in zip(outcomes, (5, 10), strict=True):
         assert o.summary["request_throughput"] == pytest.approx(rate, rel=0.02), o.summary
 
 
@@ -123,7 +123,8 @@ def test_an_open_loop_ramp_up_rises_linearly_to_the_rate(sim, store):
 
 
 def test_open_loop_stages_follow_their_rates(sim, store):
-    config = RunConfig(base_url=sim.url, load="open", arrival="constant", stages=[Stage(duration_s=1, level=10), Stage(duration_s=1, level=10)])
+    stages = [Stage(duration_s=1, level=10), Stage(duration_s=1, level=10)]
+    config = RunConfig(base_url=sim.url, load="open", arrival="constant", stages=stages)
     outcome = run_benchmark(config, "app-sim-chat", store=store)
     t = np.sort(outcome.frame()["t_scheduled"].to_numpy()) / 1000.0
     assert len(t) == 15 and (t < 1.0).sum() == 5 and outcome.summary["description"].startswith("open, stages 1s→10 1s→10")

@@ -132,7 +132,7 @@ def test_a_store_in_the_first_layout_is_converted_on_open(tmp_path):
         old_cols = [c for c in COLUMNS if c != "malformed"]
         db.execute(f"CREATE TABLE requests (run_id TEXT NOT NULL, {', '.join(old_cols)}, PRIMARY KEY (run_id, seq)) WITHOUT ROWID")
         db.execute("INSERT INTO runs (id, status, created_at, config, environment) VALUES ('r1', 'finished', 1.0, '{}', '{}')")
-        db.execute(f"INSERT INTO requests (run_id, seq, warmup, ok, ttft_ms, itl_ms) VALUES ('r1', 0, 0, 1, 250.0, ?)",
+        db.execute("INSERT INTO requests (run_id, seq, warmup, ok, ttft_ms, itl_ms) VALUES ('r1', 0, 0, 1, 250.0, ?)",
                    (np.array([10.5, 11.25]).astype("<f8").tobytes(),))
     store = BenchStore(path)
     rows = store.requests("r1")

@@ -45,12 +45,15 @@ def test_nothing_to_run_yet_is_a_prompt_not_a_mistake(fields, says):
 
 
 @pytest.mark.parametrize("fields, says", [
-    (FormFields(targets=SIM, sweep="1, x"), "Sweep levels are numbers separated by commas, such as 1, 2, 4, 8: \u201cx\u201d is not a number."),
+    (FormFields(targets=SIM, sweep="1, x"),
+     "Sweep levels are numbers separated by commas, such as 1, 2, 4, 8: \u201cx\u201d is not a number."),
     (FormFields(targets=SIM, sweep="1.5, 2"), "A concurrency sweep takes whole numbers of users."),
     (FormFields(targets=SIM, sweep="0"), "Sweep levels must be positive."),  # not "Sweep levels: sweep levels"
-    (FormFields(targets=SIM, inputs="{bad"), 'Inputs must be a JSON object such as {"topic": "rivers"}; this one is not valid JSON (line 1, column 2).'),
+    (FormFields(targets=SIM, inputs="{bad"),
+     'Inputs must be a JSON object such as {"topic": "rivers"}; this one is not valid JSON (line 1, column 2).'),
     (FormFields(targets=SIM, inputs="[1]"), 'Inputs must be a JSON object such as {"topic": "rivers"}, not a list or a single value.'),
-    (FormFields(targets=SIM, headers="X-Fine: 1\nno colon"), "Each extra header reads Name: value, one a line; \u201cno colon\u201d has no colon."),
+    (FormFields(targets=SIM, headers="X-Fine: 1\nno colon"),
+     "Each extra header reads Name: value, one a line; \u201cno colon\u201d has no colon."),
     (FormFields(targets=SIM, source="a list", query="\n  \n"), "The prompt list is empty."),
     (FormFields(targets=SIM, source="a file", upload_name="p.csv", upload=b"query\n\xff\xfe"), "The file p.csv is not UTF-8 text"),
     (FormFields(targets=SIM * 2, sweep="1, 2"), "Compare targets or sweep levels, not both in one run"),

@@ -107,8 +107,9 @@ def test_a_window_end_counts_requests_sent_in_it_whatever_their_end():
 
 def _varied(n, seed=7):
     """n records with spread latencies and gaps, some failures, a warm-up and an abandoned one."""
-    import numpy as np
     from array import array
+
+    import numpy as np
 
     rng = np.random.default_rng(seed)
     rows = []

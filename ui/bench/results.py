@@ -154,7 +154,8 @@ def single(store: BenchStore, run_id: str) -> None:
     _selfcheck(s)
     if s.get("goodput"):
         g = s["goodput"]
-        st.markdown(f"**Goodput** {g['rate']:.2f} req/s: {g['share']:.1%} of requests within {', '.join(g['slo'])}. *{FORMULAS['goodput']}*")
+        within = ", ".join(g["slo"])
+        st.markdown(f"**Goodput** {g['rate']:.2f} req/s: {g['share']:.1%} of requests within {within}. *{FORMULAS['goodput']}*")
     if s.get("slo_checks"):
         st.dataframe(pd.DataFrame(s["slo_checks"])[["slo", "value", "ok"]], hide_index=True)
     cost = s.get("cost") or {}
@@ -294,7 +295,7 @@ FORMAT_NAMES = {"csv": "CSV", "json": "JSON", "parquet": "Parquet"}
 
 def downloads(store: BenchStore, run_id: str) -> None:
     cols = st.columns(4)
-    for col, fmt in zip(cols, ("csv", "json", "parquet")):
+    for col, fmt in zip(cols, ("csv", "json", "parquet"), strict=False):  # the 4th column: the HTML report
         col.download_button(f"Download {FORMAT_NAMES[fmt]}", data=lambda f=fmt: export_bytes(store, run_id, f),
                             file_name=f"bench-{run_id}.{fmt}", mime=MIME[fmt], key=f"bench_dl_{fmt}_{run_id}",
                             on_click="ignore")

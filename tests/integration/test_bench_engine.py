@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lib.bench import BenchStore, Prompt, RunConfig, run_benchmark
@@ -304,7 +305,7 @@ def test_a_run_failed_error_from_the_client_is_classified_as_a_failed_run():
     err = RunFailedError("The chatflow run failed in node LLM", node_title="LLM", node_type="llm", message="rate limited by provider")
     rec = build(seq=0, warmup=False, worker=0, prompt=0, t0=t.start, scheduled=t.start, dispatched=t.start, timing=t, error=err)
     assert (rec.ok, rec.error_class, rec.error_phase, rec.http_status) == (False, "RunFailedError", "run", 200)
-    assert rec.error_message == "node LLM (llm) failed: rate limited by provider"
+    assert rec.error_message == "node 'LLM' (llm) failed: rate limited by provider"
 
 
 # -- stop rules: the run ends, and says what it left out ----------------------------------------------------
@@ -375,6 +376,9 @@ def test_a_long_run_keeps_only_the_first_records_in_memory_and_sums_the_rest_as_
     assert s["percentile_method"].startswith("sketch") and store.summary(outcome.run_id)["percentile_method"] == s["percentile_method"]
     exact = summarize(outcome.frame())  # the same rows read back: the tally agrees within the sketch's error
     assert s["output_tokens"] == exact["output_tokens"] and s["itl_ms"]["max"] == exact["itl_ms"]["max"]
-    assert s["ttft_ms"]["p50"] == pytest.approx(exact["ttft_ms"]["p50"], rel=0.03)
     frame = outcome.frame()
+    # The sketch gives a value at the quantile's rank (rounded down) within its 1%; with 12 answers numpy's
+    # interpolation between two ranks can differ by more than that, so compare at the rank.
+    at_rank = float(np.percentile(frame["ttft_ms"].dropna(), 50, method="lower"))
+    assert s["ttft_ms"]["p50"] == pytest.approx(at_rank, rel=0.015), (s["ttft_ms"]["p50"], at_rank, exact["ttft_ms"]["p50"])
     assert len(frame) == 12 and sorted(frame["seq"]) == list(range(12)) and frame["itl_ms"].map(len).gt(0).all()

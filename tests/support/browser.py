@@ -261,9 +261,20 @@ def _open(page: Page, label: str, scope: str) -> Locator:
     """Open the selectbox's list; return its options."""
     combobox = page.get_by_role("combobox", name=label, exact=True)  # `has=` is relative to each box
     box = page.locator(scope).locator("[data-testid='stSelectbox']").filter(has=combobox)
-    box.get_by_role("button", name="Open").click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     options = page.get_by_role("listbox").get_by_role("option")
-    options.first.wait_for()
+    # A live fragment's rerun (the Metrics page refreshes its panels) can close a list that has just opened:
+    # open it again rather than wait for a list that is gone.
+    for attempt in range(4):
+        box.get_by_role("button", name="Open").click()
+        try:
+            options.first.wait_for(timeout=15_000)
+            return options
+        except PlaywrightTimeoutError:
+            if attempt == 3:
+                raise AssertionError(f"the selectbox {label!r} did not open its list") from None
+            page.keyboard.press("Escape")
     return options
 
 

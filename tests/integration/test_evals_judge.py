@@ -7,16 +7,16 @@ depends on what it was asked, so the test sees that the rubric and the answer re
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
 
 from lib.evals import parse_suite, run_suite
 from lib.settings import Target
+from tests.support.http_server import serve
 
 
 class _Grader(BaseHTTPRequestHandler):
@@ -61,14 +61,8 @@ class _Grader(BaseHTTPRequestHandler):
 
 @contextmanager
 def grader() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Grader)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(_Grader) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 as a website or a single-page app answers a wrong base URL. For the "not a Dify URL" error paths."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.http_server import serve
 
 PAGE = b"<!doctype html><html><head><title>Welcome to Example Corp</title></head><body><h1>Hello</h1></body></html>"
 
@@ -30,11 +31,5 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def html_server() -> Iterator[str]:
     """Serve the page on a free port; yields a base URL that looks like an API's (`.../v1`)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(_Handler) as url:
+        yield url

@@ -7,12 +7,12 @@ app per key), each from a capture file; anything else is a 404 in Dify's JSON sh
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+from tests.support.http_server import serve
 from tests.support.procs import ROOT
 
 CAPTURES = ROOT.parent / "shared" / "dify-captures" / "1.12.1"
@@ -76,11 +76,5 @@ def replay_server() -> Iterator[str]:
     """Serve the recorded apps on a free port; yields the base URL (`.../v1`)."""
     missing = [n for routes in APPS.values() for n in routes.values() if not (CAPTURES / n).is_file()]
     assert not missing, f"captures missing from {CAPTURES}: {missing}"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(_Handler) as url:
+        yield url

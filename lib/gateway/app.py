@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import CallerKeys
 from .config import Caller, GatewaySettings
@@ -20,7 +20,38 @@ from .tracing import make_tracer
 SERVER_VERSION = "gateway"
 
 
-def create_app(settings: GatewaySettings | None = None, *, tracer_provider=None) -> FastAPI:
+class GatewayApp:
+    """The gateway's ASGI app: Dify's Service API (`/v1/<route>`) straight to the gateway's handler, the rest
+    (/health, /ready, /metrics, GET /v1) to FastAPI.
+
+    Why not a FastAPI or Starlette route: every call to Dify passes here, and each chunk of every stream
+    would pass FastAPI's five middleware `send` wrappers, and each request its dependency machinery, on the
+    one event loop all open streams share (benchmarks/gateway_overhead.py measured it in added TTFT)."""
+
+    def __init__(self, api: FastAPI, gw: Gateway, *, cors_origins: list[str]) -> None:
+        self.api, self.gateway = api, gw
+        self.state = api.state
+        proxy: ASGIApp = gw.asgi
+        if cors_origins:
+            # Around the proxy and FastAPI alike, so refusals (401, 429) carry CORS headers too and a browser
+            # can read them.
+            cors = dict(allow_origins=cors_origins, allow_methods=METHODS + ["OPTIONS"],
+                        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                        expose_headers=["X-Request-ID", "Retry-After"],
+                        allow_credentials=False,  # keys travel in Authorization, never cookies
+                        max_age=600)
+            proxy = CORSMiddleware(proxy, **cors)  # type: ignore[arg-type]
+            api.add_middleware(CORSMiddleware, **cors)  # type: ignore[arg-type]
+        self._proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(scope["path"]) > 4 and scope["path"].startswith("/v1/"):
+            await self._proxy(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)  # lifespan included: the gateway starts and stops with it
+
+
+def create_app(settings: GatewaySettings | None = None, *, tracer_provider=None) -> GatewayApp:
     """Build the app. `settings` default to the environment; `tracer_provider` (tests) overrides OTLP.
 
     Raises ConfigError when a required setting is missing.
@@ -73,22 +104,4 @@ def create_app(settings: GatewaySettings | None = None, *, tracer_provider=None)
         # Dify answers GET /v1/ without a key; clients use it as a reachability check.
         return {"welcome": "Dify OpenAPI", "api_version": "v1", "server_version": SERVER_VERSION}
 
-    # A plain Starlette route, not FastAPI's: every call to Dify passes here, and FastAPI's per-request
-    # machinery (dependency solving, its telemetry) costs each of a burst of simultaneous streams its turn
-    # before its request goes upstream. Its methods as given: Starlette would add HEAD to a GET route.
-    proxy = Route("/v1/{path:path}", gw.handle, methods=METHODS)
-    proxy.methods = set(METHODS)
-    app.router.routes.append(proxy)
-
-    if settings.cors_origins:
-        # Outermost, so refusals (401, 429) carry CORS headers too and a browser can read them.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=METHODS + ["OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
-            allow_credentials=False,  # keys travel in Authorization, never cookies
-            max_age=600,
-        )
-    return app
+    return GatewayApp(app, gw, cors_origins=settings.cors_origins)

@@ -154,6 +154,17 @@ class Gateway:
 
     # -- /v1/... -------------------------------------------------------------------------------------
 
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry of /v1/<route> (app.GatewayApp): the answer of `handle`, sent. A bug in `handle`
+        is logged and answered 500 in Dify's envelope, as FastAPI's error middleware answered it before."""
+        try:
+            response = await self.handle(Request(scope, receive))
+        except Exception:
+            log.exception("gateway error", extra={"path": scope.get("path", "")})
+            response = dify_error(500, "internal_server_error", "The gateway failed on this request; its log "
+                                  "has the details.", request_id(None))
+        await response(scope, receive, send)
+
     async def handle(self, request: Request) -> Response:
         started = clock()
         method = request.method

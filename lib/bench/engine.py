@@ -289,11 +289,9 @@ class _Run:
         kind = cfg.app
         try:
             if kind == "auto":
-                # AsyncDifyClient shares Endpoints with the sync client, whose annotations are the sync return
-                # types: its endpoint methods really return awaitables (a typed async surface is still to do).
-                info = await client.info()  # type: ignore[misc]
+                info = await client.info()
                 kind = APP_KINDS.get(info.mode or "", "chat")  # type: ignore[assignment]
-            fields = (await client.parameters()).input_fields()  # type: ignore[misc]  # as info() above
+            fields = (await client.parameters()).input_fields()
         except DifyError as exc:
             raise BenchError(f"could not read the app at {cfg.base_url}: {exc}") from None
         self.kind = kind

@@ -9,7 +9,7 @@
 
 See design.md "Rules of the client" for what is retried, the timeouts and the breaker.
 """
-from .client import AsyncDifyClient, AsyncEventStream, DifyClient, EventStream
+from .client import AsyncDifyClient, DifyClient
 from .core import Spec
 from .errors import (
     AppModeError,
@@ -41,6 +41,7 @@ from .errors import (
     StreamError,
     StreamInterruptedError,
 )
+from .event_streams import AsyncEventStream, EventStream
 from .events import (
     AgentMessageEvent,
     AgentThoughtEvent,

@@ -3,7 +3,8 @@
 Each method builds a `Spec` and hands it to `self._call` (blocking: the typed result) or
 `self._stream` (an event stream). DifyClient runs them synchronously; on AsyncDifyClient the same
 methods return coroutines (await them) and async event streams (`async for`). Return types are
-written for the sync client.
+written for the sync client; async_endpoints.py declares the same methods with the async client's
+types (what a type checker sees on AsyncDifyClient).
 
 Every method also takes `headers=` (extra request headers, e.g. the simulator's X-Sim-Fault) and
 `timeouts=` (a `Timeouts` for this call only).
@@ -14,7 +15,7 @@ import mimetypes
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Literal, Unpack
+from typing import IO, TYPE_CHECKING, Any, Literal, Unpack
 from urllib.parse import quote
 
 from .core import CallOptions, Spec, drop_none
@@ -42,6 +43,9 @@ from .models import (
     WorkflowResult,
     WorkflowRun,
 )
+
+if TYPE_CHECKING:
+    from .event_streams import EventStream
 
 FileLike = str | os.PathLike | bytes | IO[bytes] | tuple
 FileInput = dict | UploadedFile
@@ -102,7 +106,7 @@ class Endpoints:
     def _call(self, spec: Spec, options: CallOptions) -> Any:
         raise NotImplementedError
 
-    def _stream(self, spec: Spec, options: CallOptions) -> Any:
+    def _stream(self, spec: Spec, options: CallOptions) -> EventStream:
         raise NotImplementedError
 
     # -- app information (all modes) --------------------------------------------------------------------
@@ -145,7 +149,7 @@ class Endpoints:
 
     def stream_chat(self, query: str, *, user: str, inputs: dict | None = None, conversation_id: str | None = None,
                     files: Sequence[FileInput] | None = None, auto_generate_name: bool | None = None, workflow_id: str | None = None,
-                    **options: Unpack[CallOptions]) -> Any:
+                    **options: Unpack[CallOptions]) -> EventStream:
         """POST /chat-messages, streaming: an EventStream of typed events (AsyncEventStream on the async client)."""
         return self._stream(self._chat_spec(query, user, inputs, conversation_id, files, auto_generate_name, workflow_id, True), options)
 
@@ -168,7 +172,7 @@ class Endpoints:
         return self._call(self._completion_spec(inputs, user, query, files, False), options)
 
     def stream_completion(self, inputs: dict | None = None, *, user: str, query: str | None = None,
-                          files: Sequence[FileInput] | None = None, **options: Unpack[CallOptions]) -> Any:
+                          files: Sequence[FileInput] | None = None, **options: Unpack[CallOptions]) -> EventStream:
         return self._stream(self._completion_spec(inputs, user, query, files, True), options)
 
     def stop_completion(self, task_id: str, *, user: str, **options: Unpack[CallOptions]) -> Success:
@@ -195,7 +199,7 @@ class Endpoints:
         return self._call(self._workflow_spec(inputs, user, files, workflow_id, False), options)
 
     def stream_workflow(self, inputs: dict | None = None, *, user: str, files: Sequence[FileInput] | None = None,
-                        workflow_id: str | None = None, **options: Unpack[CallOptions]) -> Any:
+                        workflow_id: str | None = None, **options: Unpack[CallOptions]) -> EventStream:
         return self._stream(self._workflow_spec(inputs, user, files, workflow_id, True), options)
 
     def stop_workflow(self, task_id: str, *, user: str, **options: Unpack[CallOptions]) -> Success:
@@ -223,7 +227,7 @@ class Endpoints:
                                parse=NumberedPage[dict].model_validate, idempotent=True), options)
 
     def stream_workflow_events(self, workflow_run_id: str, *, user: str, include_state_snapshot: bool | None = None,
-                               continue_on_pause: bool | None = None, **options: Unpack[CallOptions]) -> Any:
+                               continue_on_pause: bool | None = None, **options: Unpack[CallOptions]) -> EventStream:
         """GET /workflow/{id}/events (Dify >= 1.13): re-open a workflow/chatflow run's event stream."""
         params = drop_none({"user": user, "include_state_snapshot": _flag(include_state_snapshot),
                             "continue_on_pause": _flag(continue_on_pause)})
@@ -359,7 +363,7 @@ class Endpoints:
 
     # -- the stop endpoint that matches a stream -------------------------------------------------------------
 
-    def _stop_for(self, spec: Spec, task_id: str) -> Any:
+    def _stop_for(self, spec: Spec, task_id: str) -> Success:
         user = spec.user or ""
         if spec.stream_mode == "chat":
             return self.stop_chat(task_id, user=user)

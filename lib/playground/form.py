@@ -16,6 +16,7 @@ SUPPORTED_CONTROLS = frozenset(
     {"text-input", "paragraph", "select", "number", "checkbox", "json_object", "file", "file-list"}
 )
 FILE_CONTROLS = frozenset({"file", "file-list"})
+TEXT_CONTROLS = frozenset({"text-input", "paragraph"})  # the ones `max_length` applies to
 
 
 @dataclass(frozen=True)
@@ -168,10 +169,23 @@ def validate_inputs(fields: tuple[FormField, ...] | list[FormField], values: dic
         else:  # text-input, paragraph
             text = str(raw)
             if f.max_length and len(text) > f.max_length:
-                errors.append(f"{f.label} takes at most {f.max_length} characters; it has {len(text)}.")
+                errors.append(f"{f.label} takes at most {f.max_length:,} characters; it has {len(text):,}.")
             else:
                 inputs[f.variable] = text
     return FormResult(inputs, errors, files)
+
+
+def length_notice(f: FormField, value: Any) -> str | None:
+    """What to say under a text field whose value is longer than the app's `max_length` (None: it fits).
+
+    The widgets take text of any length: Streamlit's own `max_chars` drops a whole paste that is too long,
+    without a word, so the user would not know why the field stayed empty. Here the text lands and stays,
+    and this says why it will not be sent as it is (validate_inputs refuses it, as Dify would with 400)."""
+    if not f.max_length or f.control not in TEXT_CONTROLS or not isinstance(value, str) or len(value) <= f.max_length:
+        return None
+    over = len(value) - f.max_length
+    return (f"{f.label} has {len(value):,} characters, over this app's limit of {f.max_length:,}: nothing is sent "
+            f"until it fits. Shorten it by {over:,} character{'s' if over != 1 else ''}.")
 
 
 def _blank(v: Any) -> bool:

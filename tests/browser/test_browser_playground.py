@@ -178,3 +178,40 @@ def test_a_new_workflow_run_shows_nothing_of_the_run_before(page, paced_console,
     screenshot(page, tmp_path / "workflow.png")
     assert_no_exception(page)
 
+
+
+def test_a_paste_over_a_fields_limit_lands_and_the_page_says_it_is_over(page, paced_console, tmp_path):
+    """Streamlit's max_chars would drop a 100k-character paste whole and silently; the field keeps it, says it is
+    over the app's max_length, and nothing is sent until it fits. (fill() is one input event carrying the whole
+    text, as a paste is.)"""
+    paste = "Lorem ipsum dolor sit amet. " * 3572 + "tail"  # 100,020 characters
+    open_app(page, paced_console, "/")
+    choose(page, "Target", "Simulator · workflow")
+    topic = page.get_by_role("textbox", name="Topic *")
+    expect(topic).to_be_visible()
+    topic.fill(paste)
+    page.get_by_role("button", name="Run").click()  # in a form: the value reaches the app on submit
+    expect(page.get_by_text("Not sent: Topic takes at most 200 characters; it has 100,020.")).to_be_visible()
+    expect(page.get_by_text("Topic has 100,020 characters, over this app's limit of 200: nothing is sent until it fits. "
+                            "Shorten it by 99,820 characters.")).to_be_visible()
+    wait_for_rerun(page)
+    assert topic.input_value() == paste  # nothing lost
+    assert page.get_by_text(re.compile(r"^First token \d")).count() == 0  # nothing sent
+    screenshot(page, tmp_path / "over-limit.png")
+
+    topic.fill(paste[:200])  # exactly the limit: sent
+    page.get_by_role("button", name="Run").click()
+    expect(page.get_by_text(re.compile(r"^First token \d"))).to_have_count(1)
+    wait_for_rerun(page)
+    expect(page.get_by_text(re.compile(r"over this app's limit"))).to_have_count(0)
+
+    # Outside a form (the chat app's inputs), the notice comes as soon as the field loses focus.
+    choose(page, "Target", "Simulator · chat")
+    page.get_by_text(re.compile(r"^App inputs")).click()
+    name = page.get_by_role("textbox", name="Your name", exact=True)
+    name.fill(paste)
+    name.press("Tab")
+    expect(page.get_by_text("Your name has 100,020 characters, over this app's limit of 48: nothing is sent until it "
+                            "fits. Shorten it by 99,972 characters.")).to_be_visible()
+    assert name.input_value() == paste
+    assert_no_exception(page)

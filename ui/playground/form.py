@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 
 from lib.playground.app_profile import EXTENSIONS_BY_TYPE
-from lib.playground.form import FormField, PendingFile
+from lib.playground.form import TEXT_CONTROLS, FormField, PendingFile, length_notice
 from ui.playground.state import VALUE_PREFIX, set_default
 
 _NO_CHOICE = None
@@ -30,14 +30,15 @@ def render_form(fields: tuple[FormField, ...], scope: str, *, disabled: bool = F
         key = field_key(scope, f)
         label = f"{f.label} *" if f.required else f.label
         help_ = _help(f)
+        # No max_chars on the text widgets: Streamlit drops a paste longer than it whole and silently. The text
+        # lands; length_notice says under the field that it is over the limit, and sending is refused until it fits.
         if f.control == "text-input":
             set_default(key, f.initial_value())
-            st.text_input(label, key=key, max_chars=f.max_length, placeholder=f.placeholder or None, help=help_, disabled=disabled)
+            st.text_input(label, key=key, placeholder=f.placeholder or None, help=help_, disabled=disabled)
         elif f.control in ("paragraph", "json_object"):
             set_default(key, f.initial_value())
-            st.text_area(label, key=key, max_chars=f.max_length if f.control == "paragraph" else None,
-                         placeholder=f.placeholder or ("{ }" if f.control == "json_object" else None), help=help_,
-                         disabled=disabled, height=100)
+            st.text_area(label, key=key, placeholder=f.placeholder or ("{ }" if f.control == "json_object" else None),
+                         help=help_, disabled=disabled, height=100)
         elif f.control == "select":
             set_default(key, f.initial_value())
             if st.session_state[key] is not None and st.session_state[key] not in f.options:  # options changed
@@ -52,6 +53,9 @@ def render_form(fields: tuple[FormField, ...], scope: str, *, disabled: bool = F
         elif f.is_file:
             st.file_uploader(label, key=key, accept_multiple_files=f.control == "file-list", type=_file_types(f),
                              help=help_, disabled=disabled, max_upload_size=max_upload_mb)
+        notice = length_notice(f, st.session_state.get(key))
+        if notice:
+            st.warning(notice, icon=":material/warning:")
 
 
 def raw_values(fields: tuple[FormField, ...], scope: str) -> dict[str, Any]:
@@ -76,7 +80,7 @@ def pending_file(uploaded: Any) -> PendingFile:
 
 def _help(f: FormField) -> str | None:
     parts = [f.hint] if f.hint else []
-    if f.max_length and f.control in ("text-input", "paragraph"):
+    if f.max_length and f.control in TEXT_CONTROLS:
         parts.append(f"At most {f.max_length} characters.")
     if f.required:
         parts.append("Required.")

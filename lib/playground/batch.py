@@ -109,6 +109,53 @@ class BatchRow:
     status: str = "queued"  # queued | running | done | stopped | error | invalid | cancelled
 
 
+@dataclass(frozen=True)
+class BatchTally:
+    """How a batch's rows ended, each row counted once: a row skipped for bad input is never "answered"."""
+
+    rows: int
+    answered: int  # done
+    failed: int  # error
+    stopped: int  # cancelled while streaming: a partial answer
+    cancelled: int  # cancelled before it was sent
+    unfinished: int  # queued or running
+    skipped: tuple[BatchItem, ...]  # invalid: not sent, with the reasons
+
+    def sentence(self) -> str:
+        """"Answered 3 of 4 rows; 1 skipped for bad input — row 4: The query is empty: …"."""
+        parts = [f"Answered {self.answered} of {self.rows} row{'s' if self.rows != 1 else ''}"]
+        parts += [f"{n} {word}" for n, word in ((self.failed, "failed"), (self.stopped, "stopped midway"),
+                                                (self.cancelled, "cancelled before sending"),
+                                                (self.unfinished, "not finished")) if n]
+        text = "; ".join(parts)
+        if not self.skipped:
+            return text + "."
+        return f"{text}; {len(self.skipped)} skipped for bad input — {skip_reasons(self.skipped)}"
+
+
+def tally(rows: list[BatchRow]) -> BatchTally:
+    by = [r.status for r in rows]
+    return BatchTally(rows=len(rows), answered=by.count("done"), failed=by.count("error"), stopped=by.count("stopped"),
+                      cancelled=by.count("cancelled"), unfinished=by.count("queued") + by.count("running"),
+                      skipped=tuple(r.item for r in rows if r.status == "invalid"))
+
+
+def skip_reasons(items: tuple[BatchItem, ...] | list[BatchItem], groups: int = 3) -> str:
+    """Why rows were not sent, rows with the same reasons together: "rows 2, 5: Topic is required. Row 7: …"."""
+    by_reason: dict[str, list[int]] = {}
+    for item in items:
+        by_reason.setdefault(" ".join(item.errors) or "bad input.", []).append(item.row)
+    out = []
+    for reason, numbers in list(by_reason.items())[:groups]:
+        shown = ", ".join(map(str, numbers[:10])) + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+        out.append(f"{'row' if len(numbers) == 1 else 'rows'} {shown}: {reason}")
+    rest = sum(len(n) for n in list(by_reason.values())[groups:])
+    if rest:
+        out.append(f"{rest} more row{'s' if rest != 1 else ''} for other reasons (see the table).")
+    text = " ".join(part[0].upper() + part[1:] if i else part for i, part in enumerate(out))
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
 class BatchJob:
     """Runs a plan's rows in a pool of `concurrency` threads; read `progress`, `rows`, `frame()`."""
 
@@ -137,6 +184,9 @@ class BatchJob:
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
+
+    def tally(self) -> BatchTally:
+        return tally(self.rows)
 
     def start(self) -> BatchJob:
         self.started_at = time.time()

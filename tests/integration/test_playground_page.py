@@ -330,7 +330,11 @@ def test_batch_runs_a_small_csv_into_a_table(sim):
     assert frame.loc[1, "answer"].startswith("คุณถามว่า") and (frame.loc[:1, "ttft_ms"] >= 0).all()
     assert (frame.loc[:1, "price"] > 0).all() and frame.loc[2, "error"].startswith("The query is empty")
     assert [b.label for b in at.download_button] == ["Download CSV", "Download JSONL"]
-    assert [m.value for m in at.metric][0] == "2 / 3"
+    # The row skipped for its empty query is not counted as answered, and the page says why it was skipped.
+    assert [m.value for m in at.metric][0] == "2 of 3"
+    assert [p.proto.text for p in at.get("progress")] == ["2 of 2 rows finished · 1 more skipped for bad input"]
+    assert ("Answered 2 of 3 rows; 1 skipped for bad input — row 3: The query is empty: a chat app needs a message in the "
+            "`query` column.") in texts(at.caption)
 
 
 def test_compare_two_targets_side_by_side(sim):

@@ -86,12 +86,14 @@ def _start(page: PageContext) -> None:
 
 def _progress(job: BatchJob) -> None:
     total = max(job.total, 1)
+    skipped = len(job.rows) - job.total  # rows not sent for bad input: not in the bar, said beside it
+    aside = f" · {skipped} more skipped for bad input" if skipped else ""
     if job.done.is_set():
-        st.progress(1.0, text=f"{job.finished} of {job.total} rows" + (" (cancelled)" if job.cancelled else " done"))
+        st.progress(1.0, text=f"{job.finished} of {job.total} rows finished" + (" (cancelled)" if job.cancelled else "") + aside)
         return
     bar = st.progress(0.0, text="Starting…")
     while not job.done.is_set():
-        bar.progress(job.finished / total, text=f"{job.finished} of {job.total} rows · {job.concurrency} at a time")
+        bar.progress(job.finished / total, text=f"{job.finished} of {job.total} rows finished · {job.concurrency} at a time{aside}")
         job.wait(0.25)
     st.rerun()  # draw the finished table
 
@@ -100,8 +102,9 @@ def _results(page: PageContext, job: BatchJob) -> None:
     frame = job.frame()
     sent = frame[frame["status"].isin(["done", "stopped", "error"])]
     ok = frame[frame["status"] == "done"]
+    counts = job.tally()
     cols = st.columns(4)
-    cols[0].metric("Answered", f"{len(ok)} / {len(frame)}")
+    cols[0].metric("Answered", f"{counts.answered} of {counts.rows}")
     ttfts = [v for v in ok["ttft_ms"].tolist() if v == v and v is not None]
     cols[1].metric("Median first token", f"{statistics.median(ttfts):.0f} ms" if ttfts else "–")
     totals = [v for v in ok["total_s"].tolist() if v == v and v is not None]
@@ -109,6 +112,7 @@ def _results(page: PageContext, job: BatchJob) -> None:
     prices = [v for v in sent["price"].tolist() if v == v and v is not None]
     currency = next((c for c in sent["currency"].tolist() if isinstance(c, str)), "USD")
     cols[3].metric("Total price", format_price(sum(prices), currency) if prices else "–")
+    st.caption(counts.sentence())
     shown = frame.drop(columns=["query"]) if page.profile.kind == "workflow" else frame  # workflows take no query
     st.dataframe(
         shown, hide_index=True, width="stretch",

@@ -1,11 +1,13 @@
 """A transcript as Markdown (to read and share) and JSON (to keep and diff). Never the API key:
-`ExportMeta` has no field for it, and turns never hold it."""
+`ExportMeta` has no field for it, and turns never hold it. Times are written with their UTC offset
+(ISO 8601), so a file read in another time zone says when it was made."""
 from __future__ import annotations
 
 import json
 import re
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from .transcript import Transcript, Turn, format_seconds
 
@@ -26,7 +28,7 @@ class ExportMeta:
 
 def to_json(transcript: Transcript, meta: ExportMeta) -> str:
     doc = {
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "exported_at": now_iso(),
         **asdict(meta),
         "conversation_id": transcript.conversation_id,
         "conversation_name": transcript.name or None,
@@ -46,10 +48,15 @@ def to_markdown(transcript: Transcript, meta: ExportMeta) -> str:
     ]
     if transcript.conversation_id:
         lines.append(f"- Conversation: `{transcript.conversation_id}`")
-    lines.append(f"- Exported: {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    lines.append(f"- Exported: {now_iso()}")
     for n, turn in enumerate(transcript.turns, start=1):
         lines += ["", "---", ""] + _turn_markdown(n, turn, meta.app_name)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def now_iso() -> str:
+    """The console's local time now with its UTC offset, e.g. `2026-01-05T14:03:12+07:00`."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def _turn_markdown(n: int, turn: Turn, app_name: str) -> list[str]:

@@ -61,7 +61,7 @@ from .events import (
     parse_event,
 )
 from .hooks import Hooks
-from .keys import ApiKey, mask
+from .keys import ApiKey, mask, redact_tokens
 from .models import (
     Annotation,
     AnnotationJob,
@@ -109,5 +109,5 @@ __all__ = [
     "PayloadError", "PermissionDeniedError", "ProtocolError", "RateLimitError", "ReasoningChunkEvent", "RetryPolicy",
     "RunFailedError", "ServerError", "Spec", "StreamError", "StreamInterruptedError", "Success", "TTSMessageEvent",
     "TextChunkEvent", "Timeouts", "Timing", "TokenBucket", "UnknownEvent", "UploadedFile", "Usage", "WorkflowEvent",
-    "WorkflowFinishedEvent", "WorkflowResult", "WorkflowRun", "mask", "parse_event",
+    "WorkflowFinishedEvent", "WorkflowResult", "WorkflowRun", "mask", "parse_event", "redact_tokens",
 ]

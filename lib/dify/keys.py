@@ -75,6 +75,16 @@ def redact(text: str, key: ApiKey) -> str:
     return _BEARER.sub(_mask_bearer, text.replace(key.reveal(), key.masked))
 
 
+# A Dify API key's shape (`app-`, `dataset-` + 24 letters and digits as Dify issues them; 16 and more here).
+_DIFY_KEY = re.compile(r"\b((?:app|dataset)-[A-Za-z0-9]{16,})\b")
+
+
+def redact_tokens(text: str) -> str:
+    """Text from a server (a node's error, a failed run's message) with every bearer token and every
+    Dify-key-shaped token masked, for places that show it without holding the key."""
+    return _DIFY_KEY.sub(lambda m: mask(m.group(1)), _BEARER.sub(_mask_bearer, text))
+
+
 def _mask_bearer(m: re.Match[str]) -> str:
     token = m.group(2)
     return m.group(0) if "…" in token else m.group(1) + mask(token)  # "…": masked already

@@ -14,6 +14,7 @@ from lib.dify import (
     Usage,
     WorkflowEvent,
     WorkflowFinishedEvent,
+    redact_tokens,
 )
 from lib.dify.timing import clock
 
@@ -71,7 +72,7 @@ class TurnRecorder:
             turn.workflow_run_id = ev.workflow_run_id or turn.workflow_run_id
             turn.outputs = dict(ev.outputs or {})
             if ev.status == "failed" and ev.error:
-                turn.error = failed_run_sentence(turn, ev.error)
+                turn.error = failed_run_sentence(turn, redact_tokens(ev.error))
                 self.run_failed = True
             if ev.status == "stopped":
                 turn.status = "stopped"
@@ -110,7 +111,8 @@ class TurnRecorder:
         node.status = ev.status or node.status
         elapsed = data.get("elapsed_time")
         node.elapsed_s = float(elapsed) if isinstance(elapsed, (int, float)) else node.elapsed_s
-        node.error = data.get("error") or None
+        error = data.get("error")
+        node.error = redact_tokens(str(error)) if error else None  # Dify's words may quote a token (an HTTP node's)
         meta = data.get("execution_metadata") or {}
         if isinstance(meta.get("total_tokens"), int):
             node.tokens = meta["total_tokens"]

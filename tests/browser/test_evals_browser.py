@@ -83,9 +83,13 @@ def test_run_suites_see_the_matrix_the_failures_and_a_diff(page, evals_console, 
     wait_for_rerun(page)
     page.get_by_role("button", name="Run suite").click()
     expect(page.locator(METRIC).first).to_have_text("1/5")
-    failures = page.get_by_text("the answer is written in latin")
-    expect(failures).to_be_visible()
-    expect(page.get_by_text("is not a verdict").first).to_be_visible()  # the simulator is no judge: it says so
+    # Each failure listed with its reasons. Found by its case, not by a reason's text alone: while the page
+    # redraws for the new run, the last run's answer in full can still be on screen below, and its
+    # "✅ script: latin: the answer is written in latin" made a text match ambiguous (a strict-mode failure).
+    failures = page.get_by_role("listitem").filter(has_text="wrong-language · Simulator · chat:")
+    expect(failures).to_contain_text("script: thai: the answer is written in latin")
+    judged = page.get_by_role("listitem").filter(has_text="judged · Simulator · chat:")
+    expect(judged).to_contain_text("is not a verdict")  # the simulator is no judge: it says so
     # the answer shown in full is the new run's first, named as such (not the label the last run left)
     expect(selectbox(page, "Answer in full")).to_have_value("passes · Simulator · chat · pass")
     page.get_by_text("Only failures").click()

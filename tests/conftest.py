@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,19 @@ def page(browser):
     """A fresh browser page (its own context: no session shared with other tests)."""
     with new_page(browser) as fresh:
         yield fresh
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test's report shows what the page showed (text, screenshot path, server log)."""
+    outcome = yield
+    report = outcome.get_result()
+    funcargs = getattr(item, "funcargs", {})
+    if report.when != "call" or not report.failed or "page" not in funcargs:
+        return
+    from tests.support.browser import failure_evidence
+
+    consoles = [value for value in funcargs.values() if isinstance(value, Console)]
+    folder = funcargs.get("tmp_path") or Path(tempfile.mkdtemp(prefix="browser-failure-"))
+    for title, text in failure_evidence(funcargs["page"], consoles, Path(folder)):
+        report.sections.append((title, text))

@@ -18,6 +18,7 @@ Text assertions look at the answer; for a workflow that is its streamed text, el
 """
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import unicodedata
@@ -144,7 +145,9 @@ def parse_assertion(raw: Any) -> Assertion:
         return _output(kind, value, label)
     if kind == "judge":
         return _judge(value)
-    raise AssertionSpecError(f"unknown assertion {kind!r}; known: {', '.join(KINDS)}")
+    close = difflib.get_close_matches(kind, [k for k in KINDS if k != "outputs.FIELD"], n=1)
+    meant = f" (did you mean {close[0]!r}?)" if close else ""
+    raise AssertionSpecError(f"unknown assertion {kind!r}{meant}; known: {', '.join(KINDS)}")
 
 
 def _with_options(kind: str, value: Any, allowed: tuple[str, ...]) -> tuple[Any, dict]:
@@ -359,15 +362,23 @@ def _output_check(a: Assertion, o: Observation) -> tuple[bool, str]:
         return ok, f"{field_name} {'is present' if value is not _MISSING else 'is absent'}"
     if value is _MISSING:
         return False, f"{field_name} is absent (outputs: {', '.join(o.outputs) or 'none'})"
-    shown = _short(value)
+    shown = _literal(value)
     if op == "equals":
-        return value == want, f"{field_name} is {shown}"
+        return value == want, f"{field_name} is {shown}" + ("" if value == want else f", not {_literal(want)}")
     if op == "not-equals":
         return value != want, f"{field_name} is {shown}"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     if op == "contains":
-        return str(want) in text, f"{field_name} is {shown}"
-    return re.search(str(want), text) is not None, f"{field_name} is {shown}"
+        ok = str(want) in text
+        return ok, f"{field_name} {'contains' if ok else 'does not contain'} {_short(str(want))!r} (it is {shown})"
+    m = re.search(str(want), text)
+    return m is not None, (f"{field_name} matched {_short(m.group(0))!r}" if m
+                           else f"{field_name} has no match for /{want}/ (it is {shown})")
+
+
+def _literal(value: Any) -> str:
+    """A value as the suite would write it, short: a text quoted, anything else as JSON."""
+    return repr(_short(value)) if isinstance(value, str) else _short(value)
 
 
 def _limit(a: Assertion, o: Observation) -> tuple[bool, str]:

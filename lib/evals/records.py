@@ -27,6 +27,8 @@ class NodeRecord:
     tokens: int | None = None
     cost: float | None = None
     error: str | None = None
+    currency: str | None = None  # of `cost`
+    parent: str | None = None  # the node_id of the iteration or loop it ran inside
 
 
 @dataclass

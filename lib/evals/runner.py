@@ -29,6 +29,7 @@ from lib.settings import Target
 from lib.waterfall import waterfall_record
 
 from .assertions import CheckResult, Observation, judge_prompt, verdict_result, warm_up
+from .judges import Judge, JudgeFormError, completion_inputs
 from .records import CaseResult, EvalRun, NodeRecord, TurnRecord
 from .suite import Case, Suite, Turn, Variant
 
@@ -110,12 +111,10 @@ async def run_suite_async(
 
     try:
         kinds = {t.name: await _probe(client_for(t), t, suite.app) for t in targets}
-        judges: dict[str, tuple[AsyncDifyClient, str]] = {}
+        judges: dict[str, Judge] = {}
         for name in suite.judge_targets():
             judge = _resolve(name, targets, resolve)
-            judges[name] = (client_for(judge), await _probe(client_for(judge), judge, "auto"))
-            if judges[name][1] == "workflow":
-                raise CannotRunError(f"the judge {name!r} is a workflow app: a judge must be a chat or completion app")
+            judges[name] = await _judge(name, client_for(judge), judge)
         warm_up([a for c in suite.cases for a in c.assertions + [x for t in c.turns for x in t.assertions]])
         slots = asyncio.Semaphore(max(1, concurrency))
 
@@ -172,9 +171,31 @@ async def _probe(client: AsyncDifyClient, target: Target, app: str) -> str:
     return app if app != "auto" else APP_KINDS.get(info.mode or "", "chat")
 
 
+async def _judge(name: str, client: AsyncDifyClient, target: Target) -> Judge:
+    """How to ask the judge `name`: a chat app as it is, a completion app through its input form."""
+    kind = await _probe(client, target, "auto")
+    if kind == "workflow":
+        raise CannotRunError(f"the judge {name!r} is a workflow app: a judge must be a chat or completion app")
+    if kind == "chat":
+        return Judge(name, client, kind)
+    try:
+        params = await client.parameters()  # type: ignore[misc]  # Endpoints is typed for the sync client
+        prompt_input, inputs = completion_inputs(params, name)
+    except DifyError as exc:
+        raise CannotRunError(f"cannot read the judge {name!r}'s input form (GET /parameters): {exc}") from None
+    except JudgeFormError as exc:
+        raise CannotRunError(str(exc)) from None
+    return Judge(name, client, kind, prompt_input, inputs)
+
+
 async def _run_case(suite: Suite, case: Case, variant: Variant, repeat: int, target: Target, client: AsyncDifyClient,
-                    kind: str, judges: dict[str, tuple[AsyncDifyClient, str]]) -> CaseResult:
+                    kind: str, judges: dict[str, Judge]) -> CaseResult:
     result = CaseResult(case.id, target.name, variant.name, repeat, started_at=time.time())
+    if kind == "chat" and not all(t.query.strip() for t in case.turns):  # Dify would say only "query is required"
+        result.error, result.error_class = (f"This case has no query, and {target.name!r} is a chat app, which needs "
+                                            "one: give the case a query, or run it against the workflow or completion "
+                                            "app it was written for (those take only inputs)."), "NoQuery"
+        return result
     conversation_id: str | None = None
     obs = Observation()
     try:
@@ -236,19 +257,30 @@ async def _answer(suite: Suite, case: Case, turn: Turn, variant: Variant, client
         record.answer = result.text or _text_output(result.outputs)
         if record.timing.get("total_tokens") is None and result.total_tokens is not None:
             record.timing["total_tokens"] = result.total_tokens
-        costs = [n.cost for n in record.nodes if n.cost is not None]
-        if record.timing.get("total_price") is None and costs:
-            record.timing["total_price"] = sum(costs)
+        # workflow_finished reports tokens but no price (lib.dify's usage then says 0.0): the price is what the
+        # nodes that spend (LLM, agent, tool) report in their node_finished; a run without node events reported none.
+        record.timing["total_price"] = _workflow_price(record.nodes)
+        record.timing["currency"] = next((n.currency for n in record.nodes if n.cost is not None and n.currency), "USD")
     else:
         record.answer = result.answer
         record.conversation_id = getattr(result, "conversation_id", None)
         record.usage = result.usage.raw if result.usage is not None else None
 
 
+def _workflow_price(nodes: list[NodeRecord]) -> float | None:
+    """The sum of the nodes' prices; a node inside an iteration or loop that reported its own total is counted
+    once, in that total. 0.0 when no node spent anything, None without node events."""
+    if not nodes:
+        return None
+    priced = {n.node_id for n in nodes if n.cost is not None}
+    return sum((n.cost for n in nodes if n.cost is not None and not (n.parent and n.parent in priced)), 0.0)
+
+
 def _node_event(nodes: dict[str, NodeRecord], event: NodeEvent, now: float) -> None:
     data = event.data
     key = data.get("id") or event.node_id or str(len(nodes))  # the node execution's id: a loop runs a node twice
-    node = nodes.setdefault(key, NodeRecord(event.node_id or "", event.node_type, event.title))
+    node = nodes.setdefault(key, NodeRecord(event.node_id or "", event.node_type, event.title,
+                                            parent=data.get("iteration_id") or data.get("loop_id")))
     if event.event == "node_started":
         node.started_s = now
     elif event.event == "node_finished":
@@ -259,6 +291,7 @@ def _node_event(nodes: dict[str, NodeRecord], event: NodeEvent, now: float) -> N
         node.tokens = meta.get("total_tokens")
         price = meta.get("total_price")
         node.cost = float(price) if price not in (None, "") else None
+        node.currency = meta.get("currency") or None
 
 
 def _text_output(outputs: dict[str, Any]) -> str:
@@ -286,22 +319,16 @@ def _observation(turn: Turn, record: TurnRecord) -> Observation:
                        tokens=t.get("total_tokens"), cost=t.get("total_price"), currency=t.get("currency") or "USD")
 
 
-async def _check_all(assertions: list, obs: Observation, judges: dict[str, tuple[AsyncDifyClient, str]],
-                     user: str) -> list[CheckResult]:
+async def _check_all(assertions: list, obs: Observation, judges: dict[str, Judge], user: str) -> list[CheckResult]:
     out = []
     for a in assertions:
         if a.kind != "judge":
             out.append(a.check(obs))
             continue
-        client, kind = judges[a.target]
-        prompt = judge_prompt(a.value, obs)
         try:
-            if kind == "chat":
-                verdict = await client.stream_chat(prompt, user=f"{user}-judge").collect()
-            else:
-                verdict = await client.stream_completion({}, user=f"{user}-judge", query=prompt).collect()
+            verdict = await judges[a.target].ask(judge_prompt(a.value, obs), user=f"{user}-judge")
         except DifyError as err:
             out.append(CheckResult("judge", False, f"the judge ({a.target}) could not answer: {err}", a.label))
             continue
-        out.append(verdict_result(a, verdict.answer))
+        out.append(verdict_result(a, verdict))
     return out

@@ -23,6 +23,7 @@ tree to the line they point at.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .assertions import Assertion, AssertionSpecError, parse_assertion
 
@@ -92,17 +93,6 @@ class SuiteSpec(_Model):
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
     variants: list[VariantSpec] = Field(default_factory=list)
     cases: list[CaseSpec] = Field(min_length=1)
-
-    @field_validator("cases")
-    @classmethod
-    def _unique_ids(cls, cases: list[CaseSpec]) -> list[CaseSpec]:
-        seen: set[str] = set()
-        for case in cases:
-            if case.id is not None:
-                if case.id in seen:
-                    raise ValueError(f"two cases have the id {case.id!r}: ids must be unique")
-                seen.add(case.id)
-        return cases
 
 
 # -- the parsed suite: what the runner uses ------------------------------------------------------------
@@ -193,13 +183,13 @@ def parse_suite(text: str, *, source: str = "suite", base_dir: Path | None = Non
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise SuiteError(f"not valid YAML: {what}", source=source, line=mark.line + 1 if mark else None) from None
+        raise _yaml_error(exc, source) from None
     except yaml.YAMLError as exc:
         raise SuiteError(f"not valid YAML: {exc}", source=source) from None
     if root is None or not isinstance(data, dict):
-        raise SuiteError("a suite is a mapping with `cases:` (a list of cases), and optionally name, defaults, variants",
+        empty = "the file is empty: " if root is None else ""
+        raise SuiteError(f"{empty}a suite is a mapping with `cases:` (a list of cases), and optionally name, "
+                         "description, defaults, variants (examples/ has some)",
                          source=source, line=root.start_mark.line + 1 if root is not None else None)
 
     def fail(loc: tuple, message: str, at_key: bool = False) -> SuiteError:
@@ -237,7 +227,12 @@ def parse_suite(text: str, *, source: str = "suite", base_dir: Path | None = Non
     d = spec.defaults
     default_checks = assertions(d.assert_, ("defaults",))
     cases = []
+    ids: set[str] = set()
     for i, c in enumerate(spec.cases):
+        if c.id is not None:
+            if c.id in ids:
+                raise fail(("cases", i, "id"), f"two cases have the id {c.id!r}: ids must be unique")
+            ids.add(c.id)
         turns: list[Turn] = []
         if c.turns:
             if c.query:
@@ -303,12 +298,37 @@ def _dotted(loc: tuple) -> str:
     return out
 
 
+def _yaml_error(exc: yaml.MarkedYAMLError, source: str) -> SuiteError:
+    """PyYAML's complaint with the line to look at: where the problem is, except when the file ended inside
+    something (an unclosed quote or bracket), which is where that something began."""
+    problem, context = exc.problem_mark, exc.context_mark
+    at_end = any(w in (exc.problem or "") for w in ("end of stream", "stream end")) and context is not None
+    mark = context if at_end else (problem or context)
+    what = exc.problem or ""
+    if exc.context:
+        began = f" (from line {context.line + 1})" if context is not None and context is not mark else ""
+        what = f"{exc.context}{began}, {what}" if what else exc.context
+    if at_end:
+        what += " (a quote, bracket or brace opened here is never closed)"
+    return SuiteError(f"not valid YAML: {what}", source=source, line=mark.line + 1 if mark else None)
+
+
+# every key a suite may hold, to suggest the one meant when a key is unknown
+_KEYS = sorted({f.alias or name for m in (SuiteSpec, DefaultsSpec, CaseSpec, TurnSpec, VariantSpec)
+                for name, f in m.model_fields.items()})
+
+
 def _pydantic_message(error: Any) -> str:  # a pydantic ErrorDetails
     kind, msg = error["type"], error["msg"]
     if kind == "extra_forbidden":
-        return f"unknown key {error['loc'][-1]!r} (check its spelling)"
+        key = str(error["loc"][-1])
+        close = difflib.get_close_matches(key, _KEYS, n=1)
+        return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else " (check its spelling)")
     if kind == "missing":
         return f"{error['loc'][-1]!r} is required"
+    if kind == "too_short" and error["loc"] == ("cases",):
+        return "a suite needs at least one case"
+    msg = msg.removeprefix("Value error, ")
     got = error.get("input")
     shown = "" if isinstance(got, (dict, list)) else f", got {got!r}"
     return f"{msg[0].lower() + msg[1:]}{shown}"

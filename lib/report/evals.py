@@ -71,7 +71,11 @@ def _summary(run: EvalRun) -> list[Any]:
     blocks: list[Any] = []
     if run.error:
         blocks.append(Paragraph(f"The run stopped: {run.error}", tone="error"))
-    verdict = "Every answer passed." if run.passed else f"{s['failed']} of {s['total']} answers failed."
+    if run.status == "cancelled":  # a part of the suite: its answers may all have passed, the run did not
+        verdict = (f"The run was cancelled after {s['total']:,} answers ({s['failed']:,} failed): the cases it did "
+                   "not reach were not run.")
+    else:
+        verdict = "Every answer passed." if run.passed else f"{s['failed']} of {s['total']} answers failed."
     blocks.append(Paragraph(verdict, tone="" if run.passed else "warning"))
     rows = [("Answers", f"{s['total']:,}", RUN["answer"]), ("Passed", f"{s['passed']:,}", ""),
             ("Failed", f"{s['failed']:,}", f"{s['errors']:,} of them failed inside Dify (not judged)"),

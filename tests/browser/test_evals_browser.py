@@ -1,6 +1,7 @@
 """The Evals page in a real browser: run the passing example, then the failing one, read why, diff them."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -13,11 +14,15 @@ from tests.support.browser import (
     expect,
     open_app,
     screenshot,
+    selectbox,
     start_console,
     wait_for_rerun,
+    watch_texts,
+    watched_texts,
 )
 
 METRIC = "[data-testid='stMetricValue']"
+PROGRESS = "[data-testid='stProgress'] [data-testid='stMarkdownContainer']"  # the live panel's text
 TABLE = "[data-testid='stDataFrame']"
 
 
@@ -53,11 +58,23 @@ def test_run_suites_see_the_matrix_the_failures_and_a_diff(page, evals_console, 
     open_app(page, evals_console, "/evals")
     expect(page.get_by_role("heading", level=1)).to_have_text("Evals")
     expect(page.get_by_text("Simulator chat smoke")).to_be_visible()  # the first example, described in the form
+    # One case at a time: the paced simulator takes ~2 s an answer, so the run lasts ~8 s, long enough for the
+    # live panel to show it going on even when the page's rerun after the click is slow (a loaded machine; the
+    # first run also loads langdetect's profiles). At 4 at once the whole run took ~2.5 s, the panel appeared
+    # ~1.6 s after the click, and a poll for it could fall on either side of its short life.
+    at_once = page.get_by_role("spinbutton", name="Cases at once", exact=True)
+    at_once.fill("1")
+    at_once.press("Enter")
+    expect(at_once).to_have_value("1")
+    wait_for_rerun(page)
+    watch_texts(page, PROGRESS)
     page.get_by_role("button", name="Run suite").click()
-    # live progress while it runs (the paced simulator takes ~2 s an answer), then the run's matrix
-    expect(page.get_by_role("progressbar").first).to_be_visible()
     expect(page.locator(METRIC).first).to_have_text("4/4")
     expect(page.locator(TABLE).first).to_be_visible()
+    # live progress while it ran, redrawn as answers came: several counts were on screen
+    progress = watched_texts(page, PROGRESS)
+    counts = {int(m.group(1)) for m in (re.search(r"· (\d)/4 answers", t) for t in progress) if m}
+    assert len(counts) >= 2 and all(t.startswith("Simulator chat smoke · ") for t in progress), progress
     wait_for_rerun(page)
     assert_no_exception(page)
 
@@ -66,11 +83,20 @@ def test_run_suites_see_the_matrix_the_failures_and_a_diff(page, evals_console, 
     wait_for_rerun(page)
     page.get_by_role("button", name="Run suite").click()
     expect(page.locator(METRIC).first).to_have_text("1/5")
-    failures = page.get_by_text("the answer is written in latin")
-    expect(failures).to_be_visible()
-    expect(page.get_by_text("is not a verdict").first).to_be_visible()  # the simulator is no judge: it says so
+    # Each failure listed with its reasons. Found by its case, not by a reason's text alone: while the page
+    # redraws for the new run, the last run's answer in full can still be on screen below, and its
+    # "✅ script: latin: the answer is written in latin" made a text match ambiguous (a strict-mode failure).
+    failures = page.get_by_role("listitem").filter(has_text="wrong-language · Simulator · chat:")
+    expect(failures).to_contain_text("script: thai: the answer is written in latin")
+    judged = page.get_by_role("listitem").filter(has_text="judged · Simulator · chat:")
+    expect(judged).to_contain_text("is not a verdict")  # the simulator is no judge: it says so
+    # the answer shown in full is the new run's first, named as such (not the label the last run left)
+    expect(selectbox(page, "Answer in full")).to_have_value("passes · Simulator · chat · pass")
     page.get_by_text("Only failures").click()
     expect(page.get_by_text("Only failures: 4 of 5 case rows failed on some target.")).to_be_visible()
+    # filtered: the first failure in full, its label and its failed assertions agreeing
+    expect(selectbox(page, "Answer in full")).to_have_value("wrong-language · Simulator · chat · FAIL")
+    expect(page.get_by_text("❌ script: thai: the answer is written in latin")).to_be_visible()
     wait_for_rerun(page)
 
     baseline = next(f"Simulator chat smoke · Simulator · chat · finished · {r.id}"
@@ -82,6 +108,7 @@ def test_run_suites_see_the_matrix_the_failures_and_a_diff(page, evals_console, 
     screenshot(page, tmp_path / "evals.png")
     runs = EvalStore(tmp_path / "evals.sqlite").runs()
     assert sorted(r.summary()["passed"] for r in runs) == [1, 4] and all(r.status == "finished" for r in runs)
+    assert [r.config["concurrency"] for r in runs] == [1, 1]  # as set in the form
 
 
 def test_a_workflow_runs_node_figures_waterfall_and_report_download(page, evals_console, console_sim, tmp_path):

@@ -14,13 +14,17 @@ from typing import ClassVar
 
 import pytest
 
-from lib.evals import parse_suite, run_suite
+from lib.evals import CannotRunError, parse_suite, run_suite
 from lib.settings import Target
 from tests.support.http_server import serve
 
 
 class _Grader(BaseHTTPRequestHandler):
     prompts: ClassVar[list[str]] = []
+    bodies: ClassVar[list[dict]] = []
+    mode: ClassVar[str] = "chat"
+    # a completion grader's input form, as GET /parameters sends it (Dify's completion template names it `query`)
+    form: ClassVar[list[dict]] = []
 
     def _json(self, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -31,11 +35,15 @@ class _Grader(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        self._json({"name": "Grader", "description": "", "tags": [], "mode": "chat", "author_name": "tests"})
+        if self.path.endswith("/parameters"):
+            self._json({"user_input_form": self.form})
+            return
+        self._json({"name": "Grader", "description": "", "tags": [], "mode": self.mode, "author_name": "tests"})
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        prompt = body["query"]
+        self.bodies.append(body)
+        prompt = body["query"] if self.mode == "chat" else body["inputs"].get("query", "")
         self.prompts.append(prompt)
         graded = prompt.split("Answer to grade:", 1)[1] if "Answer to grade:" in prompt else ""
         if "STRICT" in prompt:
@@ -67,7 +75,7 @@ def grader() -> Iterator[str]:
 
 @pytest.fixture
 def grader_url() -> Iterator[str]:
-    _Grader.prompts = []
+    _Grader.prompts, _Grader.bodies, _Grader.mode, _Grader.form = [], [], "chat", []
     with grader() as url:
         yield url
 
@@ -118,3 +126,46 @@ cases:
     assert not result.passed and result.error is None
     assert "the judge (Grader) answered something that is not a verdict" in result.checks[0].reason
     assert "'I would rather not say.'" in result.checks[0].reason
+
+
+def test_a_completion_judge_gets_the_prompt_in_its_query_variable(sim, grader_url):
+    _Grader.mode = "completion"
+    _Grader.form = [{"select": {"variable": "tone", "label": "Tone", "required": True, "default": "",
+                                "options": ["Strict", "Lenient"]}},
+                    {"text-input": {"variable": "lang", "label": "Language", "required": True, "default": "en"}},
+                    {"paragraph": {"variable": "query", "label": "Query", "required": True, "default": ""}},
+                    {"number": {"variable": "words", "label": "Words", "required": False}}]
+    suite = parse_suite("""
+defaults: {judge: Grader}
+cases:
+  - id: graded
+    query: Hello there
+    assert:
+      - judge: {rubric: "The answer admits it is simulated."}
+""")
+    chat = Target("Simulator · chat", sim.url, "app-sim-chat", "simulator")
+    judge = Target("Grader", grader_url, "app-grader-key-0001", "dify")
+    (result,) = run_suite(suite, [chat], resolve=lambda name: judge).results
+    assert result.passed and result.checks[0].reason == "Grader: PASS, It says it is simulated."
+    (body,) = _Grader.bodies
+    # the prompt in `query`; the other required variables at their default (a select's first option); nothing else
+    assert set(body["inputs"]) == {"query", "tone", "lang"}
+    assert body["inputs"]["tone"] == "Strict" and body["inputs"]["lang"] == "en"
+    assert "Rubric: The answer admits it is simulated." in body["inputs"]["query"]
+
+
+def test_a_completion_judge_whose_form_it_cannot_fill_stops_the_run_before_any_answer(sim):
+    # the simulator's completion app requires a `topic` with no default: a judge has only its prompt to give
+    suite = parse_suite("""
+cases:
+  - id: a
+    query: Hi
+    assert:
+      - judge: {target: "Simulator · completion", rubric: "Says hi."}
+""")
+    chat = Target("Simulator · chat", sim.url, "app-sim-chat", "simulator")
+    completion = Target("Simulator · completion", sim.url, "app-sim-completion", "simulator")
+    with pytest.raises(CannotRunError) as err:
+        run_suite(suite, [chat], resolve=lambda name: completion)
+    assert str(err.value).startswith("the judge 'Simulator · completion' is a completion app whose form requires "
+                                     "'topic' besides 'query'")

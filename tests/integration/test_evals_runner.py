@@ -68,6 +68,20 @@ def test_workflow_outputs_variants_and_repeats(sim):
     students = next(r for r in run.results if r.variant == "students" and r.case_id == "topic-in-output")
     assert "audience = Students" in students.turns[0].outputs["text"]
     assert [n.node_type for n in students.turns[0].nodes] == ["start", "llm", "template-transform", "end"]
+    # workflow_finished reports no price: the answer costs what its LLM node reported, not 0
+    llm = students.turns[0].nodes[1]
+    assert llm.cost and llm.cost > 0 and llm.currency == "USD"
+    assert students.cost == pytest.approx(llm.cost) and run.summary()["cost"] > 0
+
+
+def test_a_case_without_a_query_on_a_chat_app_says_what_is_wrong_without_asking(sim):
+    # the workflow example (inputs only) run against a chat app by mistake: each case says why, none reaches Dify
+    suite = load_suite(ROOT / "examples" / "simulator-workflow.yaml")
+    run = run_suite(suite, [target(sim, "app-sim-chat", "Simulator · chat")])
+    assert run.status == "finished" and run.total == 4 and not any(r.passed for r in run.results)
+    for r in run.results:
+        assert r.error_class == "NoQuery" and r.turns == []
+        assert r.error.startswith("This case has no query, and 'Simulator · chat' is a chat app, which needs one")
 
 
 def test_the_failing_example_records_each_failure_and_its_reason(sim):

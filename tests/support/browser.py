@@ -225,6 +225,29 @@ def screenshot(page: Page, path: str | Path, *, full_page: bool = True) -> Path:
     return path
 
 
+# Every distinct text the elements matching a selector showed, from a MutationObserver: an element that is
+# on screen for less than playwright's polling interval (a progress bar of a short run) is still seen.
+_WATCH_JS = """selector => {
+    const seen = (window.__watched = window.__watched || {})[selector] = [];
+    const note = () => document.querySelectorAll(selector).forEach(e => {
+        const text = e.innerText.trim();
+        if (text && !seen.includes(text)) seen.push(text);
+    });
+    new MutationObserver(note).observe(document.body, {subtree: true, childList: true, characterData: true});
+    note();
+}"""
+
+
+def watch_texts(page: Page, selector: str) -> None:
+    """From now on, record every text the elements matching `selector` show (read them with `watched_texts`)."""
+    page.evaluate(_WATCH_JS, selector)
+
+
+def watched_texts(page: Page, selector: str) -> list[str]:
+    """The distinct texts seen since `watch_texts(page, selector)`, in the order they first showed."""
+    return page.evaluate("selector => (window.__watched || {})[selector] || []", selector)
+
+
 # The navigation links' labels, without the text of their icons (material icons are ligatures).
 _NAV_LABELS_JS = """() => [...document.querySelectorAll("[data-testid='stSidebarNavLink']")].map(link => {
     const copy = link.cloneNode(true);
@@ -300,3 +323,36 @@ def choose(page: Page, label: str, option: str, *, scope: str = APP) -> None:
 def selected(page: Page, label: str, *, scope: str = APP) -> str:
     """The option the selectbox labelled `label` shows as chosen."""
     return selectbox(page, label, scope=scope).input_value()
+
+
+# --- When a browser test fails ---------------------------------------------------------------------
+
+PAGE_TEXT_LIMIT = 8_000
+LOG_LINES = 60
+
+
+def failure_evidence(page: Page, consoles: list[Console], folder: Path) -> list[tuple[str, str]]:
+    """What the page showed when a test failed, as (title, text) report sections: its URL and script state,
+    any exception box, the main area's text, a screenshot of the whole main area (saved in `folder`), and the
+    end of each console's server log. Never raises: a page that is gone says so."""
+    sections: list[tuple[str, str]] = []
+    try:
+        state = page.locator(APP).get_attribute("data-test-script-state", timeout=2_000)
+        sections.append(("page", f"{page.url} · script {state}"))
+        errors = page.locator(EXCEPTION).all_inner_texts()
+        if errors:
+            sections.append(("page exceptions", "\n---\n".join(errors)))
+        text = page.locator("[data-testid='stMain']").inner_text(timeout=5_000)
+        cut = f"\n…({len(text) - PAGE_TEXT_LIMIT} more characters)" if len(text) > PAGE_TEXT_LIMIT else ""
+        sections.append(("page text", text[:PAGE_TEXT_LIMIT] + cut))
+        # The main area scrolls inside a fixed window: make the window as tall as it to get all of it.
+        height = page.evaluate("() => document.querySelector(\"[data-testid='stMain']\")?.scrollHeight || 0")
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], min(int(height), 10_000))})
+        shot = screenshot(page, folder / "failure.png")
+        sections.append(("page screenshot", str(shot)))
+    except Exception as exc:  # noqa: BLE001 -- evidence is best effort: the failure itself is reported anyway
+        sections.append(("page", f"could not read the page: {type(exc).__name__}: {exc}"))
+    for console in consoles:
+        lines = console.app.log().splitlines()[-LOG_LINES:]
+        sections.append((f"streamlit log {console.url} (last {len(lines)} lines)", "\n".join(lines)))
+    return sections

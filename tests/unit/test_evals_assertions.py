@@ -73,8 +73,14 @@ def test_workflow_output_fields():
     outputs = {"text": "Hello world", "score": 3, "items": [{"name": "a"}]}
     assert check({"outputs.score": 3}, outputs=outputs).passed
     r = check({"outputs.score": 4}, outputs=outputs)
-    assert not r.passed and r.reason == "outputs.score is 3"
+    assert not r.passed and r.reason == "outputs.score is 3, not 4"
     assert check({"outputs.text": {"contains": "world"}}, outputs=outputs).passed
+    # a failed check says what was wanted and what the field holds
+    r = check({"outputs.text": {"contains": "moon"}}, outputs=outputs)
+    assert not r.passed and r.reason == "outputs.text does not contain 'moon' (it is 'Hello world')"
+    r = check({"outputs.text": {"regex": "^W"}}, outputs=outputs)
+    assert not r.passed and r.reason == "outputs.text has no match for /^W/ (it is 'Hello world')"
+    assert check({"outputs.text": "Hi"}, outputs=outputs).reason == "outputs.text is 'Hello world', not 'Hi'"
     assert check({"outputs.items.0.name": {"regex": "^a$"}}, outputs=outputs).passed
     assert check({"outputs.nope": {"exists": False}}, outputs=outputs).passed
     r = check({"outputs.nope": "x"}, outputs=outputs)

@@ -37,12 +37,14 @@ def test_the_examples_load_with_defaults_variants_and_turns():
 def test_an_unknown_assertion_names_its_line_and_the_known_kinds():
     err = error_of("name: x\ncases:\n  - query: hi\n    assert:\n      - contains: hi\n      - contain: x\n")
     assert err.line == 6
-    assert str(err).startswith("s.yaml line 6: cases[0].assert[1]: unknown assertion 'contain'; known: contains")
+    assert str(err).startswith("s.yaml line 6: cases[0].assert[1]: unknown assertion 'contain' (did you mean "
+                               "'contains'?); known: contains")
+    assert "did you mean" not in str(error_of("cases:\n  - query: hi\n    assert:\n      - zzz: x\n"))
 
 
 def test_a_misspelt_key_and_a_missing_field_name_their_lines():
     err = error_of("cases:\n  - query: hi\n  - qeury: hello\n")
-    assert (err.line, err.where) == (3, "cases[1].qeury") and "unknown key 'qeury'" in str(err)
+    assert (err.line, err.where) == (3, "cases[1].qeury") and "unknown key 'qeury' (did you mean 'query'?)" in str(err)
     err = error_of("cases:\n  - turns:\n      - query: a\n      - inputs: {x: 1}\n")
     assert err.line == 4 and "'query' is required" in str(err)
 
@@ -65,6 +67,16 @@ def test_syntax_errors_give_the_line_for_yaml_and_json():
     assert err.line == 3 and "not valid JSON" in str(err)
 
 
+def test_a_quote_or_bracket_never_closed_points_at_where_it_opened():
+    # PyYAML finds the problem at the end of the file; the line to fix is where the quote or bracket began
+    err = error_of('name: x\ncases:\n  - id: a\n    query: "Hello\n    assert:\n      - contains: x\n')
+    assert err.line == 4 and "never closed" in str(err)
+    err = error_of("cases:\n  - {id: a, query: [unclosed\n\n\n")
+    assert err.line == 2 and "never closed" in str(err)
+    err = error_of("cases:\n  - id: a\n    query: x\n  bad: 1\n")  # not at the end: the problem's own line
+    assert err.line == 4 and "never closed" not in str(err)
+
+
 def test_json_suites_load_and_their_errors_have_lines_too(tmp_path):
     path = tmp_path / "s.json"
     suite = {"name": "j", "cases": [{"id": "a", "query": "hi", "assert": [{"contains": "hi"}]},
@@ -80,8 +92,12 @@ def test_json_suites_load_and_their_errors_have_lines_too(tmp_path):
 
 
 def test_structure_rules():
-    assert "at least 1" in str(error_of("name: empty\ncases: []\n"))
-    assert "ids must be unique" in str(error_of("cases:\n  - {id: a, query: x}\n  - {id: a, query: y}\n"))
+    err = error_of("name: empty\ncases: []\n")
+    assert (err.line, str(err)) == (2, "s.yaml line 2: cases: a suite needs at least one case")
+    err = error_of("cases:\n  - {id: a, query: x}\n  - {id: b, query: y}\n  - {id: a, query: z}\n")
+    assert (err.line, err.where) == (4, "cases[2].id") and str(err).endswith("two cases have the id 'a': ids must be unique")
+    assert str(error_of("")).startswith("s.yaml: the file is empty: a suite is a mapping with `cases:`")
+    assert str(error_of("# only a comment\n")).startswith("s.yaml: the file is empty")
     assert "not both" in str(error_of("cases:\n  - query: x\n    turns: [a, b]\n"))
     assert "needs a target" in str(error_of("cases:\n  - query: x\n    assert:\n      - judge: {rubric: be nice}\n"))
     assert "a mapping with `cases:`" in str(error_of("- just\n- a list\n"))

@@ -33,10 +33,10 @@ def render() -> None:
     elif job is not None and st.session_state.get("evals_shown_job") != job.id:
         st.session_state["evals_shown_job"] = job.id  # the job just ended: show its run
         st.session_state[SHOWN_KEY] = job.id
-    if job is not None and not job.running and job.error:
-        st.error(f"The run could not complete: {job.error}")
-
     runs = store.runs(limit=200)
+    if job is not None and not job.running and job.error and not any(r.id == job.id and r.error for r in runs):
+        st.error(f"The run could not complete: {job.error}")  # the run's own box says it when the run was saved
+
     st.header("Runs")
     if not runs:
         st.info("No runs yet: start one above.")

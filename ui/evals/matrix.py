@@ -54,9 +54,10 @@ def show_run(run: EvalRun, suite_text: str | None = None) -> None:
     nvar = len(run.variants)
     labels = {seq: f"{row_label(r, nvar)} · {r.target}{f' · #{r.repeat + 1}' if r.repeat else ''} · "
                    f"{'pass' if r.passed else 'FAIL'}" for seq, r in pool.items()}
-    if st.session_state.get("evals_detail") not in pool:  # another run, or filtered out: start at the first
-        st.session_state.pop("evals_detail", None)
-    seq = st.selectbox("Answer in full", list(pool), format_func=labels.__getitem__, key="evals_detail")
+    # One widget per run and filter: with a key of its own, a selectbox keeps showing the label it had when its
+    # options change under it (another run, the filter toggled), whatever the value it returns.
+    seq = st.selectbox("Answer in full", list(pool), format_func=labels.__getitem__,
+                       key=f"evals_detail_{run.id}_{'failures' if failures_only else 'all'}")
     if seq is not None:
         _detail(run.id, pool[seq])
     with st.expander("All answers (table)"):

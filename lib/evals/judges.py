@@ -37,7 +37,8 @@ class Judge:
             assert self.prompt_input is not None
             inputs = {**self.inputs, self.prompt_input: prompt}
             result = await self.client.stream_completion(inputs, user=user).collect()
-        return result.answer
+        # a chat or completion stream collects to a ChatResult or CompletionResult: both have `answer`
+        return getattr(result, "answer", "") or ""
 
 
 def completion_inputs(params: AppParameters, name: str) -> tuple[str, dict[str, Any]]:

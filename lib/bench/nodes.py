@@ -41,8 +41,7 @@ def spans(store: BenchStore, run_id: str, *, ok_only: bool = True) -> pd.DataFra
 
 
 def has_spans(store: BenchStore, run_id: str) -> bool:
-    df = store.requests(run_id, columns=("waterfall",))
-    return bool(len(df)) and bool(df["waterfall"].notna().any())
+    return store.has_values(run_id, "waterfall")
 
 
 def run_node_stats(frame: pd.DataFrame, limit: int = MAX_STATS_REQUESTS) -> pd.DataFrame:

@@ -228,10 +228,11 @@ class BenchStore:
         return self._info(rows[0])
 
     def requests(self, run_ids: str | Sequence[str], *, label: bool = False, last: int | None = None,
-                 columns: Sequence[str] | None = None) -> pd.DataFrame:
+                 columns: Sequence[str] | None = None, seqs: Sequence[int] | None = None) -> pd.DataFrame:
         """Per-request rows of one or more runs, in order (`run_id` column first; `run` = the run's
         label when `label`; only the `last` rows by seq of each run when given, for live views; only
-        `columns` when given, read column-wise: charts need a few of them and no gaps).
+        `columns` when given, read column-wise: charts need a few of them and no gaps; only the rows
+        numbered `seqs` when given, looked up by the primary key: a sample's gaps without reading the rest).
         `itl_ms` is decoded to a float32 array per row."""
         ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
         wanted = list(COLUMNS) if columns is None else [c for c in COLUMNS if c in set(columns) | {"seq"}]
@@ -245,9 +246,13 @@ class BenchStore:
                 if row is None:
                     continue
                 sql = f"SELECT {', '.join(wanted)} FROM request_rows WHERE run_key = ?"
+                args: list[Any] = [row[0]]
+                if seqs is not None:
+                    sql += " AND seq IN (SELECT value FROM json_each(?))"
+                    args.append(orjson.dumps([int(s) for s in seqs]).decode())
                 if last is not None:
                     sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT {int(last)})"
-                cur = db.execute(sql + " ORDER BY seq", (row[0],))
+                cur = db.execute(sql + " ORDER BY seq", args)
                 while True:  # in pieces: a long run's rows as Python tuples all at once would cost ~1 KB each
                     data = cur.fetchmany(READ_BATCH)
                     if not data:
@@ -277,6 +282,15 @@ class BenchStore:
         for v in plain.values():
             seen[v] = seen.get(v, 0) + 1
         return {rid: (v if seen[v] == 1 else f"{v} [{infos[rid].id[-6:]}]") for rid, v in plain.items()}
+
+    def has_values(self, run_id: str, column: str) -> bool:
+        """Whether any row of the run holds a value in `column` (one query in SQLite, no rows read out)."""
+        if column not in COLUMNS:
+            raise ValueError(f"no such request column: {column}")
+        with self._connect() as db:
+            row = db.execute(f"SELECT EXISTS (SELECT 1 FROM request_rows WHERE run_key = (SELECT key FROM runs WHERE id = ?)"
+                             f" AND {column} IS NOT NULL)", (run_id,)).fetchone()
+        return bool(row[0])
 
     def request_count(self, run_id: str) -> int:
         with self._connect() as db:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from lib import charts
 from lib.bench import nodes
+from lib.bench.chartdata import chart_data, run_charts
 from lib.bench.stats import FORMULAS, rank, summaries_frame
 from lib.bench.store import BenchStore, RunInfo
 from lib.charts.waterfall import node_stats_figure, request_waterfall_figure
@@ -84,14 +85,13 @@ def report_file_name(run_ids: Sequence[str]) -> str:
 def run_report(store: BenchStore, run_id: str) -> Report:
     info = store.get(run_id)
     s = store.summary(info.id)
-    df = store.requests(info.id, label=True)
     sections = [Section("Summary", _summary_blocks(info, s))]
     if s.get("requests"):
         sections.append(Section("Percentiles", [
             Table(_ms_table(percentiles_frame(s, ALL_LATENCIES)), numeric=True),
             _definitions("origin", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "ttfb_ms", "queue_ms"),
         ]))
-        sections.append(Section("Charts", _run_charts(df), columns=2))
+        sections.append(Section("Charts", _run_charts(run_charts(store, info.id)), columns=2))
         sections += _node_sections(store, info.id)
         if info.group_id:
             sections += _group_sections(store, info)
@@ -150,19 +150,26 @@ def _summary_blocks(info: RunInfo, s: dict[str, Any]) -> list[Any]:
     return blocks
 
 
-def _run_charts(df: pd.DataFrame) -> list[Chart]:
+def _run_charts(figs: dict[str, Any]) -> list[Chart]:
+    """The run view's charts (lib.bench.chartdata.run_charts, as the page draws them), each with what it shows."""
+    over_time = ("Each succeeded request at the moment its answer ended, with a rolling median; failures marked at 0. "
+                 if not _subtitle(figs["over_time"]) else "")
     return [
-        Chart(charts.latency_histogram(df, "ttft_ms"), FORMULAS["ttft_ms"] + " Lines: p50, p95, p99."),
-        Chart(charts.latency_cdf(df, "ttft_ms"), "Share of requests at or below each TTFT. " + FORMULAS["ttft_ms"]),
-        Chart(charts.latency_histogram(df, "e2e_ms"), FORMULAS["e2e_ms"]),
-        Chart(charts.latency_cdf(df, "e2e_ms"), "Share of requests at or below each end-to-end time. " + FORMULAS["e2e_ms"]),
-        Chart(charts.latency_over_time(df), "Each succeeded request at the moment its answer ended, with a rolling median; "
-              "failures marked at 0. " + FORMULAS["origin"]),
-        Chart(charts.throughput_over_time(df), "Per second of the time answers ended. " + FORMULAS["request_throughput"]
+        Chart(figs["ttft_hist"], FORMULAS["ttft_ms"] + " Lines: p50, p95, p99."),
+        Chart(figs["ttft_cdf"], "Share of requests at or below each TTFT. " + FORMULAS["ttft_ms"]),
+        Chart(figs["e2e_hist"], FORMULAS["e2e_ms"]),
+        Chart(figs["e2e_cdf"], "Share of requests at or below each end-to-end time. " + FORMULAS["e2e_ms"]),
+        Chart(figs["over_time"], over_time + FORMULAS["origin"]),
+        Chart(figs["throughput"], "Per second of the time answers ended. " + FORMULAS["request_throughput"]
               + " " + FORMULAS["output_tokens_per_s"]),
-        Chart(charts.itl_distribution(df), FORMULAS["itl_ms"]),
-        Chart(charts.errors_by_class(df), FORMULAS["success_rate"]),
+        Chart(figs["itl"], FORMULAS["itl_ms"]),
+        Chart(figs["errors"], FORMULAS["success_rate"]),
     ]
+
+
+def _subtitle(fig: Any) -> str | None:
+    """The note under a chart's title (a long run's chart says how it was reduced), None when it has none."""
+    return fig.layout.title.subtitle.text
 
 
 def _node_sections(store: BenchStore, run_id: str) -> list[Section]:
@@ -217,7 +224,8 @@ def comparison_report(store: BenchStore, run_ids: Sequence[str], *, rank_by: str
     infos = [store.get(r) for r in run_ids]
     labels = store.labels([i.id for i in infos])
     summaries = {labels[i.id]: store.summary(i.id) for i in infos}
-    df = store.requests([i.id for i in infos], label=True)
+    data = chart_data(store, [i.id for i in infos])
+    df = data.rows
     runs = pd.DataFrame([{"run": labels[i.id], "id": i.id, "status": i.status, "target": i.target,
                           "base URL": _safe_url(i.base_url), "load": i.description, "started": _when(i.created_at),
                           "client-bound": "yes" if (summaries[labels[i.id]] or {}).get("client_bound") else "no"}
@@ -235,7 +243,7 @@ def comparison_report(store: BenchStore, run_ids: Sequence[str], *, rank_by: str
         Chart(charts.percentile_bars(summaries, "ttft_ms"), FORMULAS["ttft_ms"]),
         Chart(charts.percentile_bars(summaries, "e2e_ms"), FORMULAS["e2e_ms"]),
         Chart(charts.latency_histogram(df, "ttft_ms"), FORMULAS["ttft_ms"]),
-        Chart(charts.itl_distribution(df), FORMULAS["itl_ms"]),
+        Chart(charts.itl_distribution(data.gaps, of=data.gaps_of), FORMULAS["itl_ms"]),
     ]
     if len({i.group_id for i in infos}) == 1 and infos[0].group_kind == "sweep":
         points = summaries_frame(summaries, {labels[i.id]: float(i.level or 0) for i in infos})

@@ -11,6 +11,7 @@ import streamlit as st
 
 from lib import charts
 from lib.bench import nodes
+from lib.bench.chartdata import chart_data, run_charts
 from lib.bench.export import MIME, export_bytes
 from lib.bench.stats import FORMULAS, rank, summaries_frame
 from lib.bench.store import BenchStore, RunInfo
@@ -164,23 +165,23 @@ def single(store: BenchStore, run_id: str) -> None:
     st.markdown("**Percentiles (ms)**")
     st.dataframe(percentiles_frame(s, ALL_LATENCIES), width="stretch")
     st.caption(" ".join(FORMULAS[k] for k in ("origin", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "queue_ms", "duration_s", "percentiles")))
-    df = store.requests(info.id, label=True)
+    figs = run_charts(store, info.id)
     key = f"bench_{info.id}"
     c1, c2 = st.columns(2)
     with c1:
-        _plot(charts.latency_histogram(df, "ttft_ms"), key + "_ttft_hist")
-        _plot(charts.latency_histogram(df, "e2e_ms"), key + "_e2e_hist")
+        _plot(figs["ttft_hist"], key + "_ttft_hist")
+        _plot(figs["e2e_hist"], key + "_e2e_hist")
     with c2:
-        _plot(charts.latency_cdf(df, "ttft_ms"), key + "_ttft_cdf")
-        _plot(charts.latency_cdf(df, "e2e_ms"), key + "_e2e_cdf")
-    _plot(charts.latency_over_time(df), key + "_over_time")
-    _plot(charts.throughput_over_time(df), key + "_throughput")
+        _plot(figs["ttft_cdf"], key + "_ttft_cdf")
+        _plot(figs["e2e_cdf"], key + "_e2e_cdf")
+    _plot(figs["over_time"], key + "_over_time")
+    _plot(figs["throughput"], key + "_throughput")
     c1, c2 = st.columns(2)
     with c1:
-        _plot(charts.itl_distribution(df), key + "_itl")
+        _plot(figs["itl"], key + "_itl")
         st.caption(FORMULAS["itl_ms"])
     with c2:
-        _plot(charts.errors_by_class(df), key + "_errors")
+        _plot(figs["errors"], key + "_errors")
     where_the_time_goes(store, info.id, s.get("requests") or 0)
     if info.group_id:
         group(store, info.group_id, key)
@@ -270,7 +271,8 @@ def compare(store: BenchStore, run_ids: Sequence[str]) -> None:
     st.dataframe(compare_frame(summaries), width="stretch")
     st.caption("Change: the last run against the first, in percent of the first. " + FORMULAS["ttft_ms"] + " " + FORMULAS["tpot_ms"])
     by = st.selectbox("Rank by", RANK_FIGURES, key="bench_compare_rank_by")
-    df = store.requests([i.id for i in infos], label=True)
+    data = chart_data(store, [i.id for i in infos])
+    df = data.rows
     key = "bench_cmp_" + "_".join(i.id[-6:] for i in infos)
     report_button(st, store, [i.id for i in infos], key=key + "_html", rank_by=by)
     _plot(charts.ranking_bar(rank(summaries, by), by), key + "_rank")
@@ -282,7 +284,7 @@ def compare(store: BenchStore, run_ids: Sequence[str]) -> None:
     with c2:
         _plot(charts.latency_cdf(df, "e2e_ms"), key + "_e2e_cdf")
         _plot(charts.percentile_bars(summaries, "e2e_ms"), key + "_e2e_bars")
-        _plot(charts.itl_distribution(df), key + "_itl")
+        _plot(charts.itl_distribution(data.gaps, of=data.gaps_of), key + "_itl")
     groups = {i.group_id for i in infos}
     if len(groups) == 1 and infos[0].group_kind == "sweep":
         points = summaries_frame(summaries, {labels[i.id]: i.level for i in infos})

@@ -49,12 +49,35 @@ def _mapped(exc: BaseException, request: httpx.Request | None) -> BaseException:
 
 
 class _Stream(httpx.AsyncByteStream):
-    __slots__ = ("_inner", "_request")
+    """The response body, its errors mapped from aiohttp's own (see the module's docstring).
+
+    Chunks are read straight from aiohttp's StreamReader.readany(): httpx-aiohttp's stream passes each one
+    through two async-generator layers (its own and iter_chunked's), a measurable share of the client's CPU
+    per token at 100 concurrent streams (py-spy, benchmarks/client_overhead.py). Its reader is a private
+    attribute (`_aiohttp_response`, httpx-aiohttp 0.2.0, pinned); should a release rename it, the body is
+    read through its stream as before (tests/integration/test_fast_transport.py checks the direct path is taken).
+    """
+
+    __slots__ = ("_content", "_inner", "_request")
 
     def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request) -> None:
         self._inner, self._request = inner, request
+        response = getattr(inner, "_aiohttp_response", None)
+        self._content: aiohttp.StreamReader | None = getattr(response, "content", None)
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self if self._content is not None else self._through_inner()
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._content.readany()  # type: ignore[union-attr]
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _mapped(exc, self._request) from exc
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+    async def _through_inner(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._inner:
                 yield chunk

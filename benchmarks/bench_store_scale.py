@@ -32,11 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lib.bench import BenchStore, RunConfig, nodes, run_benchmark  # noqa: E402
-from lib.bench.chartdata import CHART_COLUMNS, run_charts  # noqa: E402
 from lib.bench.engine import new_run_id  # noqa: E402
 from lib.bench.records import RequestRecord  # noqa: E402
-from lib.charts import RUN_FIGURES  # noqa: E402
-from lib.report.bench import bench_report_html  # noqa: E402
 
 # report_mb: plotly.js inlined (~4.8 MB) and the figures, which must not grow with the run (~0.3 MB at 100k).
 TARGETS = {"engine_rss_mb": 200.0, "disk_mb": 120.0, "summary_s": 1.0, "charts_s": 1.0, "report_s": 3.0,
@@ -91,6 +88,11 @@ def main() -> None:
 
 
 def store_figures(rows: int) -> list[str]:
+    # Imported here, not at the top: the engine's process (engine()) must hold only what the engine imports.
+    from lib.bench.chartdata import CHART_COLUMNS, run_charts
+    from lib.charts import RUN_FIGURES
+    from lib.report.bench import bench_report_html
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.sqlite"
         store = BenchStore(path)

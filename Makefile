@@ -29,7 +29,9 @@ $(VENV)/.installed-dev: requirements-dev.txt requirements-locust.txt requirement
 system-deps:
 	bash scripts/install_system_deps.sh
 
+# Prometheus is installed when missing and root (the Metrics page reads it); else run_console says how.
 run: $(VENV)/.installed
+	bash scripts/install_system_deps.sh prometheus
 	$(BIN)/python scripts/run_console.py
 
 # Lint and types first: a minute's check before the suite's several.

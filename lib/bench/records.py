@@ -129,8 +129,8 @@ def build(
     if usage is not None:
         rec.prompt_tokens = usage.prompt_tokens or None
         rec.total_tokens = usage.total_tokens or None
-        rec.price = usage.total_price
-        rec.currency = usage.currency
+        rec.price = usage.price  # a workflow's: the sum of its nodes' (lib.dify); None when priced in several currencies
+        rec.currency = usage.currency if usage.price is not None else None
     if usage is not None and usage.completion_tokens > 0:
         rec.output_tokens, rec.output_tokens_source = usage.completion_tokens, "usage"
     elif t.content and streaming:

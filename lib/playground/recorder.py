@@ -125,12 +125,7 @@ class TurnRecorder:
 
     def finish(self, timing: Timing | None, usage: Usage | None = None, *, stopped: bool = False) -> TurnStats:
         """Write the turn's stats from the timing record and the usage (the stream's, else message_end's)."""
-        usage = usage or self.usage
-        node_price = sum(n.price or 0.0 for n in self.turn.nodes)
-        node_currency = next((n.currency for n in self.turn.nodes if n.currency), None)
-        # A chatflow reports its LLM's price both in message_end and in the node: count it once.
-        extra = node_price if usage is None or not usage.total_price else 0.0
-        stats = TurnStats.from_timing(timing, usage, extra_price=extra, extra_currency=node_currency,
-                                      content_events=len(self._pieces), stopped=stopped)
+        usage = usage or self.usage  # a workflow's carries its nodes' summed price (lib.dify): not added again here
+        stats = TurnStats.from_timing(timing, usage, content_events=len(self._pieces), stopped=stopped)
         self.turn.stats = stats
         return stats

@@ -178,7 +178,9 @@ def waterfall_json(t: Timing, end: float | None) -> str | None:
 
 
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items() if v is not None and not (k == "retries" and v == 0)}
+    # the times to the µs; a price is left whole (0.000175 to three places would read as free)
+    return {k: round(v, 3) if isinstance(v, float) and k != "price" else v
+            for k, v in d.items() if v is not None and not (k == "retries" and v == 0)}
 
 
 def error_text(error: DifyError) -> str:

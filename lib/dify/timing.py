@@ -138,6 +138,14 @@ class Timing:
             span.retries += 1
         return span
 
+    def span_of(self, data: dict[str, Any]) -> NodeSpan | None:
+        """The newest span of the node execution a node event's `data` names (finished or not), or None."""
+        exec_id, node_id = data.get("id"), data.get("node_id")
+        for span in reversed(self.nodes or ()):  # the newest first: almost always the last one
+            if span.execution_id == exec_id if exec_id else span.node_id == node_id:
+                return span
+        return None
+
     def _open_span(self, data: dict[str, Any]) -> NodeSpan | None:
         if not self.nodes:
             return None

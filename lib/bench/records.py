@@ -129,8 +129,8 @@ def build(
     if usage is not None:
         rec.prompt_tokens = usage.prompt_tokens or None
         rec.total_tokens = usage.total_tokens or None
-        rec.price = usage.total_price
-        rec.currency = usage.currency
+        rec.price = usage.price  # a workflow's: the sum of its nodes' (lib.dify); None when priced in several currencies
+        rec.currency = usage.currency if usage.price is not None else None
     if usage is not None and usage.completion_tokens > 0:
         rec.output_tokens, rec.output_tokens_source = usage.completion_tokens, "usage"
     elif t.content and streaming:
@@ -178,7 +178,9 @@ def waterfall_json(t: Timing, end: float | None) -> str | None:
 
 
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items() if v is not None and not (k == "retries" and v == 0)}
+    # the times to the µs; a price is left whole (0.000175 to three places would read as free)
+    return {k: round(v, 3) if isinstance(v, float) and k != "price" else v
+            for k, v in d.items() if v is not None and not (k == "retries" and v == 0)}
 
 
 def error_text(error: DifyError) -> str:

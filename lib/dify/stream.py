@@ -29,7 +29,7 @@ from .events import (
 from .hooks import fire
 from .models import ChatResult, CompletionResult, WorkflowResult
 from .resilience import min_timeout
-from .timing import clock
+from .timing import clock, node_usage
 from .usage import Usage
 
 log = logging.getLogger("lib.dify")
@@ -214,15 +214,19 @@ class StreamState:
                 self.failed_node = ev  # type: ignore[assignment]
         elif name == "message_end":
             assert isinstance(ev, MessageEndEvent)
-            self.usage = self.timing.usage = ev.usage
+            # Dify's usage block is the truth (a chatflow's holds all its LLM nodes'); without one, a chatflow
+            # keeps the nodes' sum its workflow_finished (before message_end in 1.12) gave.
+            if ev.usage is not None or self.usage is None:
+                self.usage = self.timing.usage = ev.usage
             self.metadata = ev.metadata
             self.message_id = ev.message_id or self.message_id
             self.conversation_id = ev.conversation_id or self.conversation_id
         elif name == "workflow_finished":
             assert isinstance(ev, WorkflowFinishedEvent)
             self.workflow = ev
-            if self.usage is None and ev.total_tokens is not None:  # workflows report only a total
-                self.usage = self.timing.usage = Usage(total_tokens=int(ev.total_tokens))
+            if self.usage is None:  # a workflow reports only a total of tokens and no price: its nodes tell the price
+                total = ev.total_tokens
+                self.usage = self.timing.usage = node_usage(self.timing.nodes, _int_or_none(total))
         elif name == "message_replace":
             self.parts = [ev.answer]  # type: ignore[attr-defined]
         if self.workflow_run_id is None:
@@ -381,6 +385,13 @@ class StreamState:
 
 def _unknown(d: dict[str, Any]) -> Event:
     return UnknownEvent(d["event"], d)
+
+
+def _int_or_none(v: Any) -> int | None:
+    try:
+        return None if v is None else int(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def _loads_or_none(payload: bytes | str) -> Any:

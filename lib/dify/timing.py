@@ -71,6 +71,32 @@ class NodeSpan:
                 self.currency = meta.get("currency") or "USD"
 
 
+def node_usage(spans: list[NodeSpan] | None, total_tokens: int | None = None) -> Usage:
+    """A workflow run's usage from its nodes: the sum of the prices in their execution_metadata (the LLM, agent and
+    tool nodes that spend), and of their tokens unless Dify's `total_tokens` is given. A node inside an iteration or
+    loop whose container reported its own total is counted once, in that total. Prices in several currencies are
+    not added into one meaningless figure: the usage then says "mixed", `price` is None and `node_prices` holds
+    each currency's sum (a run mixing, say, a USD and an RMB model)."""
+    spans = spans or []
+    priced = {s.node_id for s in spans if s.price is not None}
+    tokened = {s.node_id for s in spans if s.tokens is not None}
+    prices: dict[str, float] = {}
+    tokens = 0
+    for s in spans:
+        inside = s.parent is not None
+        if s.price is not None and not (inside and s.parent in priced):
+            currency = s.currency or "USD"
+            prices[currency] = prices.get(currency, 0.0) + s.price
+        if s.tokens is not None and not (inside and s.parent in tokened):
+            tokens += s.tokens
+    usage = Usage(total_tokens=tokens if total_tokens is None else total_tokens, price_from="nodes", node_prices=prices)
+    if len(prices) == 1:
+        (usage.currency, usage.total_price), = prices.items()
+    elif len(prices) > 1:
+        usage.price_from, usage.currency = "mixed", "+".join(sorted(prices))
+    return usage
+
+
 @dataclass(slots=True)
 class Timing:
     started_at: float = field(default_factory=time.time)  # wall clock, epoch seconds
@@ -111,6 +137,14 @@ class Timing:
         else:
             span.retries += 1
         return span
+
+    def span_of(self, data: dict[str, Any]) -> NodeSpan | None:
+        """The newest span of the node execution a node event's `data` names (finished or not), or None."""
+        exec_id, node_id = data.get("id"), data.get("node_id")
+        for span in reversed(self.nodes or ()):  # the newest first: almost always the last one
+            if span.execution_id == exec_id if exec_id else span.node_id == node_id:
+                return span
+        return None
 
     def _open_span(self, data: dict[str, Any]) -> NodeSpan | None:
         if not self.nodes:
@@ -168,7 +202,7 @@ class Timing:
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
             "total_tokens": usage.total_tokens if usage else None,
-            "total_price": usage.total_price if usage else None,
+            "total_price": usage.price if usage else None,
             "currency": usage.currency if usage else None,
         }
 

@@ -1,4 +1,8 @@
-"""`metadata.usage` of a message: token counts, prices, latency (contract §10)."""
+"""`metadata.usage` of a message: token counts, prices, latency (contract §10).
+
+A workflow has no usage block: its workflow_finished carries `total_tokens` and no price. The client builds its
+Usage from the nodes' `execution_metadata` instead (timing.node_usage), and says so in `price_from`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,6 +41,15 @@ class Usage:
     time_to_first_token: float | None = None  # seconds, Dify >= 1.12's own measure (None when not sent)
     time_to_generate: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Where total_price comes from: "usage" (Dify's usage block), "nodes" (the sum of a workflow's node prices),
+    # or "mixed": its nodes priced in several currencies, which are not added (`node_prices` has each sum).
+    price_from: str = "usage"
+    node_prices: dict[str, float] = field(default_factory=dict)  # currency -> sum of the nodes' prices in it
+
+    @property
+    def price(self) -> float | None:
+        """The price to show or add up: None when there is no one figure (nodes priced in several currencies)."""
+        return None if self.price_from == "mixed" else self.total_price
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Usage | None:

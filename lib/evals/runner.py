@@ -255,25 +255,13 @@ async def _answer(suite: Suite, case: Case, turn: Turn, variant: Variant, client
     if isinstance(result, WorkflowResult):
         record.outputs = result.outputs
         record.answer = result.text or _text_output(result.outputs)
+        # total_price is lib.dify's: workflow_finished carries none, so the client's usage sums the nodes' prices
         if record.timing.get("total_tokens") is None and result.total_tokens is not None:
             record.timing["total_tokens"] = result.total_tokens
-        # workflow_finished reports tokens but no price (lib.dify's usage then says 0.0): the price is what the
-        # nodes that spend (LLM, agent, tool) report in their node_finished; a run without node events reported none.
-        record.timing["total_price"] = _workflow_price(record.nodes)
-        record.timing["currency"] = next((n.currency for n in record.nodes if n.cost is not None and n.currency), "USD")
     else:
         record.answer = result.answer
         record.conversation_id = getattr(result, "conversation_id", None)
         record.usage = result.usage.raw if result.usage is not None else None
-
-
-def _workflow_price(nodes: list[NodeRecord]) -> float | None:
-    """The sum of the nodes' prices; a node inside an iteration or loop that reported its own total is counted
-    once, in that total. 0.0 when no node spent anything, None without node events."""
-    if not nodes:
-        return None
-    priced = {n.node_id for n in nodes if n.cost is not None}
-    return sum((n.cost for n in nodes if n.cost is not None and not (n.parent and n.parent in priced)), 0.0)
 
 
 def _node_event(nodes: dict[str, NodeRecord], event: NodeEvent, now: float) -> None:

@@ -10,6 +10,7 @@ from lib.dify import (
     MessageEndEvent,
     MessageReplaceEvent,
     NodeEvent,
+    NodeSpan,
     Timing,
     Usage,
     WorkflowEvent,
@@ -38,6 +39,7 @@ class TurnRecorder:
         self.usage: Usage | None = None
         self.run_failed = False  # workflow_finished said "failed": turn.error says where and why
         self._pieces: list[str] = []
+        self._own = Timing(sent=clock())  # node spans when `apply` is given no client timing
 
     def apply(self, ev: Event, timing: Timing | None = None) -> bool:
         """Record `ev`; True when it changed what the page shows beyond the answer text
@@ -94,43 +96,37 @@ class TurnRecorder:
         step.observation = ev.observation or step.observation
 
     def _node(self, ev: NodeEvent, timing: Timing | None) -> None:
-        data = ev.data
-        key = str(data.get("id") or ev.node_id or "")
+        # The row shows the client's span of this execution (lib.dify's one reading of node events: times, status,
+        # Dify's elapsed, tokens, price), so the Playground, the waterfall and the benchmark agree on a node.
+        span = self._span(ev, timing)
+        if span is None:
+            return
+        key = span.execution_id or span.node_id
         node = next((n for n in self.turn.nodes if n.node_id == key), None)
         if node is None:
-            now = clock()
-            sent = timing.sent if timing is not None else None
-            node = NodeRun(
-                node_id=key, title=ev.title or ev.node_id or "node", node_type=ev.node_type or "",
-                index=int(data.get("index") or len(self.turn.nodes) + 1),
-                started_s=(now - sent) if sent is not None else None,
-            )
+            origin = timing.sent if timing is not None else self._own.sent
+            node = NodeRun(node_id=key, title=span.title, node_type=span.type, index=span.index or len(self.turn.nodes) + 1,
+                           started_s=(span.started - origin) if origin is not None else None)
             self.turn.nodes.append(node)
-        if ev.event == "node_started":
+        if span.finished is None:
             return
-        node.status = ev.status or node.status
-        elapsed = data.get("elapsed_time")
-        node.elapsed_s = float(elapsed) if isinstance(elapsed, (int, float)) else node.elapsed_s
-        error = data.get("error")
-        node.error = redact_tokens(str(error)) if error else None  # Dify's words may quote a token (an HTTP node's)
-        meta = data.get("execution_metadata") or {}
-        if isinstance(meta.get("total_tokens"), int):
-            node.tokens = meta["total_tokens"]
-        try:
-            price = float(meta.get("total_price") or 0)
-        except (TypeError, ValueError):
-            price = 0.0
-        if price > 0:
-            node.price, node.currency = price, meta.get("currency") or "USD"
+        node.status, node.elapsed_s, node.tokens = span.status or node.status, span.elapsed, span.tokens
+        node.price, node.currency = (span.price, span.currency) if span.price else (None, None)
+        # The error is Dify's whole text, not the span's (cut at 300 characters for records kept by the thousand):
+        # the page has room for all of it. Masked: Dify's words may quote a token (an HTTP node's).
+        error = ev.data.get("error")
+        node.error = redact_tokens(str(error)) if error else None
+
+    def _span(self, ev: NodeEvent, timing: Timing | None) -> NodeSpan | None:
+        """The span the client's stream recorded for this event; without a client's timing (the recorder used on
+        its own), the same bookkeeping on a Timing of the recorder's."""
+        if timing is None:
+            return self._own.node_event(ev.event, ev.data, clock())
+        return timing.span_of(ev.data)
 
     def finish(self, timing: Timing | None, usage: Usage | None = None, *, stopped: bool = False) -> TurnStats:
         """Write the turn's stats from the timing record and the usage (the stream's, else message_end's)."""
-        usage = usage or self.usage
-        node_price = sum(n.price or 0.0 for n in self.turn.nodes)
-        node_currency = next((n.currency for n in self.turn.nodes if n.currency), None)
-        # A chatflow reports its LLM's price both in message_end and in the node: count it once.
-        extra = node_price if usage is None or not usage.total_price else 0.0
-        stats = TurnStats.from_timing(timing, usage, extra_price=extra, extra_currency=node_currency,
-                                      content_events=len(self._pieces), stopped=stopped)
+        usage = usage or self.usage  # a workflow's carries its nodes' summed price (lib.dify): not added again here
+        stats = TurnStats.from_timing(timing, usage, content_events=len(self._pieces), stopped=stopped)
         self.turn.stats = stats
         return stats

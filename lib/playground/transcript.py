@@ -37,10 +37,10 @@ class TurnStats:
     measured_by: Literal["client", "dify"] = "client"  # history turns only have Dify's own latency
     stopped: bool = False  # stopped midway: the rate is over the streaming time, the usage is Dify's for the stopped run
     streamed_s: float | None = None  # first content event to the last
+    price_note: str | None = None  # instead of a price: a workflow's nodes priced in several currencies, each's sum
 
     @classmethod
-    def from_timing(cls, timing: Timing | None, usage: Usage | None, *, extra_price: float = 0.0,
-                    extra_currency: str | None = None, content_events: int | None = None,
+    def from_timing(cls, timing: Timing | None, usage: Usage | None, *, content_events: int | None = None,
                     stopped: bool = False) -> TurnStats:
         """Stats from the client's timing record and Dify's usage block (either may be missing).
 
@@ -59,10 +59,12 @@ class TurnStats:
             stats.prompt_tokens = usage.prompt_tokens or None
             stats.total_tokens = usage.total_tokens or None
             stats.currency = usage.currency or "USD"
-        price = (usage.total_price if usage is not None else 0.0) + extra_price
-        if extra_currency and (usage is None or not usage.total_price):
-            stats.currency = extra_currency
-        stats.price = price if price > 0 else None
+        # A workflow's usage is the client's sum of its nodes' prices (lib.dify); nodes priced in several
+        # currencies have no one price: the caption says each instead of a made-up total.
+        price = usage.price if usage is not None else None
+        stats.price = price if price else None
+        if usage is not None and usage.price_from == "mixed":
+            stats.price_note = " + ".join(format_price(v, c) for c, v in sorted(usage.node_prices.items())) + " (not added)"
         content = timing.content if timing is not None else []
         if len(content) >= 2:
             stats.streamed_s = content[-1] - content[0]
@@ -96,6 +98,8 @@ class TurnStats:
             parts.append(f"{self.tokens_per_s:.1f} tokens/s")
         if self.price is not None:
             parts.append(format_price(self.price, self.currency))
+        elif self.price_note:
+            parts.append(self.price_note)
         return " · ".join(parts)
 
     def _stopped_parts(self) -> list[str]:
@@ -109,6 +113,8 @@ class TurnStats:
             dify.append(f"{self.total_tokens} tokens")
         if self.price is not None:
             dify.append(format_price(self.price, self.currency))
+        elif self.price_note:
+            dify.append(self.price_note)
         if dify:
             parts.append("Dify's usage for the stopped run: " + ", ".join(dify))
         elif self.output_tokens is not None:
@@ -121,6 +127,7 @@ class TurnStats:
             "tokens_estimated": self.tokens_estimated, "tokens_per_s": _round(self.tokens_per_s, 2),
             "prompt_tokens": self.prompt_tokens, "total_tokens": self.total_tokens,
             "price": self.price, "currency": self.currency if self.price is not None else None,
+            "price_note": self.price_note,
             "measured_by": self.measured_by, "stopped": self.stopped, "streamed_s": _round(self.streamed_s),
         }
 

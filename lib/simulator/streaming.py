@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 
 import orjson
@@ -33,9 +34,15 @@ async def pace(
     on_done: Callable[[Generation], None],
     on_first_content: Callable[[Generation], None] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield SSE frames of the generation's script at their scheduled times."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    """Yield SSE frames of the generation's script at their scheduled times.
+
+    The offsets count from the request's arrival (`gen.started`), not from this body's first step: counted
+    from here the whole schedule would slip by whatever came first (the response's setup, a loaded machine's
+    late wake-up). Time is time.monotonic(), the clock of `gen.started`: uvloop's loop.time() is libuv's clock in
+    whole milliseconds (another clock, truncated) and its timers round a delay to the millisecond, so a sleep
+    may end a little early; the loop below checks the clock again rather than trust the sleep."""
+    clock = time.monotonic
+    start = gen.started
     last_sent = start
     sent_events = 0
     script: Script = script_for(gen)
@@ -51,7 +58,7 @@ async def pace(
                 break
             target = start + offset
             while not gen.task.stopped:
-                now = loop.time()
+                now = clock()
                 if now >= target:
                     break
                 next_ping = last_sent + ping_interval
@@ -77,15 +84,15 @@ async def pace(
                     raise DropConnection()
                 if fault.name == "stall":
                     gen.status, gen.error = "error", "stream stalled (simulated fault)"
-                    deadline = loop.time() + stall_limit
-                    while loop.time() < deadline and not gen.task.stopped:
+                    deadline = clock() + stall_limit
+                    while clock() < deadline and not gen.task.stopped:
                         await asyncio.sleep(0.2)
                     return
                 if fault.name == "malformed-event":
                     yield b'data: {"event": "message", "answer": "unterminated\n\n'
                     fault = None
             yield frame(event)
-            last_sent = loop.time()
+            last_sent = clock()
             sent_events += 1
             sent = True
             if on_first_content is not None and _is_content(event):
@@ -97,9 +104,9 @@ async def pace(
 
 
 async def collect(gen: Generation, on_done: Callable[[Generation], None]) -> list[dict]:
-    """Run the script for a blocking call: wait as long as the stream would take, return all events."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    """Run the script for a blocking call: wait as long as the stream would take (from the request's arrival,
+    as pace()), return all events."""
+    start = gen.started
     events: list[dict] = []
     script = script_for(gen)
     try:
@@ -110,8 +117,7 @@ async def collect(gen: Generation, on_done: Callable[[Generation], None]) -> lis
             except StopIteration:
                 gen.completed = True
                 break
-            delay = start + offset - loop.time()
-            if delay > 0:
+            while (delay := start + offset - time.monotonic()) > 0:  # uvloop rounds a sleep to the ms: never early
                 await asyncio.sleep(delay)
             events.append(event)
             sent = True

@@ -44,15 +44,18 @@ def test_nodes_take_the_configured_time(sim_factory):
 
 def test_fast_mode_has_no_node_time_and_a_request_may_ask_for_some(sim):
     with httpx.Client(base_url=sim.url, timeout=30) as c:
-        fast = stream(c, "/workflows/run", "app-sim-workflow", WORKFLOW_BODY)
+        stream(c, "/workflows/run", "app-sim-workflow", WORKFLOW_BODY)  # a warm connection: no figure pays the connect
+        fasts = [stream(c, "/workflows/run", "app-sim-workflow", WORKFLOW_BODY) for _ in range(3)]
         slow = stream(c, "/workflows/run", "app-sim-workflow", WORKFLOW_BODY,
                       headers={"X-Sim-Node-Overhead-Ms": "80", "X-Sim-Node-Ms": "30"})
-    assert set(_elapsed(fast).values()) == {0.0}
-
-    def overhead(r) -> float:  # from the opening ping (1.13 sends it at once) to workflow_started
-        return _at(r, "workflow_started") - next(f.at for f in r.frames if f.kind == "ping")
-
-    assert overhead(slow) >= 0.08 and overhead(fast) < overhead(slow) - 0.05
+    assert all(set(_elapsed(fast).values()) == {0.0} for fast in fasts)
+    # The overhead counts from the request's arrival (as Dify's own time does), so workflow_started is at least
+    # 80 ms after the request was sent (`at`'s zero). Counted from the opening ping instead, the figure lost the
+    # time between the arrival and the body's first step, and fell short of 80 ms (0.0797 s) for no fault.
+    assert _at(slow, "workflow_started") >= 0.08
+    # Fast mode waits for nothing: its workflow_started comes as soon as a request's round trip. The quickest of
+    # three, so one late wake-up of a loaded machine in a fast request cannot pass for node time.
+    assert min(_at(fast, "workflow_started") for fast in fasts) < _at(slow, "workflow_started") - 0.05
     assert _elapsed(slow)["end"] == 0.03 and _elapsed(slow)["llm"] == 0.0  # --fast: no model time
 
 

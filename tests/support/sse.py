@@ -22,6 +22,7 @@ class StreamResult:
     headers: httpx.Headers
     frames: list[Frame] = field(default_factory=list)
     complete: bool = True  # False when the connection broke mid-body
+    sent_at: float = 0.0  # time.monotonic() when the request was sent: every frame's `at` counts from it
     error: str | None = None
 
     @property
@@ -59,7 +60,7 @@ def stream(client: httpx.Client, path: str, key: str, body: dict, headers: dict 
     start = time.monotonic()
     hdrs = {"Authorization": f"Bearer {key}", **(headers or {})}
     with client.stream("POST", path, json=body, headers=hdrs, timeout=timeout) as resp:
-        result = StreamResult(resp.status_code, resp.headers)
+        result = StreamResult(resp.status_code, resp.headers, sent_at=start)
         if resp.status_code != 200 or not resp.headers.get("content-type", "").startswith("text/event-stream"):
             resp.read()
             result.frames = []

@@ -27,6 +27,7 @@ SIMULATOR_APPS: tuple[tuple[str, str, str], ...] = (
     ("agent", "agent-chat", "app-sim-agent"),
     ("completion", "completion", "app-sim-completion"),
     ("workflow", "workflow", "app-sim-workflow"),
+    ("judge", "chat", "app-sim-judge"),  # grades `judge` checks by a fixed rule (lib/simulator/grader.py)
 )
 
 GATEWAY_TARGET_NAME = "Via gateway"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lib.dify import AsyncDifyClient
-from lib.dify.models import AppParameters
+from lib.dify.models import AppParameters, CompletionResult
 
 TEXT_CONTROLS = ("paragraph", "text-input")
 
@@ -37,8 +37,10 @@ class Judge:
             assert self.prompt_input is not None
             inputs = {**self.inputs, self.prompt_input: prompt}
             result = await self.client.stream_completion(inputs, user=user).collect()
-        # a chat or completion stream collects to a ChatResult or CompletionResult: both have `answer`
-        return getattr(result, "answer", "") or ""
+        # a chat or completion stream collects to a ChatResult (a CompletionResult) or a CompletionResult
+        if not isinstance(result, CompletionResult):
+            raise TypeError(f"the judge {self.name!r} answered with a {type(result).__name__}, not an answer")
+        return result.answer or ""
 
 
 def completion_inputs(params: AppParameters, name: str) -> tuple[str, dict[str, Any]]:

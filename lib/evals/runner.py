@@ -165,7 +165,7 @@ def _resolve(name: str, targets: Sequence[Target], resolve: Callable[[str], Targ
 async def _probe(client: AsyncDifyClient, target: Target, app: str) -> str:
     """The app's kind (chat, completion, workflow) from GET /info; any failure means the suite cannot run."""
     try:
-        info = await client.info()  # type: ignore[misc]  # Endpoints is typed for the sync client
+        info = await client.info()
     except DifyError as exc:
         raise CannotRunError(f"cannot use target {target.name!r} ({target.base_url}, key {target.masked_key}): {exc}") from None
     return app if app != "auto" else APP_KINDS.get(info.mode or "", "chat")
@@ -179,7 +179,7 @@ async def _judge(name: str, client: AsyncDifyClient, target: Target) -> Judge:
     if kind == "chat":
         return Judge(name, client, kind)
     try:
-        params = await client.parameters()  # type: ignore[misc]  # Endpoints is typed for the sync client
+        params = await client.parameters()
         prompt_input, inputs = completion_inputs(params, name)
     except DifyError as exc:
         raise CannotRunError(f"cannot read the judge {name!r}'s input form (GET /parameters): {exc}") from None
@@ -296,7 +296,7 @@ async def _file(client: AsyncDifyClient, spec: dict[str, Any], suite: Suite) -> 
     path = Path(spec["path"])
     if not path.is_absolute() and suite.base_dir is not None:
         path = suite.base_dir / path
-    uploaded = await client.upload_file(path, user=suite.user)  # type: ignore[misc]
+    uploaded = await client.upload_file(path, user=suite.user)
     return uploaded.as_input(spec.get("type"))
 
 

@@ -1,4 +1,4 @@
-"""The simulator's five demo apps, one of each Dify mode, and what /info, /parameters, /meta, /site say."""
+"""The simulator's demo apps (one of each Dify mode, and a judge), and what /info, /parameters, /meta, /site say."""
 from __future__ import annotations
 
 import copy
@@ -46,6 +46,7 @@ class SimApp:
     workflow_id: str | None = None  # the published workflow (advanced-chat, workflow)
     tags: tuple[str, ...] = field(default_factory=tuple)
     graph: tuple[Node, ...] = ()  # the nodes every run goes through, in order (workflow-based apps)
+    grades: bool = False  # answers lib.evals' grading prompt with a verdict (lib/simulator/grader.py)
 
     @property
     def is_chat_family(self) -> bool:
@@ -253,6 +254,18 @@ APPS: dict[str, SimApp] = {
             graph=WORKFLOW_GRAPH,
             file_upload=True,
             tags=("simulator", "workflow"),
+        ),
+        SimApp(
+            key="app-sim-judge",
+            id="5f0c2c1e-7d0a-4a53-9a6e-0c1a3e2b7c06",
+            mode="chat",
+            name="Simulated Judge",
+            description="A chat app that grades lib.evals' judge prompts by a fixed rule (a stand-in, not a "
+                        "model): PASS when the answer contains every phrase the rubric quotes.",
+            input_form=[],
+            opening_statement="I grade eval answers: PASS when the answer contains every phrase the rubric quotes.",
+            grades=True,
+            tags=("simulator", "judge"),
         ),
     ]
 }

@@ -17,6 +17,7 @@ from typing import Any
 
 from .apps import Node, SimApp
 from .config import Latency, NodeTiming
+from .grader import grade
 from .profiles import PROFILES, Profile
 from .state import Conversation, Task, new_id, now
 from .text import count_tokens, tokenize, usage_block, write_answer
@@ -79,6 +80,8 @@ class Generation:
         return self.conversation.id if self.conversation else None
 
     def full_answer(self) -> str:
+        if self.app.grades:
+            return grade(self.query)
         turn = len(self.conversation.message_ids) + 1 if self.conversation else 1
         return write_answer(
             seed=self.seed,

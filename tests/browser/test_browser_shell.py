@@ -32,6 +32,7 @@ SIM_TARGETS = [
     "Simulator · agent",
     "Simulator · completion",
     "Simulator · workflow",
+    "Simulator · judge",
 ]
 
 
@@ -55,7 +56,7 @@ def test_root_shows_navigation_and_target_picker(page, console, tmp_path):
     picker = selectbox(page, "Target", scope=SIDEBAR)
     expect(picker).to_be_visible()
     options = selectbox_options(page, "Target", scope=SIDEBAR)
-    # A developer's .env may add a Dify target in front; the simulator's five are always there, in order.
+    # A developer's .env may add a Dify target in front; the simulator's six are always there, in order.
     assert [o for o in options if o.startswith("Simulator · ")] == SIM_TARGETS
     expect_shown_target(page, selected(page, "Target", scope=SIDEBAR))
     assert_no_exception(page)

@@ -169,3 +169,32 @@ cases:
         run_suite(suite, [chat], resolve=lambda name: completion)
     assert str(err.value).startswith("the judge 'Simulator · completion' is a completion app whose form requires "
                                      "'topic' besides 'query'")
+
+
+def test_the_simulators_judge_app_grades_by_the_rubrics_quoted_phrases(sim):
+    # no Dify account: the simulator's own judge app (app-sim-judge) grades the simulator's chat answers
+    suite = parse_suite("""
+defaults: {judge: "Simulator · judge"}
+cases:
+  - id: quoted-present
+    query: Hello there
+    assert:
+      - judge: {rubric: "The answer says it is a 'simulated answer' and names 'Simulated Chatbot'."}
+  - id: quoted-missing
+    query: Hello again
+    assert:
+      - judge: {rubric: "The answer mentions 'refund policy'."}
+  - id: nothing-quoted
+    query: Hi
+    assert:
+      - judge: {rubric: "The answer is polite."}
+""")
+    chat = Target("Simulator · chat", sim.url, "app-sim-chat", "simulator")
+    judge = Target("Simulator · judge", sim.url, "app-sim-judge", "simulator")
+    by_id = {r.case_id: r for r in run_suite(suite, [chat], resolve=lambda name: judge).results}
+    assert by_id["quoted-present"].passed, by_id["quoted-present"].checks[0].reason
+    assert by_id["quoted-present"].checks[0].reason.startswith("Simulator · judge: PASS, the answer contains")
+    assert not by_id["quoted-missing"].passed
+    assert by_id["quoted-missing"].checks[0].reason == "Simulator · judge: FAIL, the answer lacks 'refund policy'"
+    # a verdict all the same (not "not a verdict"): the rule needs quoted phrases, and says so
+    assert "quotes none" in by_id["nothing-quoted"].checks[0].reason

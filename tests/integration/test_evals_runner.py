@@ -29,8 +29,9 @@ def test_the_passing_example_passes_on_both_chat_apps_and_records_timing(sim, tm
     store = EvalStore(tmp_path / "evals.sqlite")
     suite = load_suite(ROOT / "examples" / "simulator-chat.yaml")
     progress = Progress()
+    judge = target(sim, "app-sim-judge")  # the suite's greeting is graded by the simulator's judge app
     run = run_suite(suite, [target(sim, "app-sim-chat"), target(sim, "app-sim-advanced-chat")], store=store,
-                    concurrency=3, progress=progress)
+                    concurrency=3, progress=progress, resolve=lambda name: judge)
     assert run.status == "finished" and run.total == 8, [r.reasons() for r in run.results]
     assert run.passed and run.pass_rate == 1.0
     assert progress.finished and progress.done == 8 and progress.passed == 8
@@ -40,7 +41,7 @@ def test_the_passing_example_passes_on_both_chat_apps_and_records_timing(sim, tm
     timing = greeting.turns[0].timing
     assert timing["ttft"] is not None and timing["total"] >= timing["ttft"] and timing["content_s"]
     assert greeting.tokens > 0 and greeting.cost > 0 and greeting.currency == "USD"
-    assert all(c.passed for c in greeting.checks) and len(greeting.checks) == 12
+    assert all(c.passed for c in greeting.checks) and len(greeting.checks) == 13  # 12 and the judge
     conversation = next(r for r in run.results if r.case_id == "conversation")
     assert len(conversation.turns) == 2 and conversation.turns[0].conversation_id == conversation.turns[1].conversation_id
     # the chatflow's node events, timed from sending, in order, with their statuses: a waterfall's material

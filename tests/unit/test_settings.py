@@ -21,6 +21,7 @@ SIM_NAMES = [
     "Simulator · agent",
     "Simulator · completion",
     "Simulator · workflow",
+    "Simulator · judge",
 ]
 KEY = "app-0123456789abcdefWXYZ"
 
@@ -39,6 +40,7 @@ def test_simulator_targets_always_present_with_default_url():
         "app-sim-agent",
         "app-sim-completion",
         "app-sim-workflow",
+        "app-sim-judge",
     ]
     assert {t.base_url for t in targets} == {"http://127.0.0.1:5001/v1"}
     assert {t.kind for t in targets} == {"simulator"}

@@ -431,17 +431,24 @@ def _convert_old_rows(db: sqlite3.Connection) -> None:
 
 def _private(path: Path) -> None:
     """Create the store file readable by its owner only (0600): its runs name targets and their settings.
-    SQLite gives its -wal and -shm files the database file's mode. An existing file of ours is tightened."""
+    SQLite gives its -wal and -shm files the database file's mode. An existing file of ours is tightened.
+
+    An existing store is never opened here: closing any descriptor of a file drops every POSIX lock this
+    process holds on it (SQLite's, held by a run's writer in another thread), and another process (the CLI)
+    could then write beside that writer and corrupt the file ("database disk image is malformed", seen with
+    the page and the CLI on one store). See sqlite.org/howtocorrupt.html, section 2.2."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.is_dir():
+            raise StoreError(f"the run store {path} is a folder: give a file path") from None
+        st = path.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.chmod(path, 0o600)
+        return
     except IsADirectoryError:
         raise StoreError(f"the run store {path} is a folder: give a file path") from None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid == os.getuid() and st.st_mode & 0o077:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+    os.close(fd)
 
 
 def _row(run_key: int, r: RequestRecord | dict[str, Any]) -> tuple[Any, ...]:

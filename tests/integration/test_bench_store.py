@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -118,7 +119,6 @@ def test_streaming_rows_stay_small_on_disk_and_read_column_wise(tmp_path):
 
 
 def test_a_store_in_the_first_layout_is_converted_on_open(tmp_path):
-    import sqlite3
 
     import numpy as np
 
@@ -141,3 +141,23 @@ def test_a_store_in_the_first_layout_is_converted_on_open(tmp_path):
         assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'").fetchone()
     store.create_run("r2", config={}, environment={})
     assert store.run_key("r2") == 2 and store.request_count("r1") == 1
+
+
+def test_opening_a_store_keeps_the_locks_another_connection_of_this_process_holds(tmp_path):
+    """A BenchStore opened while this process reads the file (the page opens one per script run while a run's
+    writer works) must not drop that reader's SQLite locks: were they dropped, another process could switch
+    the journal off (or checkpoint away the WAL) under it, the way the page and the CLI corrupted a store."""
+
+    path = tmp_path / "bench.sqlite"
+    BenchStore(path)
+    held = sqlite3.connect(path)
+    held.execute("BEGIN")
+    held.execute("SELECT count(*) FROM runs").fetchone()
+    BenchStore(path)
+    code = ("import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1], timeout=0)\n"
+            "try:\n    print(db.execute('PRAGMA journal_mode=DELETE').fetchone()[0])\n"
+            "except sqlite3.OperationalError as exc:\n    print(exc)\n")
+    other = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=30)
+    held.close()
+    assert other.stdout.strip() == "database is locked", other.stdout + other.stderr

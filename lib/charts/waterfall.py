@@ -17,12 +17,34 @@ __all__ = ["COLORS", "node_stats_figure", "request_waterfall_figure"]
 COLORS = {"dify": "#F58518", "node": "#4C78A8", "gap": "#BAB0AC", "tail": "#54A24B", "failed": "#E45756"}
 KIND_NAMES = {"dify": LABELS["dify"], "node": "node", "gap": LABELS["gap"], "tail": LABELS["tail"], "failed": "failed node"}
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 40, "r": 20, "t": 50, "b": 40}, "legend": {"orientation": "h", "y": -0.2}}
+# Lines of title and subtitle that fit a half-width chart (the reports' two columns) beside the mode bar.
+_TITLE_CHARS, _SUBTITLE_CHARS = 48, 60
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def _title(text: str, sub: str = "") -> dict[str, object]:
+    """The title and the figures' subtitle broken at words into lines that fit a half-width chart: plotly
+    neither wraps a title nor shrinks it, so a long one ran under the mode bar and off the chart."""
+    head, tail = _wrap(text, _TITLE_CHARS), _wrap(sub, _SUBTITLE_CHARS) if sub else []
+    title: dict[str, object] = {"text": "<br>".join(head), "x": 0, "xanchor": "left"}
+    if tail:
+        title["subtitle"] = {"text": "<br>".join(tail)}
+    return {"title": title, "margin": {**_LAYOUT["margin"], "t": max(50, 40 + 22 * len(head) + 18 * len(tail))}}
 
 
 def _empty(title: str, note: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=note, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, **_LAYOUT)
+    fig.update_layout(**{**_LAYOUT, **_title(title)}, xaxis_visible=False, yaxis_visible=False)
     return fig
 
 
@@ -68,8 +90,8 @@ def request_waterfall_figure(wf: Waterfall, title: str = "Where the request's ti
                           annotation_position="top")
     failed = f" · failed in {wf.failed_node}" if wf.failed_node else ""
     fig.update_layout(
-        title=f"{title} ({_fmt(wf.e2e_ms)} end-to-end{failed})", barmode="overlay", xaxis_title="ms since sent",
-        yaxis={"categoryorder": "array", "categoryarray": order[::-1], "title": None}, bargap=0.25, **_LAYOUT,
+        **{**_LAYOUT, **_title(title, f"{_fmt(wf.e2e_ms)} end-to-end{failed}")}, barmode="overlay", xaxis_title="ms since sent",
+        yaxis={"categoryorder": "array", "categoryarray": order[::-1], "title": None, "automargin": True}, bargap=0.25,
     )
     return fig
 
@@ -105,9 +127,9 @@ def node_stats_figure(stats: pd.DataFrame, title: str = "Time per node across th
         ))
     order = list(df["_row"])
     e2e = stats[stats["kind"] == "e2e"]
-    sub = f" (end-to-end p50 {_fmt(e2e['p50_ms'].iloc[0])}, p95 {_fmt(e2e['p95_ms'].iloc[0])})" if not e2e.empty else ""
+    e2e_text = f"end-to-end p50 {_fmt(e2e['p50_ms'].iloc[0])}, p95 {_fmt(e2e['p95_ms'].iloc[0])} · " if not e2e.empty else ""
     fig.update_layout(
-        title=title + sub, xaxis_title="ms per request (bar p50, whisker p95; after each name: its share of end-to-end)",
-        yaxis={"categoryorder": "array", "categoryarray": order[::-1], "title": None}, **_LAYOUT,
+        **{**_LAYOUT, **_title(title, e2e_text + "after each name: its share")}, xaxis_title="ms per request (bar p50, whisker p95)",
+        yaxis={"categoryorder": "array", "categoryarray": order[::-1], "title": None, "automargin": True},
     )
     return fig

@@ -116,7 +116,7 @@ def test_a_failed_node_is_kept_and_marked(paced):
     fig = request_waterfall_figure(wf)
     marked = [tr for tr in fig.data if tr.name == "failed node"]
     assert len(marked) == 1 and marked[0].marker.color == COLORS["failed"] and marked[0].marker.pattern.shape == "x"
-    assert "failed in Template" in fig.layout.title.text
+    assert "failed in Template" in fig.layout.title.subtitle.text
     stats = node_stats([t])
     assert stats.loc[stats["node_id"] == "tmpl", "failed"].item() == 1
     assert node_stats([t], ok_only=True).empty
@@ -253,7 +253,19 @@ def test_the_request_figure_draws_each_segment_on_the_time_axis(chatflow):
     assert list(by_name["node"].y) == list(nodes["label"]) and list(by_name["node"].base) == list(nodes["start_ms"])
     assert fig.layout.yaxis.categoryarray[-1] == "Dify before the first node"  # the earliest at the top
     assert [s.x0 for s in fig.layout.shapes] == [wf.ttft_ms, wf.e2e_ms]  # first token and end, dashed
-    assert "end-to-end" in fig.layout.title.text
+    assert "end-to-end" in fig.layout.title.subtitle.text
+
+
+def test_a_long_title_is_broken_into_lines_that_fit_a_half_width_chart(chatflow):
+    """In the reports' two columns a one-line title ran under the mode bar and off the chart."""
+    wf = request_waterfall(_chatflow_timings(chatflow, 1)[0])
+    name = "Slowest answer: a-case-id-that-someone-wrote-out-in-full · the students variant #3 turn 2"
+    fig = request_waterfall_figure(wf, name)
+    lines = fig.layout.title.text.split("<br>")
+    assert len(lines) > 1 and " ".join(lines) == name and max(map(len, lines)) <= 48
+    assert fig.layout.margin.t >= 40 + 22 * len(lines)  # the plot moves down to make room
+    sub = node_stats_figure(node_stats(_chatflow_timings(chatflow, 2))).layout.title.subtitle.text
+    assert "end-to-end p50" in sub and max(len(line) for line in sub.split("<br>")) <= 60
 
 
 def test_the_run_figure_draws_p50_bars_with_p95_whiskers(chatflow):
@@ -267,7 +279,7 @@ def test_the_run_figure_draws_p50_bars_with_p95_whiskers(chatflow):
     rows = stats[stats["kind"] == "node"]
     assert list(nodes.x) == pytest.approx(list(rows["p50_ms"]))
     assert list(nodes.error_x.array) == pytest.approx(list(rows["p95_ms"] - rows["p50_ms"]))
-    assert "end-to-end p50" in fig.layout.title.text
+    assert "end-to-end p50" in fig.layout.title.subtitle.text
     assert len([y for tr in node_stats_figure(stats, show_e2e=True).data for y in tr.y]) == len(stats)
 
 

@@ -187,9 +187,15 @@ def test_the_report_renders_offline_in_chromium_with_the_runs_node_figures(runs,
         nodes = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[0]._fullData"
                               ".filter(t => t.name === 'node').map(t => Array.from(t.x))[0]")
         assert np.allclose(nodes, stats.query("kind == 'node'")["p50_ms"].astype(float))
-        title = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[1]._fullLayout.title.text")
-        assert title.startswith(f"Slowest answer: {slow.case_id}")
-        assert f"{slow.turns[turn].waterfall['e2e_ms']:,.1f} ms end-to-end" in title
+        title = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[1]._fullLayout.title")
+        assert title["text"].replace("<br>", " ").startswith(f"Slowest answer: {slow.case_id}")
+        assert f"{slow.turns[turn].waterfall['e2e_ms']:,.1f} ms end-to-end" in title["subtitle"]["text"]
+        # every title, subtitle and axis title ends inside its chart (a long one ran off the half-width chart)
+        overflow = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(p => {
+            const right = p.getBoundingClientRect().right;
+            return Array.from(p.querySelectorAll('.gtitle, .gtitle-subtitle, .xtitle'))
+                .filter(t => t.getBoundingClientRect().right > right + 1).map(t => t.textContent); })""")
+        assert overflow == []
         context.close()
     assert [u for u in fetched if not u.startswith("file:")] == [] and not errors, (fetched, errors)
     assert run.status == "finished"

@@ -7,6 +7,8 @@ failed node in red and crossed, TTFT and the end as dashed lines. `node_stats_fi
 """
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -16,7 +18,8 @@ __all__ = ["COLORS", "node_stats_figure", "request_waterfall_figure"]
 
 COLORS = {"dify": "#F58518", "node": "#4C78A8", "gap": "#BAB0AC", "tail": "#54A24B", "failed": "#E45756"}
 KIND_NAMES = {"dify": LABELS["dify"], "node": "node", "gap": LABELS["gap"], "tail": LABELS["tail"], "failed": "failed node"}
-_LAYOUT = {"template": "plotly_white", "margin": {"l": 40, "r": 20, "t": 50, "b": 40}, "legend": {"orientation": "h", "y": -0.2}}
+_LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"l": 40, "r": 20, "t": 50, "b": 40},
+                           "legend": {"orientation": "h", "y": -0.2}}
 # Lines of title and subtitle that fit a half-width chart (the reports' two columns) beside the mode bar.
 _TITLE_CHARS, _SUBTITLE_CHARS = 48, 60
 

@@ -17,7 +17,7 @@ from lib.evals.records import CaseResult
 from lib.report.evals import eval_report, masked_suite_text, write_eval_report
 from lib.settings import Target
 from lib.waterfall import FORMULAS as WATERFALL
-from tests.support.browser import chromium
+from tests.support.browser import chromium, overflowing_titles
 from tests.support.html_check import parse_report
 from tests.support.procs import ROOT
 
@@ -190,12 +190,7 @@ def test_the_report_renders_offline_in_chromium_with_the_runs_node_figures(runs,
         title = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[1]._fullLayout.title")
         assert title["text"].replace("<br>", " ").startswith(f"Slowest answer: {slow.case_id}")
         assert f"{slow.turns[turn].waterfall['e2e_ms']:,.1f} ms end-to-end" in title["subtitle"]["text"]
-        # every title, subtitle and axis title ends inside its chart (a long one ran off the half-width chart)
-        overflow = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(p => {
-            const right = p.getBoundingClientRect().right;
-            return Array.from(p.querySelectorAll('.gtitle, .gtitle-subtitle, .xtitle'))
-                .filter(t => t.getBoundingClientRect().right > right + 1).map(t => t.textContent); })""")
-        assert overflow == []
+        assert overflowing_titles(page) == []  # a long one ran off the half-width chart
         context.close()
     assert [u for u in fetched if not u.startswith("file:")] == [] and not errors, (fetched, errors)
     assert run.status == "finished"

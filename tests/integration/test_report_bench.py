@@ -19,7 +19,7 @@ from lib.report.bench import (
     report_file_name,
     write_bench_report,
 )
-from tests.support.browser import chromium
+from tests.support.browser import chromium, overflowing_titles
 from tests.support.html_check import parse_report
 from tests.support.procs import ROOT
 
@@ -119,6 +119,7 @@ def test_the_report_renders_offline_in_chromium_with_the_runs_data(runs, tmp_pat
             page.locator(".plot-container").nth(charts - 1).wait_for(timeout=60_000)
             assert page.locator(".js-plotly-plot .plot-container").count() == charts
             assert page.locator(".js-plotly-plot .main-svg").count() >= charts  # each drew its svg
+            assert overflowing_titles(page) == []  # the two-column charts: a long title ran off its chart
         # The first chart of the run report is its TTFT histogram: the browser holds exactly the run's TTFTs
         # (_fullData: the values as plotly.js decoded them; `data` still holds the base64 it was given).
         page.goto(single.as_uri())

@@ -356,3 +356,15 @@ def failure_evidence(page: Page, consoles: list[Console], folder: Path) -> list[
         lines = console.app.log().splitlines()[-LOG_LINES:]
         sections.append((f"streamlit log {console.url} (last {len(lines)} lines)", "\n".join(lines)))
     return sections
+
+
+# Plotly neither wraps nor shrinks a title: a long one is drawn past its chart's edge, where it is cut off.
+_OVERFLOWING_TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(p => {
+    const right = p.getBoundingClientRect().right;
+    return Array.from(p.querySelectorAll('.gtitle, .gtitle-subtitle, .xtitle, .ytitle'))
+        .filter(t => t.getBoundingClientRect().right > right + 1).map(t => t.textContent); })"""
+
+
+def overflowing_titles(page: Page) -> list[str]:
+    """The chart titles, subtitles and axis titles on the page that run past their chart's right edge."""
+    return page.evaluate(_OVERFLOWING_TITLES)

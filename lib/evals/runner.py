@@ -28,7 +28,7 @@ from lib.dify.timing import clock
 from lib.settings import Target
 from lib.waterfall import waterfall_record
 
-from .assertions import CheckResult, Observation, judge_prompt, verdict_result, warm_up
+from .assertions import CheckResult, Observation, judge_prompt, needs_language_profiles, verdict_result, warm_up
 from .judges import Judge, JudgeFormError, completion_inputs
 from .records import CaseResult, EvalRun, NodeRecord, TurnRecord
 from .suite import Case, Suite, Turn, Variant
@@ -110,12 +110,17 @@ async def run_suite_async(
         return clients[t.name]
 
     try:
+        progress.last = "checking the targets"
         kinds = {t.name: await _probe(client_for(t), t, suite.app) for t in targets}
         judges: dict[str, Judge] = {}
         for name in suite.judge_targets():
             judge = _resolve(name, targets, resolve)
             judges[name] = await _judge(name, client_for(judge), judge)
-        warm_up([a for c in suite.cases for a in c.assertions + [x for t in c.turns for x in t.assertions]])
+        checks = [a for c in suite.cases for a in c.assertions + [x for t in c.turns for x in t.assertions]]
+        if needs_language_profiles(checks):
+            progress.last = "loading the language profiles"
+        await asyncio.to_thread(warm_up, checks)  # the loop keeps answering (a cancel, the CLI's progress line)
+        progress.last = "asking the first cases"
         slots = asyncio.Semaphore(max(1, concurrency))
 
         async def one(seq: int, target: Target, variant: Variant, case: Case, repeat: int) -> None:

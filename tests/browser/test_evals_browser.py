@@ -82,6 +82,9 @@ def test_run_suites_see_the_matrix_the_failures_and_a_diff(page, evals_console, 
     expect(page.get_by_text("Simulator failures on purpose")).to_be_visible()
     wait_for_rerun(page)
     page.get_by_role("button", name="Run suite").click()
+    # while it runs, the Runs list shows the live run (not the one looked at before) and says when its matrix comes
+    expect(selectbox(page, "Run")).to_have_value(re.compile(r"^Simulator failures on purpose · Simulator · chat · running · eval-"))
+    expect(page.get_by_text("This run is live")).to_be_visible()
     expect(page.locator(METRIC).first).to_have_text("1/5")
     # Each failure listed with its reasons. Found by its case, not by a reason's text alone: while the page
     # redraws for the new run, the last run's answer in full can still be on screen below, and its

@@ -141,3 +141,14 @@ def test_an_unreadable_verdict_fails_the_check_and_says_so():
     assert "'I think it is good.'" in r.reason
     r = verdict_result(judge, "PASS because it says 391")
     assert r.passed and r.reason == "Grader: PASS, because it says 391"
+
+
+def test_the_language_profiles_load_once_in_the_background_and_a_run_then_needs_no_wait():
+    from lib.evals import assertions
+
+    checks = [parse_assertion({"language": "en"})]
+    assertions.preload_language_profiles()
+    assert assertions._profiles_loaded.wait(30)  # loaded off the caller's thread
+    assert not assertions.needs_language_profiles(checks)  # the run's panel says no "loading the language profiles"
+    assertions.warm_up(checks)  # a no-op now, and a language check answers at once
+    assert check({"language": "en"}, "This answer is written in plain English words.").passed

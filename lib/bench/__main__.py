@@ -41,6 +41,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lib.report.figures import cost_text
 from lib.settings import SettingsError, find_target, load_targets, read_secrets_file
 
 from . import prompts as P
@@ -519,9 +520,9 @@ def _print_outcome(o: RunOutcome, selfcheck_known: bool = True) -> None:
     if s.get("goodput"):
         g = s["goodput"]
         out.print(f"goodput {_fmt(g['rate'], 2)} req/s ({g['share']:.1%} of requests within {', '.join(g['slo'])})")
-    cost = s.get("cost") or {}
-    if cost.get("total"):
-        out.print(f"cost {cost['total']:.6f} {cost.get('currency') or ''}")
+    cost = cost_text(s.get("cost"))
+    if cost:
+        out.print(f"cost {cost}")
     check = s.get("selfcheck") or {}
     lag = (check.get("loop_lag_ms") or {}).get("p99")
     if s.get("client_bound"):

@@ -70,7 +70,8 @@ FORMULAS: dict[str, str] = {
                    f"requests; in a longer one (summed as answers arrive, without keeping them) they come from a "
                    f"log-bucket sketch and are within {RELATIVE_ERROR:.0%} relative error; min, max, mean, std and every count are exact, "
                    "and the peak output tokens/s is read from 10 ms bins.",
-    "cost": "Cost = sum of Dify's usage total_price over all requests that reported one.",
+    "cost": "Cost = sum of Dify's usage total_price over all requests that reported one, per currency "
+            "(prices in different currencies are not added).",
 }
 
 PER_REQUEST = ("ttft_ms", "e2e_ms", "tpot_ms", "ttfb_ms", "queue_ms")
@@ -78,6 +79,18 @@ PER_REQUEST = ("ttft_ms", "e2e_ms", "tpot_ms", "ttfb_ms", "queue_ms")
 
 # -- per request ---------------------------------------------------------------------------------------
 
+
+
+def cost_summary(by_currency: dict[str, float], n_ok: int) -> dict[str, Any]:
+    """A run's cost: `total` and `per_request` (over the succeeded requests) in its one `currency`. Prices in
+    several currencies (a target per model vendor) are not added into one meaningless figure: `currency` is
+    then "mixed", `total` and `per_request` None, and `by_currency` holds each currency's sum."""
+    by = {c: round(v, 8) for c, v in sorted(by_currency.items())}
+    if len(by) > 1:
+        return {"total": None, "currency": "mixed", "per_request": None, "by_currency": by}
+    currency, total = next(iter(by.items()), (None, 0.0))
+    return {"total": total, "currency": currency, "per_request": round(total / n_ok, 8) if n_ok else None,
+            "by_currency": by}
 
 def tpot_ms(e2e_ms: float | None, ttft_ms: float | None, output_tokens: int | None) -> float | None:
     """Time per output token after the first: (e2e − TTFT) / (output tokens − 1); None below 2 tokens."""
@@ -318,11 +331,12 @@ def summarize(df: pd.DataFrame, thresholds: Sequence[Threshold] = (), *, window_
     phases = m.loc[~m["ok"].astype(bool), "error_phase"].fillna("unknown").value_counts() if n else pd.Series(dtype=int)
     summary["errors_by_phase"] = {str(k): int(v) for k, v in phases.items()}
     summary["retries"] = int(pd.to_numeric(m["retries"], errors="coerce").fillna(0).sum()) if n else 0
-    prices = pd.to_numeric(m["price"], errors="coerce") if n else pd.Series(dtype=float)
-    currency = m["currency"].dropna().iloc[0] if n and m["currency"].notna().any() else None
-    total_price = float(prices.fillna(0).sum()) if n else 0.0
-    summary["cost"] = {"total": round(total_price, 8), "currency": currency,
-                       "per_request": round(total_price / n_ok, 8) if n_ok else None}
+    by_currency: dict[str, float] = {}
+    if n:
+        priced = pd.DataFrame({"price": pd.to_numeric(m["price"], errors="coerce"),
+                               "currency": m["currency"].astype(object).where(m["currency"].notna(), "USD")}).dropna()
+        by_currency = {str(k): float(v) for k, v in priced.groupby("currency")["price"].sum().items()}
+    summary["cost"] = cost_summary(by_currency, n_ok)
     per_request = [t for t in thresholds if t.per_request_metric]
     if per_request and n:
         good = int(within_slo(m, per_request).sum())
@@ -392,7 +406,7 @@ class RunTally:
         self.sketches = {m: LogSketch() for m in (*LATENCY_METRICS, "user")}
         self.n = self.n_ok = self.warmup = self.abandoned = self.good = 0
         self.out_tokens = self.in_tokens = self.all_tokens = self.retries = self.malformed = 0
-        self.price, self.currency = 0.0, None
+        self.prices: dict[str, float] = {}  # currency -> sum
         self.start, self.last_end = math.inf, -math.inf
         self.sources: set[str] = set()
         self.errors: dict[str, int] = {}
@@ -428,9 +442,8 @@ class RunTally:
         self.retries += rec.retries or 0
         self.malformed += rec.malformed or 0
         if rec.price is not None:
-            self.price += rec.price
-        if self.currency is None and rec.currency is not None:
-            self.currency = rec.currency
+            currency = rec.currency or "USD"  # Dify's default, as lib.dify.usage reads it
+            self.prices[currency] = self.prices.get(currency, 0.0) + rec.price
         if not rec.ok:
             key = rec.error_class or "Unknown"
             self.errors[key] = self.errors.get(key, 0) + 1
@@ -503,8 +516,7 @@ class RunTally:
         summary["errors"] = dict(sorted(self.errors.items(), key=lambda kv: -kv[1]))
         summary["errors_by_phase"] = dict(sorted(self.phases.items(), key=lambda kv: -kv[1]))
         summary["retries"] = self.retries
-        summary["cost"] = {"total": round(self.price, 8), "currency": self.currency,
-                           "per_request": round(self.price / n_ok, 8) if n_ok else None}
+        summary["cost"] = cost_summary(self.prices, n_ok)
         if self.thresholds and n:
             summary["goodput"] = {"slo": [str(t) for t in self.thresholds], "good": self.good,
                                   "rate": _r(good_w / dur) if dur else 0.0, "share": _r(self.good / n)}

@@ -28,6 +28,7 @@ from .figures import (
     ALL_LATENCIES,
     client_bound_reasons,
     compare_frame,
+    cost_text,
     figure_name,
     percentiles_frame,
     selfcheck_sentence,
@@ -136,10 +137,9 @@ def _summary_blocks(info: RunInfo, s: dict[str, Any]) -> list[Any]:
     if s.get("goodput"):
         g = s["goodput"]
         rows.append(("Goodput", f"{g['rate']:.2f} req/s", f"{g['share']:.1%} within {', '.join(g['slo'])}", FORMULAS["goodput"]))
-    cost = s.get("cost") or {}
-    if cost.get("total"):
-        rows.append(("Cost", f"{cost['total']:.6f} {cost.get('currency') or ''}".strip(),
-                     f"{cost['per_request']:.6f} a request", FORMULAS["cost"]))
+    cost = cost_text(s.get("cost"))
+    if cost:
+        rows.append(("Cost", cost, "", FORMULAS["cost"]))
     if s.get("errors"):
         rows.append(("Errors", ", ".join(f"{k}: {v}" for k, v in s["errors"].items()), "", ""))
     blocks.append(Table(pd.DataFrame(rows, columns=["figure", "value", "detail", "formula"]), index=False))

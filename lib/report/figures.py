@@ -63,6 +63,21 @@ def compare_frame(summaries: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return shown
 
 
+def cost_text(cost: dict[str, Any] | None) -> str | None:
+    """`0.001234 USD (0.000012 a request)`, or each currency's sum when a run mixed them; None without a price."""
+    cost = cost or {}
+    # a run saved before `by_currency` was kept has one currency's total
+    by = cost.get("by_currency") or ({cost.get("currency") or "": cost["total"]} if cost.get("total") else {})
+    by = {c: v for c, v in by.items() if v}
+    if not by:
+        return None
+    if len(by) > 1:
+        return " + ".join(f"{v:.6f} {c}" for c, v in by.items()) + " (mixed currencies: not added)"
+    (currency, total), = by.items()
+    per = cost.get("per_request")
+    return f"{total:.6f} {currency}".strip() + (f" ({per:.6f} a request)" if per is not None else "")
+
+
 def client_bound_reasons(summary: dict[str, Any]) -> list[str]:
     """Why the load generator, not the target, set the figures (as sentences); empty when it kept up."""
     if not summary.get("client_bound"):

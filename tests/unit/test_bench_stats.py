@@ -143,7 +143,8 @@ def test_a_tally_of_the_records_matches_the_exact_summary_within_the_sketch_erro
              "errors", "errors_by_phase", "retries", "malformed_frames", "output_tokens_source", "duration_s", "window_start_ms",
              "last_end_ms", "success_rate", "throughput_attribution", "percentiles")
     assert {k: got[k] for k in exact} == {k: want[k] for k in exact}
-    assert got["goodput"]["good"] == want["goodput"]["good"] and got["cost"] == pytest.approx(want["cost"])
+    assert got["goodput"]["good"] == want["goodput"]["good"] and got["cost"]["currency"] == want["cost"]["currency"]
+    assert got["cost"]["by_currency"] == pytest.approx(want["cost"]["by_currency"])
     for k in ("request_throughput", "input_tokens_per_s", "total_tokens_per_s", "goodput_rate"):
         assert got[k] == pytest.approx(want[k], rel=1e-6), k
     # tokens binned by 10 ms: the rates that read arrival times agree within a bin's share
@@ -176,3 +177,25 @@ def test_the_sketch_is_within_its_relative_error_at_every_rank_and_merges():
         true = ordered[int(np.floor(q * (len(values) - 1)))]
         assert a.quantile(q) == pytest.approx(true, rel=RELATIVE_ERROR * 1.0001, abs=1e-9), q
     assert a.n == len(values) and a.low == 0.0 and a.high == ordered[-1]
+
+
+def test_prices_in_different_currencies_are_not_added_into_one_figure():
+    from lib.bench.stats import RunTally
+    from lib.report.figures import cost_text
+
+    rows = [rec(i, 100, 1000, start=10.0 * i) for i in range(4)]
+    rows[1].currency = rows[3].currency = "RMB"
+    rows[2].price = None  # no usage reported: no price, not 0 of some currency
+    tally = RunTally([])
+    for r in rows:
+        tally.add(r)
+    for s in (summarize(records_frame(rows), []), tally.summary()):
+        cost = s["cost"]
+        assert cost["total"] is None and cost["per_request"] is None and cost["currency"] == "mixed"
+        assert cost["by_currency"] == pytest.approx({"RMB": 0.002, "USD": 0.001})
+        assert cost_text(cost) == "0.002000 RMB + 0.001000 USD (mixed currencies: not added)"
+    one = summarize(records_frame(rows[:1] + rows[2:3]), [])["cost"]
+    assert (one["total"], one["currency"], one["per_request"]) == (pytest.approx(0.001), "USD", pytest.approx(0.0005))
+    assert cost_text(one) == "0.001000 USD (0.000500 a request)"
+    assert cost_text({"total": 0.5, "currency": "USD", "per_request": 0.25}) == "0.500000 USD (0.250000 a request)"  # a saved run
+    assert cost_text(summarize(records_frame(rows[2:3]), [])["cost"]) is None

@@ -21,6 +21,7 @@ from lib.report.figures import (
     ALL_LATENCIES,
     client_bound_reasons,
     compare_frame,
+    cost_text,
     percentiles_frame,
     selfcheck_sentence,
 )
@@ -159,9 +160,9 @@ def single(store: BenchStore, run_id: str) -> None:
         st.markdown(f"**Goodput** {g['rate']:.2f} req/s: {g['share']:.1%} of requests within {within}. *{FORMULAS['goodput']}*")
     if s.get("slo_checks"):
         st.dataframe(pd.DataFrame(s["slo_checks"])[["slo", "value", "ok"]], hide_index=True)
-    cost = s.get("cost") or {}
-    if cost.get("total"):
-        st.caption(f"Cost {cost['total']:.6f} {cost.get('currency') or ''} ({cost['per_request']:.6f} a request). {FORMULAS['cost']}")
+    cost = cost_text(s.get("cost"))
+    if cost:
+        st.caption(f"Cost {cost}. {FORMULAS['cost']}")
     st.markdown("**Percentiles (ms)**")
     st.dataframe(percentiles_frame(s, ALL_LATENCIES), width="stretch")
     st.caption(" ".join(FORMULAS[k] for k in ("origin", "ttft_ms", "e2e_ms", "itl_ms", "tpot_ms", "queue_ms", "duration_s", "percentiles")))

@@ -409,6 +409,8 @@ def _limit(a: Assertion, o: Observation) -> tuple[bool, str]:
     attr, unit, scale = LIMIT_KINDS[a.kind]
     value = getattr(o, attr)
     unit = unit or o.currency
+    if value is None and attr == "cost" and "+" in (o.currency or ""):
+        return False, f"the answer's nodes were priced in several currencies ({o.currency}): no one figure to limit"
     if value is None:
         what = {"ttft_s": "no first token arrived", "total_s": "the answer did not finish",
                 "tokens": "Dify reported no token usage", "cost": "Dify reported no price"}[attr]

@@ -98,6 +98,8 @@ def test_time_token_and_cost_limits():
     r = check({"max-cost": 0.001}, cost=0.002, currency="USD")
     assert not r.passed and r.reason == "0.002000 USD (limit 0.001)"
     assert check({"max-cost": 0.01}, cost=None).reason == "Dify reported no price"
+    mixed = check({"max-cost": 0.01}, cost=None, currency="RMB+USD")  # a workflow with a USD and an RMB model
+    assert not mixed.passed and mixed.reason == "the answer's nodes were priced in several currencies (RMB+USD): no one figure to limit"
 
 
 @pytest.mark.parametrize("spec, message", [

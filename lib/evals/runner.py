@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from lib.bench.environment import environment
-from lib.dify import AsyncDifyClient, DifyError, NodeEvent, Timeouts, WorkflowResult
-from lib.dify.timing import clock
+from lib.dify import AsyncDifyClient, DifyError, Timeouts, WorkflowResult
+from lib.dify.timing import NodeSpan
 from lib.settings import Target
 from lib.waterfall import waterfall_record
 
@@ -238,19 +238,14 @@ async def _answer(suite: Suite, case: Case, turn: Turn, variant: Variant, client
         stream = client.stream_completion(inputs, user=suite.user, query=turn.query or None, files=files, **options)
     else:
         stream = client.stream_workflow(inputs, user=suite.user, files=files, **options)
-    nodes: dict[str, NodeRecord] = {}
     try:
         async with stream:
-            async for event in stream:
-                if isinstance(event, NodeEvent):
-                    _node_event(nodes, event, clock())
+            async for _event in stream:
+                pass  # the client's Timing keeps what is judged: the answer, its instants, each node's span
     finally:
-        record.nodes = list(nodes.values())
         timing = stream.timing
         sent = timing.sent
-        for n in record.nodes:  # instants -> seconds after sending
-            n.started_s = None if n.started_s is None or sent is None else round(n.started_s - sent, 6)
-            n.finished_s = None if n.finished_s is None or sent is None else round(n.finished_s - sent, 6)
+        record.nodes = [_node_record(span, sent) for span in timing.nodes or ()]
         record.timing = timing.as_dict()
         record.timing["first_event_s"] = None if timing.first_event is None or sent is None else timing.first_event - sent
         record.timing["content_s"] = [round(c - sent, 6) for c in timing.content] if sent is not None else []
@@ -269,22 +264,14 @@ async def _answer(suite: Suite, case: Case, turn: Turn, variant: Variant, client
         record.usage = result.usage.raw if result.usage is not None else None
 
 
-def _node_event(nodes: dict[str, NodeRecord], event: NodeEvent, now: float) -> None:
-    data = event.data
-    key = data.get("id") or event.node_id or str(len(nodes))  # the node execution's id: a loop runs a node twice
-    node = nodes.setdefault(key, NodeRecord(event.node_id or "", event.node_type, event.title,
-                                            parent=data.get("iteration_id") or data.get("loop_id")))
-    if event.event == "node_started":
-        node.started_s = now
-    elif event.event == "node_finished":
-        node.finished_s, node.status = now, event.status
-        node.elapsed_s = data.get("elapsed_time")
-        node.error = data.get("error")
-        meta = data.get("execution_metadata") or {}
-        node.tokens = meta.get("total_tokens")
-        price = meta.get("total_price")
-        node.cost = float(price) if price not in (None, "") else None
-        node.currency = meta.get("currency") or None
+def _node_record(span: NodeSpan, sent: float | None) -> NodeRecord:
+    """A node execution as the client's Timing saw it, its instants in seconds after sending."""
+    def since(t: float | None) -> float | None:
+        return None if t is None or sent is None else round(t - sent, 6)
+
+    return NodeRecord(span.node_id, span.type or None, span.title, started_s=since(span.started),
+                      finished_s=since(span.finished), status=span.status, elapsed_s=span.elapsed, tokens=span.tokens,
+                      cost=span.price, error=span.error, currency=span.currency, parent=span.parent)
 
 
 def _text_output(outputs: dict[str, Any]) -> str:

@@ -286,6 +286,8 @@ def _length(a: Assertion, o: Observation) -> tuple[bool, str]:
 
 _profiles_loaded = threading.Event()
 _profiles_lock = threading.Lock()
+_preload_lock = threading.Lock()
+_profiles_preloading = False
 
 
 def load_language_profiles() -> None:
@@ -301,8 +303,12 @@ def load_language_profiles() -> None:
 def preload_language_profiles() -> None:
     """Start loading the profiles in the background, so a run started later does not wait for them (the page
     calls this while its form is read)."""
-    if not _profiles_loaded.is_set():
-        threading.Thread(target=load_language_profiles, name="langdetect-profiles", daemon=True).start()
+    global _profiles_preloading
+    with _preload_lock:  # one thread, however many reruns come while it loads
+        if _profiles_preloading or _profiles_loaded.is_set():
+            return
+        _profiles_preloading = True
+    threading.Thread(target=load_language_profiles, name="langdetect-profiles", daemon=True).start()
 
 
 def needs_language_profiles(assertions: list[Assertion]) -> bool:

@@ -154,3 +154,21 @@ def test_the_language_profiles_load_once_in_the_background_and_a_run_then_needs_
     assert not assertions.needs_language_profiles(checks)  # the run's panel says no "loading the language profiles"
     assertions.warm_up(checks)  # a no-op now, and a language check answers at once
     assert check({"language": "en"}, "This answer is written in plain English words.").passed
+
+
+def test_reruns_while_the_profiles_load_start_no_second_loader(monkeypatch):
+    import threading
+
+    from lib.evals import assertions
+
+    release, started = threading.Event(), []
+    monkeypatch.setattr(assertions, "_profiles_loaded", threading.Event())
+    monkeypatch.setattr(assertions, "_profiles_preloading", False)
+    monkeypatch.setattr(assertions, "load_language_profiles", lambda: (started.append(1), release.wait(10)))
+    for _ in range(5):  # the page renders again and again while the first load is under way
+        assertions.preload_language_profiles()
+    release.set()
+    for t in threading.enumerate():
+        if t.name == "langdetect-profiles":
+            t.join(10)
+    assert len(started) == 1

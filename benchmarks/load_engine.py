@@ -35,6 +35,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import orjson
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from simulator_capacity import pin, start_paced_simulator  # noqa: E402  (same folder: the shared server and core helpers)
 
 from lib.bench import BenchStore, RunConfig, run_benchmark  # noqa: E402
+from lib.bench.stats import in_window_share  # noqa: E402
 
 TTFT_S = 0.2
 TOKENS_PER_S = 100.0
@@ -86,7 +88,8 @@ def window_figures(rows: list[tuple[float, float | None, float]], warmup: float,
     once and the answers end in waves (50 streams of 1.1 s answers counted 48.6 req/s in a window
     that held 45.3)."""
     w0, w1 = warmup, warmup + seconds
-    done = sum((min(end, w1) - max(sent, w0)) / (end - sent) for sent, _, end in rows if end > sent and end > w0 and sent < w1)
+    spans = pd.DataFrame([(sent, end) for sent, _, end in rows], columns=["t_scheduled", "t_end"])
+    done = float(in_window_share(spans, w0, w1).sum())
     ttft = np.array([(f - s) * 1000 for s, f, _ in rows if w0 <= s < w1 and f is not None])
     return done / seconds, ttft
 
